@@ -1,0 +1,1 @@
+//! lxd-client (being built; see ARCHITECTURE.md).

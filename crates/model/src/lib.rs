@@ -1,0 +1,1 @@
+//! The schema of every Terraform type and its state transitions, as pure functions.

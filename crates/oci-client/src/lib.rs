@@ -1,0 +1,1 @@
+//! oci-client (being built; see ARCHITECTURE.md).

@@ -1,0 +1,1 @@
+//! The Terraform plugin protocol server (being built; see ARCHITECTURE.md).

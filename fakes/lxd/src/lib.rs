@@ -1,0 +1,1 @@
+//! fake-lxd (being built; see ARCHITECTURE.md).

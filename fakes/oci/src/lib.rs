@@ -1,0 +1,1 @@
+//! fake-oci (being built; see ARCHITECTURE.md).

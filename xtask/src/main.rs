@@ -1,1 +1,161 @@
-fn main() {}
+//! Project automation, run as `cargo xtask <command>`.
+//!
+//! This is an ordinary binary crate with few dependencies (rust-analyzer's xtask pattern).
+//! `cargo xtask test` is the one test command: it installs what the tests need, runs the
+//! tidy checks and every test suite, then clippy and rustfmt.
+
+mod fakes;
+mod tidy;
+mod tools;
+
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+const HELP: &str = "\
+cargo xtask <command>
+
+Commands:
+  test [--long]       install the test tools, run tidy checks, every test, clippy and rustfmt
+                      (--long runs the property tests with 10,000 cases)
+  fakes               start fake-lxd and fake-oci for the contributor loop (Ctrl-C stops them)
+  tools               install the external tools the tests use and print their locations
+";
+
+fn main() -> Result<()> {
+    let args: Vec<String> = env::args().skip(1).collect();
+    let root = project_root();
+    env::set_current_dir(&root)?;
+    let Some(cmd) = args.first() else {
+        print!("{HELP}");
+        return Ok(());
+    };
+    let rest = &args[1..];
+    match cmd.as_str() {
+        "test" => test(&root, rest.iter().any(|a| a == "--long")),
+        "fakes" => fakes::start(&root),
+        "tools" => {
+            let tools = tools::ensure(&root)?;
+            for (key, value) in tools.env() {
+                println!("{key}={}", value.display());
+            }
+            Ok(())
+        }
+        "help" | "--help" | "-h" => {
+            print!("{HELP}");
+            Ok(())
+        }
+        other => bail!("unknown command `{other}`\n\n{HELP}"),
+    }
+}
+
+/// The workspace root: the parent of this crate's manifest directory.
+pub fn project_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives one level below the workspace root")
+        .to_path_buf()
+}
+
+/// Where cargo builds go. On CI (`CI` set) the build cache lives outside the clone so that
+/// later runs on the same machine reuse it; locally it is the usual `target/`.
+pub fn target_dir(root: &Path) -> PathBuf {
+    if let Some(dir) = env::var_os("CARGO_TARGET_DIR") {
+        return PathBuf::from(dir);
+    }
+    if env::var_os("CI").is_some() {
+        return cache_home().join("target");
+    }
+    root.join("target")
+}
+
+/// A per-machine cache directory for this project, outside any clone.
+pub fn cache_home() -> PathBuf {
+    let base = env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(env::temp_dir);
+    base.join("tf-short-lived-credentials")
+}
+
+fn cargo() -> Command {
+    Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".to_string()))
+}
+
+pub fn run(cmd: &mut Command) -> Result<()> {
+    eprintln!("$ {}", describe(cmd));
+    let status = cmd
+        .status()
+        .with_context(|| format!("could not start {}", describe(cmd)))?;
+    if !status.success() {
+        bail!("`{}` failed with {status}", describe(cmd));
+    }
+    Ok(())
+}
+
+fn describe(cmd: &Command) -> String {
+    let mut text = cmd.get_program().to_string_lossy().into_owned();
+    for arg in cmd.get_args() {
+        text.push(' ');
+        text.push_str(&arg.to_string_lossy());
+    }
+    text
+}
+
+fn test(root: &Path, long: bool) -> Result<()> {
+    let target = target_dir(root);
+    eprintln!("xtask: cargo target dir {}", target.display());
+
+    tidy::check(root)?;
+
+    let tools = tools::ensure(root)?;
+
+    let nextest = cargo()
+        .args(["nextest", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let mut tests = cargo();
+    if nextest {
+        tests.args([
+            "nextest",
+            "run",
+            "--workspace",
+            "--all-targets",
+            "--no-fail-fast",
+        ]);
+    } else {
+        tests.args(["test", "--workspace", "--all-targets", "--no-fail-fast"]);
+    }
+    tests.env("CARGO_TARGET_DIR", &target);
+    tests.env("XTASK_REQUIRE_TOOLS", "1");
+    tests.env("CHECKPOINT_DISABLE", "1");
+    for (key, value) in tools.env() {
+        tests.env(key, value);
+    }
+    if long {
+        tests.env("PROPTEST_CASES", "10000");
+    }
+    run(&mut tests)?;
+    if nextest {
+        // nextest does not run doctests.
+        run(cargo()
+            .args(["test", "--workspace", "--doc"])
+            .env("CARGO_TARGET_DIR", &target))?;
+    }
+
+    run(cargo()
+        .args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ])
+        .env("CARGO_TARGET_DIR", &target))?;
+    run(cargo().args(["fmt", "--all", "--check"]))?;
+    eprintln!("xtask: all checks passed");
+    Ok(())
+}

@@ -110,19 +110,24 @@ fn ensure_venv(venv: &Path, requirement: &str) -> Result<PathBuf> {
     if std::fs::read_to_string(&marker).is_ok_and(|m| m.trim() == requirement) {
         return Ok(venv.to_path_buf());
     }
-    let python = which("python3").context("python3 is needed to install the test tools")?;
-    let created = Command::new(&python)
-        .args(["-m", "venv", "--clear"])
-        .arg(venv)
-        .status()?;
-    if !created.success() {
-        // Debian's python3 needs python3-venv for `-m venv`.
-        apt_install(&["python3-venv", "python3-pip"])?;
-        run(Command::new(&python)
-            .args(["-m", "venv", "--clear"])
-            .arg(venv))?;
+    if !venv.join("bin/python").is_file() {
+        let python = which("python3").context("python3 is needed to install the test tools")?;
+        let created = Command::new(&python)
+            .args(["-m", "venv"])
+            .arg(venv)
+            .status()?;
+        if !created.success() {
+            // Debian's python3 needs python3-venv for `-m venv`.
+            apt_install(&["python3-venv", "python3-pip"])?;
+            run(Command::new(&python)
+                .args(["-m", "venv", "--clear"])
+                .arg(venv))?;
+        }
     }
-    run(Command::new(venv.join("bin/pip")).args([
+    // Installing into an existing venv is idempotent and quick when the pin is already met.
+    run(Command::new(venv.join("bin/python")).args([
+        "-m",
+        "pip",
         "install",
         "--quiet",
         "--disable-pip-version-check",

@@ -4,6 +4,7 @@
 //! `cargo xtask test` is the one test command: it installs what the tests need, runs the
 //! tidy checks and every test suite, then clippy and rustfmt.
 
+mod demo;
 mod fakes;
 mod tidy;
 mod tools;
@@ -20,6 +21,7 @@ cargo xtask <command>
 Commands:
   test [--long]       install the test tools, run tidy checks, every test, clippy and rustfmt
                       (--long runs the property tests with 10,000 cases)
+  demo                apply the seed examples with real Terraform against both fakes, then destroy
   fakes               start fake-lxd and fake-oci for the contributor loop (Ctrl-C stops them)
   tools               install the external tools the tests use and print their locations
 ";
@@ -36,6 +38,7 @@ fn main() -> Result<()> {
     match cmd.as_str() {
         "test" => test(&root, rest.iter().any(|a| a == "--long")),
         "fakes" => fakes::start(&root),
+        "demo" => demo::run_demo(&root),
         "tools" => {
             let tools = tools::ensure(&root)?;
             for (key, value) in tools.env() {

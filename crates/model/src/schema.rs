@@ -36,8 +36,6 @@ pub enum Validator {
     OneOf(&'static [&'static str]),
     /// The string must not be empty.
     NotEmpty,
-    /// The string must be a valid regular expression when the named sibling bool is true.
-    RegexWhen(&'static str),
 }
 
 /// A default the provider plans when the user leaves an optional attribute unset.

@@ -5,6 +5,7 @@
 //! tidy checks and every test suite, then clippy and rustfmt.
 
 mod demo;
+mod docs;
 mod fakes;
 mod tidy;
 mod tools;
@@ -22,6 +23,7 @@ Commands:
   test [--long]       install the test tools, run tidy checks, every test, clippy and rustfmt
                       (--long runs the property tests with 10,000 cases)
   demo                apply the seed examples with real Terraform against both fakes, then destroy
+  docs [--check]      regenerate docs/ and examples/ from the model schema (--check: fail when stale)
   fakes               start fake-lxd and fake-oci for the contributor loop (Ctrl-C stops them)
   tools               install the external tools the tests use and print their locations
 ";
@@ -39,6 +41,7 @@ fn main() -> Result<()> {
         "test" => test(&root, rest.iter().any(|a| a == "--long")),
         "fakes" => fakes::start(&root),
         "demo" => demo::run_demo(&root),
+        "docs" => docs::run(&root, rest.iter().any(|a| a == "--check")),
         "tools" => {
             let tools = tools::ensure(&root)?;
             for (key, value) in tools.env() {
@@ -112,6 +115,7 @@ fn test(root: &Path, long: bool) -> Result<()> {
     eprintln!("xtask: cargo target dir {}", target.display());
 
     tidy::check(root)?;
+    docs::run(root, true)?;
 
     let tools = tools::ensure(root)?;
 

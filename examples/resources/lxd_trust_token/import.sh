@@ -1,0 +1,1 @@
+terraform import lxd_trust_token.token1 <operation id>

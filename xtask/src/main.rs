@@ -119,6 +119,7 @@ fn test(root: &Path, long: bool) -> Result<()> {
 
     let tools = tools::ensure(root)?;
 
+    // The workspace has no doctests, so nextest (which skips them) covers every test.
     let nextest = cargo()
         .args(["nextest", "--version"])
         .output()
@@ -145,13 +146,6 @@ fn test(root: &Path, long: bool) -> Result<()> {
         tests.env("PROPTEST_CASES", "10000");
     }
     run(&mut tests)?;
-    if nextest {
-        // nextest does not run doctests.
-        run(cargo()
-            .args(["test", "--workspace", "--doc"])
-            .env("CARGO_TARGET_DIR", &target))?;
-    }
-
     run(cargo()
         .args([
             "clippy",

@@ -1,0 +1,37 @@
+//! The URL table of the Identity API and of the control API.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::{get, post, put};
+
+use crate::{AppState, control, handlers};
+
+pub fn api(app: Arc<AppState>) -> Router {
+    let tokens = get(handlers::list).post(handlers::create);
+    let token = put(handlers::update).delete(handlers::delete);
+    Router::new()
+        .route("/20160918/users/{user_id}/authTokens", tokens.clone())
+        .route("/20160918/users/{user_id}/authTokens/", tokens)
+        .route("/20160918/users/{user_id}/authTokens/{token_id}", token)
+        .fallback(handlers::not_found)
+        .with_state(app)
+}
+
+pub fn control(app: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/_fake/state", get(control::state))
+        .route("/_fake/reset", post(control::reset))
+        .route("/_fake/seed", post(control::seed))
+        .route("/_fake/clock/advance", post(control::advance))
+        .route("/_fake/requests", get(control::requests))
+        .route(
+            "/_fake/faults",
+            post(control::add_fault).delete(control::clear_faults),
+        )
+        .route("/_fake/users", post(control::add_user))
+        .route("/_fake/lifecycle", post(control::lifecycle))
+        .route("/_fake/poke", post(control::poke))
+        .route("/_fake/token-expiry", post(control::token_expiry))
+        .with_state(app)
+}

@@ -1,0 +1,444 @@
+//! The Identity service's auth-token state machine. It knows no HTTP.
+//!
+//! Each token keeps its current lifecycle state apart from a pending transition (CREATING →
+//! ACTIVE, DELETING → DELETED) that completes immediately, after some reads, after some time
+//! on the fake's clock, or when a test pokes it.
+
+use std::collections::BTreeMap;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rsa::RsaPublicKey;
+use serde::Serialize;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+
+/// Auth tokens a user may hold at once.
+pub const TOKENS_PER_USER: usize = 2;
+
+/// How long a lifecycle transition lasts.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize, Serialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Delay {
+    #[default]
+    Immediate,
+    /// Completes on the N-th list that shows the token.
+    Reads(u32),
+    /// Completes once the fake's clock has moved this many seconds.
+    Seconds(f64),
+    /// Completes only when poked.
+    Manual,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Lifecycle {
+    Creating,
+    Active,
+    Inactive,
+    Deleting,
+    Deleted,
+}
+
+impl Lifecycle {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Lifecycle::Creating => "CREATING",
+            Lifecycle::Active => "ACTIVE",
+            Lifecycle::Inactive => "INACTIVE",
+            Lifecycle::Deleting => "DELETING",
+            Lifecycle::Deleted => "DELETED",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct Pending {
+    target: Lifecycle,
+    reads_left: Option<u32>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    due: Option<OffsetDateTime>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Token {
+    pub id: String,
+    pub user_id: String,
+    pub description: String,
+    /// Shown in the create response only.
+    #[serde(skip)]
+    pub secret: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub time_created: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub time_expires: Option<OffsetDateTime>,
+    pub state: Lifecycle,
+    pub etag: String,
+    pending: Option<Pending>,
+}
+
+#[derive(Debug, Clone)]
+pub struct User {
+    pub tenancy: String,
+    /// API signing keys by fingerprint.
+    pub keys: BTreeMap<String, RsaPublicKey>,
+}
+
+/// What a create returned, remembered under its `opc-retry-token`.
+#[derive(Debug, Clone)]
+struct Retried {
+    body_hash: [u8; 32],
+    token_id: String,
+    response: serde_json::Value,
+}
+
+/// Typed errors of the Identity API; the handlers turn them into OCI's envelope.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApiError {
+    #[error("Authorization failed or requested resource not found.")]
+    NotFound,
+    #[error("{0}")]
+    InvalidParameter(String),
+    #[error("You have reached the maximum number of auth tokens ({TOKENS_PER_USER}) for user {0}.")]
+    LimitExceeded(String),
+    #[error("The retry token was used for a different request; use a new opc-retry-token.")]
+    RetryTokenReused,
+    #[error("The etag in if-match does not match the resource's current etag.")]
+    EtagMismatch,
+    #[error("The resource is in state {0} and cannot be changed.")]
+    IncorrectState(&'static str),
+}
+
+impl ApiError {
+    pub fn status_and_code(&self) -> (u16, &'static str) {
+        match self {
+            ApiError::NotFound => (404, "NotAuthorizedOrNotFound"),
+            ApiError::InvalidParameter(_) => (400, "InvalidParameter"),
+            ApiError::LimitExceeded(_) => (400, "LimitExceeded"),
+            ApiError::RetryTokenReused => (409, "InvalidatedRetryToken"),
+            ApiError::EtagMismatch => (412, "NoEtagMatch"),
+            ApiError::IncorrectState(_) => (409, "IncorrectState"),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct State {
+    pub users: BTreeMap<String, User>,
+    tokens: Vec<Token>,
+    retries: BTreeMap<(String, String), Retried>,
+    pub creating: Delay,
+    pub deleting: Delay,
+    pub token_lifetime: Option<time::Duration>,
+    rng: ChaCha8Rng,
+}
+
+const SECRET_CHARS: &[u8] =
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789()+:;<>[]{}.#-_";
+const ID_CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+
+impl State {
+    pub fn new(seed: u64) -> State {
+        State {
+            users: BTreeMap::new(),
+            tokens: Vec::new(),
+            retries: BTreeMap::new(),
+            creating: Delay::Immediate,
+            deleting: Delay::Immediate,
+            token_lifetime: None,
+            rng: ChaCha8Rng::seed_from_u64(seed),
+        }
+    }
+
+    pub fn reseed(&mut self, seed: u64) {
+        self.rng = ChaCha8Rng::seed_from_u64(seed);
+    }
+
+    /// Forgets every token and retry token; users, keys and settings stay.
+    pub fn reset(&mut self) {
+        self.tokens.clear();
+        self.retries.clear();
+    }
+
+    pub fn random_string(&mut self, alphabet: &[u8], len: usize) -> String {
+        (0..len)
+            .map(|_| alphabet[self.rng.random_range(0..alphabet.len())] as char)
+            .collect()
+    }
+
+    pub fn request_id(&mut self) -> String {
+        self.random_string(b"0123456789ABCDEF", 32)
+    }
+
+    fn user_exists(&self, user_id: &str) -> Result<(), ApiError> {
+        if self.users.contains_key(user_id) {
+            Ok(())
+        } else {
+            Err(ApiError::NotFound)
+        }
+    }
+
+    fn transition(delay: Delay, target: Lifecycle, now: OffsetDateTime) -> Option<Pending> {
+        match delay {
+            Delay::Immediate => None,
+            Delay::Reads(n) => Some(Pending {
+                target,
+                reads_left: Some(n),
+                due: None,
+            }),
+            Delay::Seconds(s) => Some(Pending {
+                target,
+                reads_left: None,
+                due: Some(now + time::Duration::seconds_f64(s)),
+            }),
+            Delay::Manual => Some(Pending {
+                target,
+                reads_left: None,
+                due: None,
+            }),
+        }
+    }
+
+    /// CreateAuthToken. `retry` is the `opc-retry-token` header; the same token with the same
+    /// body replays the first response and creates nothing.
+    pub fn create(
+        &mut self,
+        user_id: &str,
+        description: &str,
+        retry: Option<&str>,
+        body: &[u8],
+        now: OffsetDateTime,
+    ) -> Result<(serde_json::Value, String), ApiError> {
+        self.user_exists(user_id)?;
+        let body_hash: [u8; 32] = Sha256::digest(body).into();
+        if let Some(retry) = retry {
+            if let Some(first) = self.retries.get(&(user_id.to_owned(), retry.to_owned())) {
+                if first.body_hash != body_hash {
+                    return Err(ApiError::RetryTokenReused);
+                }
+                let etag = self
+                    .tokens
+                    .iter()
+                    .find(|t| t.id == first.token_id)
+                    .map_or_else(String::new, |t| t.etag.clone());
+                return Ok((first.response.clone(), etag));
+            }
+        }
+        let held = self
+            .tokens
+            .iter()
+            .filter(|t| t.user_id == user_id && t.state != Lifecycle::Deleted)
+            .count();
+        if held >= TOKENS_PER_USER {
+            return Err(ApiError::LimitExceeded(user_id.to_owned()));
+        }
+        let pending = Self::transition(self.creating, Lifecycle::Active, now);
+        let token = Token {
+            id: format!(
+                "ocid1.credential.oc1..aaaaaaaa{}",
+                self.random_string(ID_CHARS, 52)
+            ),
+            user_id: user_id.to_owned(),
+            description: description.to_owned(),
+            secret: self.random_string(SECRET_CHARS, 20),
+            time_created: now,
+            time_expires: self.token_lifetime.map(|d| now + d),
+            state: if pending.is_some() {
+                Lifecycle::Creating
+            } else {
+                Lifecycle::Active
+            },
+            etag: self.random_string(b"0123456789abcdef", 32),
+            pending,
+        };
+        let response = token_json(&token, true);
+        let etag = token.etag.clone();
+        if let Some(retry) = retry {
+            self.retries.insert(
+                (user_id.to_owned(), retry.to_owned()),
+                Retried {
+                    body_hash,
+                    token_id: token.id.clone(),
+                    response: response.clone(),
+                },
+            );
+        }
+        self.tokens.push(token);
+        Ok((response, etag))
+    }
+
+    /// ListAuthTokens: every token of the user that is not DELETED, without secrets. Each list
+    /// counts as one read for transitions that wait for reads.
+    pub fn list(&mut self, user_id: &str) -> Result<serde_json::Value, ApiError> {
+        self.user_exists(user_id)?;
+        for token in self.tokens.iter_mut().filter(|t| t.user_id == user_id) {
+            let Some(pending) = &mut token.pending else {
+                continue;
+            };
+            if let Some(left) = &mut pending.reads_left {
+                *left = left.saturating_sub(1);
+                if *left == 0 {
+                    token.state = pending.target.clone();
+                    token.pending = None;
+                }
+            }
+        }
+        self.tokens.retain(|t| t.state != Lifecycle::Deleted);
+        Ok(serde_json::Value::Array(
+            self.tokens
+                .iter()
+                .filter(|t| t.user_id == user_id)
+                .map(|t| token_json(t, false))
+                .collect(),
+        ))
+    }
+
+    fn find(&mut self, user_id: &str, token_id: &str) -> Result<&mut Token, ApiError> {
+        self.user_exists(user_id)?;
+        self.tokens
+            .iter_mut()
+            .find(|t| t.user_id == user_id && t.id == token_id && t.state != Lifecycle::Deleted)
+            .ok_or(ApiError::NotFound)
+    }
+
+    /// UpdateAuthToken: a new description (when given) and a new etag.
+    pub fn update(
+        &mut self,
+        user_id: &str,
+        token_id: &str,
+        description: Option<&str>,
+        if_match: Option<&str>,
+    ) -> Result<(serde_json::Value, String), ApiError> {
+        let etag = self.random_string(b"0123456789abcdef", 32);
+        let token = self.find(user_id, token_id)?;
+        if if_match.is_some_and(|m| m != token.etag) {
+            return Err(ApiError::EtagMismatch);
+        }
+        if matches!(token.state, Lifecycle::Deleting) {
+            return Err(ApiError::IncorrectState("DELETING"));
+        }
+        if let Some(description) = description {
+            token.description = description.to_owned();
+        }
+        token.etag = etag.clone();
+        Ok((token_json(token, false), etag))
+    }
+
+    /// DeleteAuthToken.
+    pub fn delete(
+        &mut self,
+        user_id: &str,
+        token_id: &str,
+        if_match: Option<&str>,
+        now: OffsetDateTime,
+    ) -> Result<(), ApiError> {
+        let delay = self.deleting;
+        let token = self.find(user_id, token_id)?;
+        if if_match.is_some_and(|m| m != token.etag) {
+            return Err(ApiError::EtagMismatch);
+        }
+        if token.state == Lifecycle::Deleting {
+            return Ok(());
+        }
+        match Self::transition(delay, Lifecycle::Deleted, now) {
+            None => token.state = Lifecycle::Deleted,
+            Some(pending) => {
+                token.state = Lifecycle::Deleting;
+                token.pending = Some(pending);
+            }
+        }
+        self.tokens.retain(|t| t.state != Lifecycle::Deleted);
+        Ok(())
+    }
+
+    /// Completes the transitions that are due at `now`.
+    pub fn tick(&mut self, now: OffsetDateTime) {
+        for token in &mut self.tokens {
+            if let Some(pending) = &token.pending
+                && pending.due.is_some_and(|due| due <= now)
+            {
+                token.state = pending.target.clone();
+                token.pending = None;
+            }
+        }
+        self.tokens.retain(|t| t.state != Lifecycle::Deleted);
+    }
+
+    /// Completes one pending transition (the oldest), or all of them. Returns how many.
+    pub fn poke(&mut self, drain: bool) -> usize {
+        let mut done = 0;
+        for token in &mut self.tokens {
+            if let Some(pending) = token.pending.take() {
+                token.state = pending.target;
+                done += 1;
+                if !drain {
+                    break;
+                }
+            }
+        }
+        self.tokens.retain(|t| t.state != Lifecycle::Deleted);
+        done
+    }
+
+    /// The whole state, for `GET /_fake/state` (secrets included: the control API is for tests).
+    pub fn snapshot(&self, now: OffsetDateTime) -> serde_json::Value {
+        let users: BTreeMap<&String, serde_json::Value> = self
+            .users
+            .iter()
+            .map(|(id, u)| (id, json!({"tenancy": u.tenancy, "fingerprints": u.keys.keys().collect::<Vec<_>>()})))
+            .collect();
+        let tokens: Vec<serde_json::Value> = self
+            .tokens
+            .iter()
+            .map(|t| {
+                let mut v = serde_json::to_value(t).unwrap_or_default();
+                v["secret"] = json!(t.secret);
+                v
+            })
+            .collect();
+        json!({
+            "now": format_time(now),
+            "users": users,
+            "tokens": tokens,
+            "retry_tokens": self.retries.len(),
+            "lifecycle": {"creating": self.creating, "deleting": self.deleting},
+        })
+    }
+
+    pub fn tokens(&self) -> &[Token] {
+        &self.tokens
+    }
+}
+
+/// RFC 3339 with milliseconds, as OCI writes times (`2016-08-25T21:10:29.600Z`).
+pub fn format_time(at: OffsetDateTime) -> String {
+    let at = at.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        at.year(),
+        u8::from(at.month()),
+        at.day(),
+        at.hour(),
+        at.minute(),
+        at.second(),
+        at.millisecond()
+    )
+}
+
+/// The AuthToken model in the API's JSON (camelCase). The secret only when `with_secret`.
+pub fn token_json(token: &Token, with_secret: bool) -> serde_json::Value {
+    let mut value = json!({
+        "id": token.id,
+        "userId": token.user_id,
+        "description": token.description,
+        "timeCreated": format_time(token.time_created),
+        "timeExpires": token.time_expires.map(format_time),
+        "lifecycleState": token.state.as_str(),
+        "inactiveStatus": serde_json::Value::Null,
+    });
+    if with_secret {
+        value["token"] = json!(token.secret);
+    }
+    value
+}

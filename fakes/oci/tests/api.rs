@@ -1,0 +1,633 @@
+//! The Identity auth-token API of the fake, driven over HTTP with signed requests.
+
+mod common;
+
+use common::{Signer, send, send_raw, tokens_url};
+use fake_oci::faults::{Action, ResetWhen, Rule};
+use fake_oci::{Config, Delay, FakeOci, TEST_EPOCH, TEST_USER};
+
+async fn fake() -> (FakeOci, Signer) {
+    let fake = FakeOci::start(Config::for_testing()).await.unwrap();
+    let signer = Signer::for_fake(&fake);
+    (fake, signer)
+}
+
+fn token_url(fake: &FakeOci, id: &str) -> String {
+    format!("{}/{id}", tokens_url(fake, TEST_USER))
+}
+
+#[tokio::test]
+async fn full_lifecycle() {
+    let (fake, signer) = fake().await;
+    let url = tokens_url(&fake, TEST_USER);
+    let created = send(
+        &signer,
+        "POST",
+        &url,
+        Some(r#"{"description": "ci token"}"#),
+        &[],
+        TEST_EPOCH,
+    )
+    .await;
+    assert_eq!(created.status, 200, "{}", created.body);
+    let token = &created.body;
+    assert!(
+        token["id"]
+            .as_str()
+            .unwrap()
+            .starts_with("ocid1.credential.oc1..")
+    );
+    assert_eq!(token["userId"], TEST_USER);
+    assert_eq!(token["description"], "ci token");
+    assert_eq!(token["lifecycleState"], "ACTIVE");
+    assert_eq!(token["timeCreated"], "2026-01-01T00:00:00.000Z");
+    assert!(token["timeExpires"].is_null());
+    assert!(token["inactiveStatus"].is_null());
+    let secret = token["token"].as_str().unwrap().to_owned();
+    assert_eq!(secret.len(), 20);
+    assert!(created.headers.contains_key("etag"));
+    assert!(created.headers.contains_key("opc-request-id"));
+
+    let listed = send(&signer, "GET", &url, None, &[], TEST_EPOCH).await;
+    assert_eq!(listed.status, 200);
+    let items = listed.body.as_array().unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["userId"], TEST_USER);
+    assert!(
+        items[0].get("token").is_none(),
+        "a list never shows the secret"
+    );
+    assert!(!listed.body.to_string().contains(&secret));
+
+    let id = token["id"].as_str().unwrap();
+    let updated = send(
+        &signer,
+        "PUT",
+        &token_url(&fake, id),
+        Some(r#"{"description":"renamed"}"#),
+        &[],
+        TEST_EPOCH,
+    )
+    .await;
+    assert_eq!(updated.status, 200);
+    assert_eq!(updated.body["description"], "renamed");
+    assert!(updated.body.get("token").is_none());
+
+    let deleted = send(
+        &signer,
+        "DELETE",
+        &token_url(&fake, id),
+        None,
+        &[],
+        TEST_EPOCH,
+    )
+    .await;
+    assert_eq!(deleted.status, 204);
+    let listed = send(&signer, "GET", &url, None, &[], TEST_EPOCH).await;
+    assert_eq!(listed.body, serde_json::json!([]));
+    let again = send(
+        &signer,
+        "DELETE",
+        &token_url(&fake, id),
+        None,
+        &[],
+        TEST_EPOCH,
+    )
+    .await;
+    assert_eq!(again.status, 404);
+    assert_eq!(again.body["code"], "NotAuthorizedOrNotFound");
+}
+
+#[tokio::test]
+async fn at_most_two_tokens_per_user() {
+    let (fake, signer) = fake().await;
+    let url = tokens_url(&fake, TEST_USER);
+    for n in 0..2 {
+        let r = send(
+            &signer,
+            "POST",
+            &url,
+            Some(&format!(r#"{{"description":"t{n}"}}"#)),
+            &[],
+            TEST_EPOCH,
+        )
+        .await;
+        assert_eq!(r.status, 200);
+    }
+    let third = send(
+        &signer,
+        "POST",
+        &url,
+        Some(r#"{"description":"t3"}"#),
+        &[],
+        TEST_EPOCH,
+    )
+    .await;
+    assert_eq!(third.status, 400);
+    assert_eq!(third.body["code"], "LimitExceeded");
+    assert!(third.headers.contains_key("opc-request-id"));
+    assert_eq!(
+        fake.control().state()["tokens"].as_array().unwrap().len(),
+        2
+    );
+}
+
+#[tokio::test]
+async fn errors_use_the_oci_envelope() {
+    let (fake, signer) = fake().await;
+    let url = tokens_url(&fake, TEST_USER);
+    let cases: [(&str, &str, Option<&str>, u16, &str); 6] = [
+        ("POST", &url, Some("{bad json"), 400, "InvalidParameter"),
+        (
+            "POST",
+            &url,
+            Some(r#"{"description": 5}"#),
+            400,
+            "InvalidParameter",
+        ),
+        ("POST", &url, Some(r#"{}"#), 400, "InvalidParameter"),
+        (
+            "GET",
+            &tokens_url(&fake, "ocid1.user.oc1..nobody"),
+            None,
+            404,
+            "NotAuthorizedOrNotFound",
+        ),
+        (
+            "PUT",
+            &token_url(&fake, "ocid1.credential.oc1..nothing"),
+            Some("{}"),
+            404,
+            "NotAuthorizedOrNotFound",
+        ),
+        (
+            "DELETE",
+            &token_url(&fake, "ocid1.credential.oc1..nothing"),
+            None,
+            404,
+            "NotAuthorizedOrNotFound",
+        ),
+    ];
+    for (method, url, body, status, code) in cases {
+        let r = send(&signer, method, url, body, &[], TEST_EPOCH).await;
+        assert_eq!(
+            (r.status, r.body["code"].as_str().unwrap()),
+            (status, code),
+            "{method} {url} {body:?}"
+        );
+        assert!(r.body["message"].as_str().is_some_and(|m| !m.is_empty()));
+    }
+    // An empty description is allowed.
+    let r = send(
+        &signer,
+        "POST",
+        &url,
+        Some(r#"{"description": ""}"#),
+        &[],
+        TEST_EPOCH,
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        fake.control().state()["tokens"].as_array().unwrap().len(),
+        1,
+        "bad requests changed nothing"
+    );
+}
+
+#[tokio::test]
+async fn bad_signatures_are_refused_with_401() {
+    let (fake, signer) = fake().await;
+    let url = tokens_url(&fake, TEST_USER);
+    let body = br#"{"description":"x"}"#.to_vec();
+    let not_authenticated =
+        |r: &common::Reply| r.status == 401 && r.body["code"] == "NotAuthenticated";
+
+    // No signature at all.
+    let r = send_raw("GET", &url, Vec::new(), &[], &[]).await;
+    assert!(not_authenticated(&r), "{}", r.body);
+
+    // Signed with a key the user does not have.
+    let other = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 1024).unwrap();
+    let pem =
+        rsa::pkcs8::EncodePrivateKey::to_pkcs8_pem(&other, rsa::pkcs8::LineEnding::LF).unwrap();
+    let id = fake.test_identity();
+    let wrong = Signer::new(&id.tenancy, &id.user, &id.fingerprint, &pem);
+    let r = send(
+        &wrong,
+        "POST",
+        &url,
+        Some("{\"description\":\"x\"}"),
+        &[],
+        TEST_EPOCH,
+    )
+    .await;
+    assert!(not_authenticated(&r), "wrong key: {}", r.body);
+
+    // A tampered body.
+    let headers = signer.headers("POST", &url, &body, TEST_EPOCH);
+    let r = send_raw(
+        "POST",
+        &url,
+        br#"{"description":"y"}"#.to_vec(),
+        &headers,
+        &[],
+    )
+    .await;
+    assert!(not_authenticated(&r), "tampered body: {}", r.body);
+
+    // A stale date, and one from the future.
+    for skew in [time::Duration::minutes(-6), time::Duration::minutes(6)] {
+        let r = send(&signer, "GET", &url, None, &[], TEST_EPOCH + skew).await;
+        assert!(not_authenticated(&r), "skew {skew}: {}", r.body);
+    }
+    // Within five minutes is fine.
+    let r = send(
+        &signer,
+        "GET",
+        &url,
+        None,
+        &[],
+        TEST_EPOCH + time::Duration::minutes(4),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        fake.control().state()["tokens"].as_array().unwrap().len(),
+        0
+    );
+}
+
+#[tokio::test]
+async fn retry_token_replays_the_first_create() {
+    let (fake, signer) = fake().await;
+    let url = tokens_url(&fake, TEST_USER);
+    let body = Some(r#"{"description":"retried"}"#);
+    let first = send(
+        &signer,
+        "POST",
+        &url,
+        body,
+        &[("opc-retry-token", "abc123")],
+        TEST_EPOCH,
+    )
+    .await;
+    let second = send(
+        &signer,
+        "POST",
+        &url,
+        body,
+        &[("opc-retry-token", "abc123")],
+        TEST_EPOCH,
+    )
+    .await;
+    assert_eq!(first.status, 200);
+    assert_eq!(second.status, 200);
+    assert_eq!(
+        first.body, second.body,
+        "the replay is the first response, secret included"
+    );
+    assert_eq!(
+        fake.control().state()["tokens"].as_array().unwrap().len(),
+        1
+    );
+    let other = send(
+        &signer,
+        "POST",
+        &url,
+        Some(r#"{"description":"other"}"#),
+        &[("opc-retry-token", "abc123")],
+        TEST_EPOCH,
+    )
+    .await;
+    assert_eq!(other.status, 409);
+    assert_eq!(other.body["code"], "InvalidatedRetryToken");
+    assert_eq!(
+        fake.control().state()["tokens"].as_array().unwrap().len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn if_match_guards_update_and_delete() {
+    let (fake, signer) = fake().await;
+    let url = tokens_url(&fake, TEST_USER);
+    let created = send(
+        &signer,
+        "POST",
+        &url,
+        Some(r#"{"description":"a"}"#),
+        &[],
+        TEST_EPOCH,
+    )
+    .await;
+    let id = created.body["id"].as_str().unwrap();
+    let etag = created.headers["etag"].to_str().unwrap().to_owned();
+    let stale = send(
+        &signer,
+        "PUT",
+        &token_url(&fake, id),
+        Some(r#"{"description":"b"}"#),
+        &[("if-match", "nope")],
+        TEST_EPOCH,
+    )
+    .await;
+    assert_eq!(
+        (stale.status, stale.body["code"].as_str().unwrap()),
+        (412, "NoEtagMatch")
+    );
+    let fresh = send(
+        &signer,
+        "PUT",
+        &token_url(&fake, id),
+        Some(r#"{"description":"b"}"#),
+        &[("if-match", &etag)],
+        TEST_EPOCH,
+    )
+    .await;
+    assert_eq!(fresh.status, 200);
+    let new_etag = fresh.headers["etag"].to_str().unwrap().to_owned();
+    assert_ne!(new_etag, etag);
+    let r = send(
+        &signer,
+        "DELETE",
+        &token_url(&fake, id),
+        None,
+        &[("if-match", &etag)],
+        TEST_EPOCH,
+    )
+    .await;
+    assert_eq!(r.status, 412);
+    let r = send(
+        &signer,
+        "DELETE",
+        &token_url(&fake, id),
+        None,
+        &[("if-match", &new_etag)],
+        TEST_EPOCH,
+    )
+    .await;
+    assert_eq!(r.status, 204);
+}
+
+#[tokio::test]
+async fn lifecycles_follow_reads_time_and_pokes() {
+    let (fake, signer) = fake().await;
+    let control = fake.control();
+    let url = tokens_url(&fake, TEST_USER);
+    control.set_lifecycle(Delay::Reads(2), Delay::Seconds(30.0));
+    let created = send(
+        &signer,
+        "POST",
+        &url,
+        Some(r#"{"description":"slow"}"#),
+        &[],
+        TEST_EPOCH,
+    )
+    .await;
+    assert_eq!(created.body["lifecycleState"], "CREATING");
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    let state_of =
+        |reply: &common::Reply| reply.body[0]["lifecycleState"].as_str().unwrap().to_owned();
+    let first = send(&signer, "GET", &url, None, &[], TEST_EPOCH).await;
+    assert_eq!(state_of(&first), "CREATING");
+    let second = send(&signer, "GET", &url, None, &[], TEST_EPOCH).await;
+    assert_eq!(state_of(&second), "ACTIVE");
+
+    let r = send(
+        &signer,
+        "DELETE",
+        &token_url(&fake, id.as_str()),
+        None,
+        &[],
+        TEST_EPOCH,
+    )
+    .await;
+    assert_eq!(r.status, 204);
+    let listed = send(&signer, "GET", &url, None, &[], TEST_EPOCH).await;
+    assert_eq!(state_of(&listed), "DELETING");
+    control.advance(std::time::Duration::from_secs(29));
+    let listed = send(
+        &signer,
+        "GET",
+        &url,
+        None,
+        &[],
+        TEST_EPOCH + time::Duration::seconds(29),
+    )
+    .await;
+    assert_eq!(state_of(&listed), "DELETING");
+    control.advance(std::time::Duration::from_secs(1));
+    let listed = send(
+        &signer,
+        "GET",
+        &url,
+        None,
+        &[],
+        TEST_EPOCH + time::Duration::seconds(30),
+    )
+    .await;
+    assert_eq!(listed.body, serde_json::json!([]));
+
+    control.set_lifecycle(Delay::Manual, Delay::Immediate);
+    let now = TEST_EPOCH + time::Duration::seconds(30);
+    send(
+        &signer,
+        "POST",
+        &url,
+        Some(r#"{"description":"a"}"#),
+        &[],
+        now,
+    )
+    .await;
+    send(
+        &signer,
+        "POST",
+        &url,
+        Some(r#"{"description":"b"}"#),
+        &[],
+        now,
+    )
+    .await;
+    assert_eq!(control.poke(false), 1);
+    let listed = send(&signer, "GET", &url, None, &[], now).await;
+    let states: Vec<&str> = listed
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["lifecycleState"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["ACTIVE", "CREATING"]);
+    assert_eq!(control.poke(true), 1);
+}
+
+#[tokio::test]
+async fn tokens_expire_when_told_to() {
+    let (fake, signer) = fake().await;
+    fake.control()
+        .set_token_lifetime(Some(std::time::Duration::from_secs(3600)));
+    let r = send(
+        &signer,
+        "POST",
+        &tokens_url(&fake, TEST_USER),
+        Some(r#"{"description":"x"}"#),
+        &[],
+        TEST_EPOCH,
+    )
+    .await;
+    assert_eq!(r.body["timeExpires"], "2026-01-01T01:00:00.000Z");
+}
+
+#[tokio::test]
+async fn faults_are_injected_per_route() {
+    let (fake, signer) = fake().await;
+    let control = fake.control();
+    let url = tokens_url(&fake, TEST_USER);
+    control.add_fault(Rule {
+        method: "POST".into(),
+        path: "/20160918/users/*/authTokens".into(),
+        times: Some(1),
+        action: Action::Status {
+            status: 429,
+            body: None,
+            headers: Some([("retry-after".to_owned(), "1".to_owned())].into()),
+        },
+    });
+    let r = send(
+        &signer,
+        "POST",
+        &url,
+        Some(r#"{"description":"x"}"#),
+        &[],
+        TEST_EPOCH,
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.body["code"].as_str().unwrap()),
+        (429, "TooManyRequests")
+    );
+    assert_eq!(r.headers["retry-after"], "1");
+    assert_eq!(control.state()["tokens"].as_array().unwrap().len(), 0);
+
+    // Reset after: the token exists, but the client got no answer.
+    control.add_fault(Rule {
+        method: "POST".into(),
+        path: "/**".into(),
+        times: Some(1),
+        action: Action::Reset {
+            reset: ResetWhen::After,
+        },
+    });
+    let body = br#"{"description":"lost reply"}"#.to_vec();
+    let headers = signer.headers("POST", &url, &body, TEST_EPOCH);
+    let client = reqwest::Client::new();
+    let mut req = client.post(&url).body(body);
+    for (n, v) in &headers {
+        if n != "host" && n != "content-length" {
+            req = req.header(n, v);
+        }
+    }
+    assert!(req.send().await.is_err(), "the connection is dropped");
+    assert_eq!(control.state()["tokens"].as_array().unwrap().len(), 1);
+
+    // Reset before: nothing happens.
+    control.add_fault(Rule {
+        method: "*".into(),
+        path: "/**".into(),
+        times: None,
+        action: Action::Reset {
+            reset: ResetWhen::Before,
+        },
+    });
+    let client = reqwest::Client::new();
+    assert!(client.get(&url).send().await.is_err());
+    control.clear_faults();
+    let log = control.requests();
+    assert_eq!(
+        log.iter().filter(|r| r.status.is_none()).count(),
+        2,
+        "{log:?}"
+    );
+    assert_eq!(log[0].status, Some(429));
+}
+
+#[tokio::test]
+async fn trailing_slash_and_unknown_paths() {
+    let (fake, signer) = fake().await;
+    let url = format!("{}/", tokens_url(&fake, TEST_USER));
+    let r = send(&signer, "GET", &url, None, &[], TEST_EPOCH).await;
+    assert_eq!(r.status, 200);
+    let r = send(
+        &signer,
+        "GET",
+        &format!("{}/20160918/users", fake.endpoint()),
+        None,
+        &[],
+        TEST_EPOCH,
+    )
+    .await;
+    assert_eq!(r.status, 404);
+}
+
+#[tokio::test]
+async fn the_control_api_answers_over_http() {
+    let (fake, signer) = fake().await;
+    let client = reqwest::Client::new();
+    let control = fake.control_url();
+    send(
+        &signer,
+        "POST",
+        &tokens_url(&fake, TEST_USER),
+        Some(r#"{"description":"x"}"#),
+        &[],
+        TEST_EPOCH,
+    )
+    .await;
+    let state: serde_json::Value = client
+        .get(format!("{control}/_fake/state"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(state["tokens"].as_array().unwrap().len(), 1);
+    let r = client
+        .post(format!("{control}/_fake/clock/advance"))
+        .json(&serde_json::json!({"seconds": 90}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let state: serde_json::Value = client
+        .get(format!("{control}/_fake/state"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(state["now"], "2026-01-01T00:01:30.000Z");
+    client
+        .post(format!("{control}/_fake/reset"))
+        .send()
+        .await
+        .unwrap();
+    let state: serde_json::Value = client
+        .get(format!("{control}/_fake/state"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(state["tokens"], serde_json::json!([]));
+    // The control API is not on the API listener.
+    let r = client
+        .get(format!("{}/_fake/state", fake.endpoint()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+}

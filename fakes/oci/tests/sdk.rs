@@ -1,0 +1,214 @@
+//! The official OCI Python SDK and `oci-cli` are real clients of the fake.
+//!
+//! `cargo xtask test` installs them (PyPI `oci-cli`, which brings `oci`) and sets `XTASK_OCI_VENV`.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use fake_oci::{ClockMode, Config, FakeOci};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/oci")
+}
+
+/// A running fake on the wall clock (the SDK signs with the real date), and the test user's
+/// key in a private temp dir.
+async fn setup() -> (FakeOci, tempfile::TempDir, PathBuf, PathBuf) {
+    let fake = FakeOci::start(Config {
+        clock: ClockMode::System,
+        ..Config::for_testing()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("key.pem");
+    std::fs::write(&key, fake.test_identity().private_key_pem).unwrap();
+    let other = dir.path().join("other.pem");
+    // Another key: the published 1024-bit test key, which the user does not have.
+    std::fs::copy(
+        fixtures().join("signing-vectors/test_key_private_pkcs1.pem"),
+        &other,
+    )
+    .unwrap();
+    for f in [&key, &other] {
+        std::fs::set_permissions(f, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    }
+    (fake, dir, key, other)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn python_sdk_runs_the_whole_lifecycle() {
+    let Some(venv) = common::tool("XTASK_OCI_VENV") else {
+        return;
+    };
+    let (fake, _dir, key, other) = setup().await;
+    let id = fake.test_identity();
+    let out = tokio::process::Command::new(venv.join("bin/python"))
+        .arg(fixtures().join("sdk/lifecycle.py"))
+        .args([&fake.endpoint(), &id.tenancy, &id.user, &id.fingerprint])
+        .arg(&key)
+        .arg(&other)
+        .env("OCI_SDK_DEFAULT_RETRY_ENABLED", "false")
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "stdout: {stdout}\nstderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(seen["limit"], "LimitExceeded");
+    assert_eq!(seen["wrong_key"], "NotAuthenticated");
+    assert_eq!(seen["secret_length"], 20);
+    assert_eq!(fake.control().state()["tokens"], serde_json::json!([]));
+}
+
+fn cli(
+    venv: &Path,
+    config: &Path,
+    endpoint: &str,
+    args: &[&str],
+) -> (i32, serde_json::Value, String) {
+    let out = Command::new(venv.join("bin/oci"))
+        .args(args)
+        .arg("--config-file")
+        .arg(config)
+        .args(["--endpoint", endpoint])
+        .env("SUPPRESS_LABEL_WARNING", "True")
+        .env("OCI_CLI_SUPPRESS_FILE_PERMISSIONS_WARNING", "True")
+        .env_remove("OCI_CLI_PROFILE")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let json = if stdout.trim().is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_str(&stdout).unwrap()
+    };
+    (
+        out.status.code().unwrap_or(-1),
+        json,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn oci_cli_runs_the_whole_lifecycle() {
+    let Some(venv) = common::tool("XTASK_OCI_VENV") else {
+        return;
+    };
+    let (fake, dir, key, _other) = setup().await;
+    let id = fake.test_identity();
+    let config = dir.path().join("config");
+    std::fs::write(
+        &config,
+        format!(
+            "[DEFAULT]\nuser={}\nfingerprint={}\nkey_file={}\ntenancy={}\nregion=us-ashburn-1\n",
+            id.user,
+            id.fingerprint,
+            key.display(),
+            id.tenancy
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&config, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let endpoint = fake.endpoint();
+    let run = |args: &[&str]| {
+        let venv = venv.clone();
+        let config = config.clone();
+        let endpoint = endpoint.clone();
+        let args: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
+        tokio::task::spawn_blocking(move || {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            cli(&venv, &config, &endpoint, &args)
+        })
+    };
+
+    let (rc, created, err) = run(&[
+        "iam",
+        "auth-token",
+        "create",
+        "--user-id",
+        &id.user,
+        "--description",
+        "cli one",
+    ])
+    .await
+    .unwrap();
+    assert_eq!(rc, 0, "{err}");
+    assert_eq!(created["data"]["lifecycle-state"], "ACTIVE");
+    assert_eq!(created["data"]["description"], "cli one");
+    assert!(
+        created["data"]["token"]
+            .as_str()
+            .is_some_and(|t| !t.is_empty())
+    );
+    assert!(created["etag"].is_string());
+    let token_id = created["data"]["id"].as_str().unwrap().to_owned();
+
+    let (rc, listed, err) = run(&["iam", "auth-token", "list", "--user-id", &id.user, "--all"])
+        .await
+        .unwrap();
+    assert_eq!(rc, 0, "{err}");
+    let items = listed["data"].as_array().unwrap();
+    assert_eq!(items.len(), 1);
+    assert!(items[0]["token"].is_null());
+
+    let (rc, updated, err) = run(&[
+        "iam",
+        "auth-token",
+        "update",
+        "--user-id",
+        &id.user,
+        "--auth-token-id",
+        &token_id,
+        "--description",
+        "cli renamed",
+    ])
+    .await
+    .unwrap();
+    assert_eq!(rc, 0, "{err}");
+    assert_eq!(updated["data"]["description"], "cli renamed");
+
+    let (rc, _, err) = run(&[
+        "iam",
+        "auth-token",
+        "delete",
+        "--user-id",
+        &id.user,
+        "--auth-token-id",
+        &token_id,
+        "--force",
+    ])
+    .await
+    .unwrap();
+    assert_eq!(rc, 0, "{err}");
+    let (rc, listed, err) = run(&["iam", "auth-token", "list", "--user-id", &id.user])
+        .await
+        .unwrap();
+    assert_eq!(rc, 0, "{err}");
+    assert!(
+        listed.is_null() || listed["data"] == serde_json::json!([]),
+        "{listed}"
+    );
+
+    let (rc, _, err) = run(&[
+        "iam",
+        "auth-token",
+        "delete",
+        "--user-id",
+        &id.user,
+        "--auth-token-id",
+        &token_id,
+        "--force",
+        "--no-retry",
+    ])
+    .await
+    .unwrap();
+    assert_eq!(rc, 1);
+    assert!(err.contains("NotAuthorizedOrNotFound"), "{err}");
+}

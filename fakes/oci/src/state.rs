@@ -212,18 +212,18 @@ impl State {
     ) -> Result<(serde_json::Value, String), ApiError> {
         self.user_exists(user_id)?;
         let body_hash: [u8; 32] = Sha256::digest(body).into();
-        if let Some(retry) = retry {
-            if let Some(first) = self.retries.get(&(user_id.to_owned(), retry.to_owned())) {
-                if first.body_hash != body_hash {
-                    return Err(ApiError::RetryTokenReused);
-                }
-                let etag = self
-                    .tokens
-                    .iter()
-                    .find(|t| t.id == first.token_id)
-                    .map_or_else(String::new, |t| t.etag.clone());
-                return Ok((first.response.clone(), etag));
+        if let Some(retry) = retry
+            && let Some(first) = self.retries.get(&(user_id.to_owned(), retry.to_owned()))
+        {
+            if first.body_hash != body_hash {
+                return Err(ApiError::RetryTokenReused);
             }
+            let etag = self
+                .tokens
+                .iter()
+                .find(|t| t.id == first.token_id)
+                .map_or_else(String::new, |t| t.etag.clone());
+            return Ok((first.response.clone(), etag));
         }
         let held = self
             .tokens

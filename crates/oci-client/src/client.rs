@@ -1,0 +1,586 @@
+//! The auth-token operations of the Identity API, with signing, retries and limits.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde::Deserialize;
+use time::OffsetDateTime;
+
+use crate::config::Credentials;
+use crate::endpoint;
+use crate::error::Error;
+use crate::secret::Secret;
+use crate::signer::Signer;
+
+/// Where the client gets the time it signs with.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> OffsetDateTime;
+}
+
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> OffsetDateTime {
+        OffsetDateTime::now_utc()
+    }
+}
+
+/// A clock fixed at one instant, for tests.
+pub struct FixedClock(pub OffsetDateTime);
+
+impl Clock for FixedClock {
+    fn now(&self) -> OffsetDateTime {
+        self.0
+    }
+}
+
+/// How hard the client tries.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    /// Stop retrying once this much time has passed since the first attempt.
+    pub max_elapsed: Duration,
+    /// The first backoff; each retry doubles it, with jitter, up to `max_backoff`.
+    pub base_backoff: Duration,
+    pub max_backoff: Duration,
+    /// The limit for one attempt.
+    pub request_timeout: Duration,
+    /// How often `wait_for_state` looks again.
+    pub poll_interval: Duration,
+    /// Do not retry at all.
+    pub disabled: bool,
+}
+
+impl Default for RetryPolicy {
+    /// What the OCI SDKs do, roughly: up to 10 minutes, 1 s doubling to 30 s.
+    fn default() -> Self {
+        RetryPolicy {
+            max_elapsed: Duration::from_secs(600),
+            base_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(30),
+            request_timeout: Duration::from_secs(60),
+            poll_interval: Duration::from_secs(2),
+            disabled: false,
+        }
+    }
+}
+
+/// The largest reply body the client reads.
+pub const MAX_BODY: u64 = 16 * 1024 * 1024;
+
+/// An auth token as the API returns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthToken {
+    pub id: String,
+    pub user_id: String,
+    pub description: String,
+    /// Only in the reply to a create.
+    pub token: Option<Secret>,
+    pub lifecycle_state: String,
+    pub inactive_status: Option<i64>,
+    pub time_created: OffsetDateTime,
+    pub time_expires: Option<OffsetDateTime>,
+    /// The `etag` header of the reply that carried this token, if any.
+    pub etag: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WireToken {
+    id: String,
+    user_id: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    token: Option<String>,
+    lifecycle_state: String,
+    #[serde(default)]
+    inactive_status: Option<i64>,
+    #[serde(with = "time::serde::rfc3339")]
+    time_created: OffsetDateTime,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    time_expires: Option<OffsetDateTime>,
+}
+
+impl WireToken {
+    fn into_token(self, etag: Option<String>) -> AuthToken {
+        AuthToken {
+            id: self.id,
+            user_id: self.user_id,
+            description: self.description,
+            token: self.token.filter(|t| !t.is_empty()).map(Secret::new),
+            lifecycle_state: self.lifecycle_state,
+            inactive_status: self.inactive_status,
+            time_created: self.time_created,
+            time_expires: self.time_expires,
+            etag,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Envelope {
+    code: String,
+    message: String,
+}
+
+struct Reply {
+    status: u16,
+    etag: Option<String>,
+    next_page: Option<String>,
+    body: Vec<u8>,
+}
+
+/// One failed attempt, and how long the server asked us to wait.
+struct Attempt {
+    error: Error,
+    retry_after: Option<Duration>,
+}
+
+/// A client of the Identity API's auth tokens.
+pub struct Client {
+    http: reqwest::Client,
+    signer: Signer,
+    base: reqwest::Url,
+    retry: RetryPolicy,
+    clock: Arc<dyn Clock>,
+    rng: Mutex<StdRng>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("base", &self.base.as_str())
+            .field("signer", &self.signer)
+            .finish_non_exhaustive()
+    }
+}
+
+const ALPHANUMERIC: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+
+impl Client {
+    /// A client for `credentials`: the endpoint override if there is one, else the region's.
+    pub fn new(
+        credentials: &Credentials,
+        retry: RetryPolicy,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Client, Error> {
+        let endpoint = match (&credentials.endpoint, &credentials.region) {
+            (Some(endpoint), _) => endpoint.clone(),
+            (None, Some(region)) => endpoint::for_region(region)?,
+            (None, None) => return Err(Error::Config("region is not set (nor OCI_REGION, nor `region` in the config file profile), and no endpoint override is given".into())),
+        };
+        let base = endpoint::check_override(&endpoint)?;
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        let http = reqwest::Client::builder()
+            .timeout(retry.request_timeout)
+            .user_agent(concat!(
+                "terraform-provider-oci-rs/",
+                env!("CARGO_PKG_VERSION")
+            ))
+            .build()
+            .map_err(|e| Error::Config(format!("cannot build the HTTP client: {e}")))?;
+        Ok(Client {
+            http,
+            signer: credentials.signer(),
+            base,
+            retry,
+            clock,
+            rng: Mutex::new(StdRng::from_os_rng()),
+        })
+    }
+
+    pub fn endpoint(&self) -> &str {
+        self.base.as_str()
+    }
+
+    fn url(&self, path: &str) -> reqwest::Url {
+        let mut url = self.base.clone();
+        let prefix = url.path().trim_end_matches('/').to_owned();
+        url.set_path(&format!("{prefix}/20160918{path}"));
+        url
+    }
+
+    fn random(&self, len: usize) -> String {
+        let mut rng = self.rng.lock().unwrap_or_else(|e| e.into_inner());
+        (0..len)
+            .map(|_| ALPHANUMERIC[rng.random_range(0..ALPHANUMERIC.len())] as char)
+            .collect()
+    }
+
+    async fn once(
+        &self,
+        method: &reqwest::Method,
+        url: &reqwest::Url,
+        body: Option<&[u8]>,
+        extra: &[(&str, String)],
+    ) -> Result<Reply, Attempt> {
+        let endpoint = self.base.as_str().to_owned();
+        let host = match url.port() {
+            Some(port) => format!("{}:{port}", url.host_str().unwrap_or_default()),
+            None => url.host_str().unwrap_or_default().to_owned(),
+        };
+        let target = match url.query() {
+            Some(q) => format!("{}?{q}", url.path()),
+            None => url.path().to_owned(),
+        };
+        let signed = self
+            .signer
+            .sign(method.as_str(), &host, &target, body, self.clock.now());
+        let mut req = self
+            .http
+            .request(method.clone(), url.clone())
+            .header("accept", "application/json");
+        for (name, value) in &signed.headers {
+            if *name != "content-length" {
+                req = req.header(*name, value);
+            }
+        }
+        req = req.header("opc-request-id", self.random(32));
+        for (name, value) in extra {
+            req = req.header(*name, value);
+        }
+        if let Some(body) = body {
+            req = req.body(body.to_vec());
+        } else if !matches!(method, &reqwest::Method::GET) {
+            req = req.header("content-length", "0");
+        }
+        let fail = |error: Error| Attempt {
+            error,
+            retry_after: None,
+        };
+        let resp = req.send().await.map_err(|e| {
+            fail(if e.is_timeout() {
+                Error::Timeout {
+                    endpoint: endpoint.clone(),
+                }
+            } else {
+                Error::Connect {
+                    endpoint: endpoint.clone(),
+                    message: error_chain(&e),
+                }
+            })
+        })?;
+        let status = resp.status().as_u16();
+        let header = |name: &str| {
+            resp.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let etag = header("etag");
+        let next_page = header("opc-next-page");
+        let request_id = header("opc-request-id").unwrap_or_default();
+        let retry_after = header("retry-after")
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .filter(|s| s.is_finite() && *s >= 0.0)
+            .map(Duration::from_secs_f64);
+        if let Some(length) = resp.content_length()
+            && length > MAX_BODY
+        {
+            return Err(fail(Error::TooLarge(length)));
+        }
+        let body = read_limited(resp).await.map_err(|e| {
+            fail(match e {
+                ReadError::TooLarge(n) => Error::TooLarge(n),
+                ReadError::Timeout => Error::Timeout {
+                    endpoint: endpoint.clone(),
+                },
+                ReadError::Other(message) => Error::Connect {
+                    endpoint: endpoint.clone(),
+                    message,
+                },
+            })
+        })?;
+        if (200..300).contains(&status) {
+            return Ok(Reply {
+                status,
+                etag,
+                next_page,
+                body,
+            });
+        }
+        let error = match serde_json::from_slice::<Envelope>(&body) {
+            Ok(envelope) => Error::Service {
+                status,
+                code: envelope.code,
+                message: envelope.message,
+                request_id,
+            },
+            Err(_) => Error::Service {
+                status,
+                code: "Unknown".into(),
+                message: format!(
+                    "a reply that is not OCI's error envelope: {}",
+                    printable(&body)
+                ),
+                request_id,
+            },
+        };
+        Err(Attempt { error, retry_after })
+    }
+
+    /// Sends a request, retrying what the SDKs retry until the policy's time runs out.
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&[u8]>,
+        extra: &[(&str, String)],
+    ) -> Result<Reply, Error> {
+        let url = self.url(path);
+        let start = Instant::now();
+        let mut attempts = 0u32;
+        loop {
+            attempts += 1;
+            let attempt = match self.once(&method, &url, body, extra).await {
+                Ok(reply) => {
+                    tracing::debug!(method = %method, path, status = reply.status, attempts, "OCI request");
+                    return Ok(reply);
+                }
+                Err(attempt) => attempt,
+            };
+            tracing::debug!(method = %method, path, attempts, error = %attempt.error, "OCI request failed");
+            if self.retry.disabled || !attempt.error.is_retryable() {
+                return Err(attempt.error);
+            }
+            let exp = self
+                .retry
+                .base_backoff
+                .saturating_mul(1u32 << attempts.min(16))
+                .min(self.retry.max_backoff);
+            let jitter = self
+                .rng
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .random_range(0.5..=1.0);
+            let mut wait = exp.mul_f64(jitter);
+            if let Some(asked) = attempt.retry_after {
+                wait = wait.max(asked);
+            }
+            if start.elapsed() + wait > self.retry.max_elapsed {
+                return Err(Error::RetriesExhausted {
+                    attempts,
+                    elapsed: start.elapsed(),
+                    last: Box::new(attempt.error),
+                });
+            }
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// CreateAuthToken. One `opc-retry-token` serves every retry of this call, so a retried
+    /// create never makes a second token.
+    pub async fn create_auth_token(
+        &self,
+        user_id: &str,
+        description: &str,
+    ) -> Result<AuthToken, Error> {
+        let body = serde_json::to_vec(&serde_json::json!({"description": description}))
+            .map_err(|e| Error::Config(e.to_string()))?;
+        let retry_token = self.random(30);
+        let reply = self
+            .call(
+                reqwest::Method::POST,
+                &format!("/users/{}/authTokens", escape(user_id)),
+                Some(&body),
+                &[("opc-retry-token", retry_token)],
+            )
+            .await?;
+        parse_token(&reply)
+    }
+
+    /// ListAuthTokens, following `opc-next-page` when the service pages.
+    pub async fn list_auth_tokens(&self, user_id: &str) -> Result<Vec<AuthToken>, Error> {
+        let mut out = Vec::new();
+        let mut page: Option<String> = None;
+        loop {
+            let mut path = format!("/users/{}/authTokens", escape(user_id));
+            if let Some(page) = &page {
+                path.push_str(&format!("?page={}", escape(page)));
+            }
+            let reply = self.call(reqwest::Method::GET, &path, None, &[]).await?;
+            let items: Vec<WireToken> =
+                serde_json::from_slice(&reply.body).map_err(|e| malformed(&reply, e))?;
+            out.extend(items.into_iter().map(|t| t.into_token(None)));
+            match reply.next_page {
+                Some(next) if Some(&next) != page.as_ref() => page = Some(next),
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    /// The token `token_id`, found by listing (the API has no GetAuthToken).
+    pub async fn get_auth_token(
+        &self,
+        user_id: &str,
+        token_id: &str,
+    ) -> Result<Option<AuthToken>, Error> {
+        Ok(self
+            .list_auth_tokens(user_id)
+            .await?
+            .into_iter()
+            .find(|t| t.id == token_id))
+    }
+
+    /// UpdateAuthToken: a new description; `if_match` guards against concurrent changes.
+    pub async fn update_auth_token(
+        &self,
+        user_id: &str,
+        token_id: &str,
+        description: &str,
+        if_match: Option<&str>,
+    ) -> Result<AuthToken, Error> {
+        let body = serde_json::to_vec(&serde_json::json!({"description": description}))
+            .map_err(|e| Error::Config(e.to_string()))?;
+        let extra: Vec<(&str, String)> = if_match
+            .map(|e| ("if-match", e.to_owned()))
+            .into_iter()
+            .collect();
+        let reply = self
+            .call(
+                reqwest::Method::PUT,
+                &format!("/users/{}/authTokens/{}", escape(user_id), escape(token_id)),
+                Some(&body),
+                &extra,
+            )
+            .await?;
+        parse_token(&reply)
+    }
+
+    /// DeleteAuthToken. A token that is already gone (404) counts as deleted.
+    pub async fn delete_auth_token(
+        &self,
+        user_id: &str,
+        token_id: &str,
+        if_match: Option<&str>,
+    ) -> Result<(), Error> {
+        let extra: Vec<(&str, String)> = if_match
+            .map(|e| ("if-match", e.to_owned()))
+            .into_iter()
+            .collect();
+        match self
+            .call(
+                reqwest::Method::DELETE,
+                &format!("/users/{}/authTokens/{}", escape(user_id), escape(token_id)),
+                None,
+                &extra,
+            )
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(err) if err.status() == Some(404) => Ok(()),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Lists until the token is in `state` (or gone, when `state` is `DELETED`), or `timeout` passes.
+    pub async fn wait_for_state(
+        &self,
+        user_id: &str,
+        token_id: &str,
+        state: &str,
+        timeout: Duration,
+    ) -> Result<Option<AuthToken>, Error> {
+        let start = Instant::now();
+        let mut interval = self.retry.poll_interval;
+        loop {
+            let found = self.get_auth_token(user_id, token_id).await?;
+            let seen = found
+                .as_ref()
+                .map_or("absent".to_owned(), |t| t.lifecycle_state.clone());
+            if found.is_none() && state == "DELETED" || seen == state {
+                return Ok(found);
+            }
+            if found.is_none() {
+                return Err(Error::Service {
+                    status: 404,
+                    code: "NotAuthorizedOrNotFound".into(),
+                    message: format!("auth token {token_id} disappeared while waiting for {state}"),
+                    request_id: String::new(),
+                });
+            }
+            if start.elapsed() + interval > timeout {
+                return Err(Error::WaitTimeout {
+                    id: token_id.to_owned(),
+                    state: state.to_owned(),
+                    seen,
+                    timeout,
+                });
+            }
+            tokio::time::sleep(interval).await;
+            interval = (interval * 2).min(self.retry.max_backoff.max(self.retry.poll_interval));
+        }
+    }
+}
+
+fn parse_token(reply: &Reply) -> Result<AuthToken, Error> {
+    let wire: WireToken = serde_json::from_slice(&reply.body).map_err(|e| malformed(reply, e))?;
+    Ok(wire.into_token(reply.etag.clone()))
+}
+
+fn malformed(reply: &Reply, err: serde_json::Error) -> Error {
+    // The serde error names the field and position, never the value.
+    Error::Malformed {
+        status: reply.status,
+        detail: format!("the body is not the expected JSON: {err}"),
+    }
+}
+
+/// Percent-escapes a path segment.
+fn escape(segment: &str) -> String {
+    segment
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The start of a non-JSON reply, safe to show.
+fn printable(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&body[..body.len().min(120)]);
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect::<String>()
+        .trim()
+        .to_owned()
+}
+
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(inner) = source {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    text
+}
+
+enum ReadError {
+    TooLarge(u64),
+    Timeout,
+    Other(String),
+}
+
+async fn read_limited(mut resp: reqwest::Response) -> Result<Vec<u8>, ReadError> {
+    let mut body = Vec::new();
+    loop {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => {
+                if (body.len() + chunk.len()) as u64 > MAX_BODY {
+                    return Err(ReadError::TooLarge((body.len() + chunk.len()) as u64));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(body),
+            Err(e) if e.is_timeout() => return Err(ReadError::Timeout),
+            Err(e) => return Err(ReadError::Other(error_chain(&e))),
+        }
+    }
+}

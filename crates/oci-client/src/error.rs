@@ -1,0 +1,68 @@
+//! Typed errors. None of them carries a secret.
+
+/// An error of the OCI client.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A setting is missing or wrong; the message names it.
+    #[error("OCI configuration: {0}")]
+    Config(String),
+    #[error(
+        "{setting} = {value:?} is not supported yet; only API key authentication (auth = \"ApiKey\") is"
+    )]
+    Unsupported {
+        setting: &'static str,
+        value: String,
+    },
+    #[error("the private key {0}")]
+    Key(String),
+    #[error("cannot reach the OCI endpoint {endpoint}: {message}")]
+    Connect { endpoint: String, message: String },
+    #[error("the request to {endpoint} timed out")]
+    Timeout { endpoint: String },
+    /// The service answered with an error envelope.
+    #[error("OCI answered {status} {code}: {message} (opc-request-id {request_id})")]
+    Service {
+        status: u16,
+        code: String,
+        message: String,
+        request_id: String,
+    },
+    /// The service answered something that is not what the API defines.
+    #[error("unexpected reply from OCI ({status}): {detail}")]
+    Malformed { status: u16, detail: String },
+    #[error("the reply from OCI is too large ({0} bytes)")]
+    TooLarge(u64),
+    #[error("gave up after {attempts} attempts in {elapsed:?}: {last}")]
+    RetriesExhausted {
+        attempts: u32,
+        elapsed: std::time::Duration,
+        last: Box<Error>,
+    },
+    #[error("auth token {id} did not reach {state} within {timeout:?} (last seen {seen})")]
+    WaitTimeout {
+        id: String,
+        state: String,
+        seen: String,
+        timeout: std::time::Duration,
+    },
+}
+
+impl Error {
+    /// `true` for failures the SDKs retry: throttling, server errors, and the network.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Service { status, .. } => matches!(status, 429 | 500 | 502 | 503 | 504),
+            Error::Connect { .. } | Error::Timeout { .. } => true,
+            _ => false,
+        }
+    }
+
+    /// The HTTP status, when the service answered.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Error::Service { status, .. } | Error::Malformed { status, .. } => Some(*status),
+            Error::RetriesExhausted { last, .. } => last.status(),
+            _ => None,
+        }
+    }
+}

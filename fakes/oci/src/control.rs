@@ -35,6 +35,11 @@ impl Control {
         self.app.lock().snapshot(now)
     }
 
+    /// Waits until the fake is handling no API request (a delayed one included).
+    pub async fn idle(&self) {
+        self.app.wait_idle().await;
+    }
+
     pub fn reset(&self) {
         self.app.lock().reset();
         self.app

@@ -87,6 +87,9 @@ pub struct RequestRecord {
 
 pub struct AppState {
     state: Mutex<state::State>,
+    /// API requests being handled, and a signal when that drops to zero.
+    inflight: std::sync::atomic::AtomicUsize,
+    idle: tokio::sync::Notify,
     pub(crate) clock: clock::Clock,
     pub(crate) faults: Mutex<Vec<faults::Rule>>,
     pub(crate) log: Mutex<Vec<RequestRecord>>,
@@ -128,6 +131,8 @@ impl FakeOci {
     pub async fn start(config: Config) -> Result<FakeOci, Error> {
         let app = Arc::new(AppState {
             state: Mutex::new(state::State::new(config.seed)),
+            inflight: std::sync::atomic::AtomicUsize::new(0),
+            idle: tokio::sync::Notify::new(),
             clock: clock::Clock::new(config.clock),
             faults: Mutex::new(Vec::new()),
             log: Mutex::new(Vec::new()),
@@ -251,11 +256,49 @@ async fn serve_api(
     }
 }
 
+/// Counts a request as in flight until dropped, even when hyper drops it early.
+struct InFlight(Arc<AppState>);
+
+impl InFlight {
+    fn new(app: &Arc<AppState>) -> InFlight {
+        app.inflight
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        InFlight(app.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if self
+            .0
+            .inflight
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst)
+            == 1
+        {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
+impl AppState {
+    /// Waits until no API request is being handled.
+    pub(crate) async fn wait_idle(&self) {
+        loop {
+            let notified = self.idle.notified();
+            if self.inflight.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
 async fn handle(
     app: Arc<AppState>,
     router: axum::Router,
     req: hyper::Request<Incoming>,
 ) -> Result<axum::response::Response, DropConnection> {
+    let _inflight = InFlight::new(&app);
     let method = req.method().to_string();
     let path = req.uri().path().to_owned();
     let query = req.uri().query().map(str::to_owned);

@@ -1,0 +1,297 @@
+//! Credentials from explicit settings, `OCI_*` variables and the OCI config file.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use oci_client::config::{Environment, Settings, identity_override, resolve};
+use oci_client::{Error, Secret};
+
+fn keys() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/oci/keys")
+}
+
+fn key(name: &str) -> String {
+    std::fs::read_to_string(keys().join(name)).unwrap()
+}
+
+fn fp() -> String {
+    key("test_user_fingerprint.txt").trim().to_owned()
+}
+
+/// Resolves with a fake environment and a fake file system.
+fn check(
+    settings: &Settings,
+    vars: &[(&str, &str)],
+    files: &[(&str, String)],
+) -> Result<oci_client::Credentials, Error> {
+    let vars: BTreeMap<String, String> = vars
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    let files: BTreeMap<PathBuf, String> = files
+        .iter()
+        .map(|(k, v)| (PathBuf::from(k), v.clone()))
+        .collect();
+    let var = move |name: &str| vars.get(name).cloned();
+    let read = move |path: &Path| {
+        files
+            .get(path)
+            .cloned()
+            .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound))
+    };
+    let env = Environment {
+        var: &var,
+        read_file: &read,
+        home: Some(PathBuf::from("/home/u")),
+    };
+    resolve(settings, &env)
+}
+
+fn explicit() -> Settings {
+    Settings {
+        tenancy_ocid: Some("ocid1.tenancy.oc1..t".into()),
+        user_ocid: Some("ocid1.user.oc1..u".into()),
+        fingerprint: Some(fp()),
+        private_key: Some(Secret::new(key("test_user_key.pem"))),
+        region: Some("us-ashburn-1".into()),
+        ..Settings::default()
+    }
+}
+
+#[test]
+fn explicit_settings_alone_are_enough() {
+    let creds = check(&explicit(), &[], &[]).unwrap();
+    assert_eq!(creds.user, "ocid1.user.oc1..u");
+    assert_eq!(creds.fingerprint, fp());
+    assert_eq!(creds.region.as_deref(), Some("us-ashburn-1"));
+}
+
+#[test]
+fn every_key_format_loads() {
+    for file in ["test_user_key.pem", "test_user_key_pkcs1.pem"] {
+        let settings = Settings {
+            private_key: Some(Secret::new(key(file))),
+            ..explicit()
+        };
+        assert!(check(&settings, &[], &[]).is_ok(), "{file}");
+    }
+    let encrypted = Settings {
+        private_key: Some(Secret::new(key("test_user_key_encrypted.pem"))),
+        ..explicit()
+    };
+    let err = check(&encrypted, &[], &[]).unwrap_err();
+    assert!(err.to_string().contains("no passphrase"), "{err}");
+    let wrong = Settings {
+        private_key_password: Some(Secret::new("nope")),
+        ..encrypted.clone()
+    };
+    assert!(
+        check(&wrong, &[], &[])
+            .unwrap_err()
+            .to_string()
+            .contains("wrong passphrase")
+    );
+    let right = Settings {
+        private_key_password: Some(Secret::new("test-passphrase")),
+        ..encrypted
+    };
+    assert!(check(&right, &[], &[]).is_ok());
+    // The OCI CLI's label line after the key is ignored.
+    let labelled = Settings {
+        private_key: Some(Secret::new(format!(
+            "{}OCI_API_KEY\n",
+            key("test_user_key.pem")
+        ))),
+        ..explicit()
+    };
+    assert!(check(&labelled, &[], &[]).is_ok());
+    let garbage = Settings {
+        private_key: Some(Secret::new("not a key")),
+        ..explicit()
+    };
+    assert!(matches!(check(&garbage, &[], &[]), Err(Error::Key(_))));
+}
+
+#[test]
+fn environment_variables_fill_what_is_unset_and_explicit_wins() {
+    let settings = Settings {
+        tenancy_ocid: None,
+        region: None,
+        ..explicit()
+    };
+    let creds = check(
+        &settings,
+        &[
+            ("OCI_TENANCY_OCID", "ocid1.tenancy.oc1..env"),
+            ("TF_VAR_region", "eu-frankfurt-1"),
+            ("OCI_USER_OCID", "ignored"),
+        ],
+        &[],
+    )
+    .unwrap();
+    assert_eq!(creds.tenancy, "ocid1.tenancy.oc1..env");
+    assert_eq!(creds.region.as_deref(), Some("eu-frankfurt-1"));
+    assert_eq!(
+        creds.user, "ocid1.user.oc1..u",
+        "explicit settings win over the environment"
+    );
+}
+
+#[test]
+fn the_config_file_profile_inherits_default() {
+    let config = format!(
+        "[DEFAULT]\nuser=ocid1.user.oc1..file\nfingerprint={}\nkey_file=~/.oci/key.pem\ntenancy=ocid1.tenancy.oc1..file\nregion=us-ashburn-1\n\n[OTHER]\nregion=eu-frankfurt-1\n",
+        fp()
+    );
+    let files = [
+        ("/home/u/.oci/config", config.clone()),
+        ("/home/u/.oci/key.pem", key("test_user_key.pem")),
+    ];
+    let creds = check(&Settings::default(), &[], &files).unwrap();
+    assert_eq!(
+        (creds.user.as_str(), creds.region.as_deref()),
+        ("ocid1.user.oc1..file", Some("us-ashburn-1"))
+    );
+    let other = Settings {
+        config_file_profile: Some("OTHER".into()),
+        ..Settings::default()
+    };
+    assert_eq!(
+        check(&other, &[], &files).unwrap().region.as_deref(),
+        Some("eu-frankfurt-1")
+    );
+    let missing = Settings {
+        config_file_profile: Some("NOPE".into()),
+        ..Settings::default()
+    };
+    assert!(
+        check(&missing, &[], &files)
+            .unwrap_err()
+            .to_string()
+            .contains("\"NOPE\"")
+    );
+    // OCI_CONFIG_FILE moves the file.
+    let moved = [
+        ("/elsewhere/config", config),
+        ("/home/u/.oci/key.pem", key("test_user_key.pem")),
+    ];
+    assert!(
+        check(
+            &Settings::default(),
+            &[("OCI_CONFIG_FILE", "/elsewhere/config")],
+            &moved
+        )
+        .is_ok()
+    );
+}
+
+#[test]
+fn missing_and_wrong_settings_name_the_setting() {
+    let err = check(
+        &Settings {
+            tenancy_ocid: None,
+            ..explicit()
+        },
+        &[],
+        &[],
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("tenancy_ocid is not set"), "{err}");
+    let err = check(
+        &Settings {
+            fingerprint: Some("00:11".into()),
+            ..explicit()
+        },
+        &[],
+        &[],
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("does not match the private key"),
+        "{err}"
+    );
+    for auth in ["InstancePrincipal", "ResourcePrincipal", "SecurityToken"] {
+        let err = check(
+            &Settings {
+                auth: Some(auth.into()),
+                ..explicit()
+            },
+            &[],
+            &[],
+        )
+        .unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                Error::Unsupported {
+                    setting: "auth",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().contains("not supported yet"));
+    }
+    let config = "[DEFAULT]\nsecurity_token_file=/x\nuser=u\ntenancy=t\nregion=r\n".to_owned();
+    let err = check(
+        &Settings::default(),
+        &[],
+        &[("/home/u/.oci/config", config)],
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Unsupported {
+                setting: "security_token_file",
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn endpoint_overrides() {
+    assert_eq!(
+        identity_override("oci_core.X=http://a;oci_identity.IdentityClient=http://127.0.0.1:1"),
+        Some("http://127.0.0.1:1".into())
+    );
+    assert_eq!(identity_override("oci_core.X=http://a"), None);
+    let creds = check(
+        &explicit(),
+        &[(
+            "CLIENT_HOST_OVERRIDES",
+            "oci_identity.IdentityClient=http://127.0.0.1:9",
+        )],
+        &[],
+    )
+    .unwrap();
+    assert_eq!(creds.endpoint.as_deref(), Some("http://127.0.0.1:9"));
+    let settings = Settings {
+        endpoint: Some("http://127.0.0.1:7".into()),
+        ..explicit()
+    };
+    assert_eq!(
+        check(
+            &settings,
+            &[(
+                "CLIENT_HOST_OVERRIDES",
+                "oci_identity.IdentityClient=http://127.0.0.1:9"
+            )],
+            &[]
+        )
+        .unwrap()
+        .endpoint
+        .as_deref(),
+        Some("http://127.0.0.1:7")
+    );
+}
+
+#[test]
+fn debug_output_hides_the_key() {
+    let creds = check(&explicit(), &[], &[]).unwrap();
+    let text = format!("{creds:?} {:?} {:?}", creds.signer(), explicit());
+    assert!(!text.contains("PRIVATE KEY"), "{text}");
+    assert!(!text.contains(&key("test_user_key.pem")[40..80]));
+}

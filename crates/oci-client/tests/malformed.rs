@@ -1,0 +1,189 @@
+//! Replies no fake would give (served by wiremock) end in a typed error, never a panic.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use oci_client::{Client, Environment, Error, FixedClock, RetryPolicy, Secret, Settings};
+use wiremock::matchers::{method, path_regex};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const KEY: &str = include_str!("../../../fixtures/oci/keys/test_user_key.pem");
+
+fn client(endpoint: &str) -> Client {
+    let settings = Settings {
+        tenancy_ocid: Some("ocid1.tenancy.oc1..t".into()),
+        user_ocid: Some("ocid1.user.oc1..u".into()),
+        private_key: Some(Secret::new(KEY)),
+        endpoint: Some(endpoint.to_owned()),
+        ..Settings::default()
+    };
+    let env = Environment {
+        var: &|_| None,
+        read_file: &|_| Err(std::io::ErrorKind::NotFound.into()),
+        home: None,
+    };
+    let creds = oci_client::config::resolve(&settings, &env).unwrap();
+    let retry = RetryPolicy {
+        max_elapsed: Duration::from_millis(200),
+        base_backoff: Duration::from_millis(1),
+        max_backoff: Duration::from_millis(2),
+        request_timeout: Duration::from_millis(300),
+        poll_interval: Duration::from_millis(1),
+        disabled: false,
+    };
+    Client::new(
+        &creds,
+        retry,
+        Arc::new(FixedClock(time::OffsetDateTime::UNIX_EPOCH)),
+    )
+    .unwrap()
+}
+
+async fn check(reply: ResponseTemplate, expect: fn(&Error) -> bool) {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path_regex("/20160918/users/.*/authTokens"))
+        .respond_with(reply.clone())
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path_regex("/20160918/users/.*/authTokens"))
+        .respond_with(reply)
+        .mount(&server)
+        .await;
+    let client = client(&server.uri());
+    let err = client.list_auth_tokens("u").await.unwrap_err();
+    assert!(expect(&err), "list: {err:?}");
+    let err = client.create_auth_token("u", "d").await.unwrap_err();
+    assert!(expect(&err), "create: {err:?}");
+}
+
+fn json(status: u16, body: &str) -> ResponseTemplate {
+    ResponseTemplate::new(status).set_body_raw(body.as_bytes().to_vec(), "application/json")
+}
+
+#[tokio::test]
+async fn truncated_json() {
+    check(json(200, r#"[{"id":"x","userId":"#), |e| {
+        matches!(e, Error::Malformed { status: 200, .. })
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn wrong_types() {
+    check(json(200, r#"{"id":5}"#), |e| {
+        matches!(e, Error::Malformed { .. })
+    })
+    .await;
+    check(json(200, r#"[{"id":"i","userId":"u","description":"d","lifecycleState":"ACTIVE","timeCreated":"yesterday"}]"#), |e| {
+        matches!(e, Error::Malformed { .. })
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn html_error_pages() {
+    let page = ResponseTemplate::new(502).set_body_raw(
+        b"<html><body><h1>502 Bad Gateway</h1></body></html>".to_vec(),
+        "text/html",
+    );
+    check(page, |e| match e {
+        Error::RetriesExhausted { last, .. } => matches!(&**last, Error::Service { status: 502, message, .. } if message.contains("502 Bad Gateway")),
+        _ => false,
+    })
+    .await;
+    let page = ResponseTemplate::new(404).set_body_raw(b"<html>nope</html>".to_vec(), "text/html");
+    check(
+        page,
+        |e| matches!(e, Error::Service { status: 404, code, .. } if code == "Unknown"),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn missing_fields_and_a_200_error_envelope() {
+    check(json(200, r#"[{"id":"i"}]"#), |e| {
+        matches!(e, Error::Malformed { .. })
+    })
+    .await;
+    check(
+        json(200, r#"{"code":"NotAuthenticated","message":"no"}"#),
+        |e| matches!(e, Error::Malformed { status: 200, .. }),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn wrong_content_type_is_judged_by_the_body() {
+    let reply = ResponseTemplate::new(200).set_body_raw(b"plain text".to_vec(), "text/plain");
+    check(reply, |e| matches!(e, Error::Malformed { .. })).await;
+}
+
+#[tokio::test]
+async fn a_huge_content_length_is_refused_before_reading() {
+    let reply = ResponseTemplate::new(200)
+        .insert_header("content-length", "2147483648")
+        .set_body_raw(Vec::new(), "application/json");
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(reply)
+        .mount(&server)
+        .await;
+    let err = client(&server.uri())
+        .list_auth_tokens("u")
+        .await
+        .unwrap_err();
+    // hyper may also refuse the lying length itself; either way nothing is allocated.
+    assert!(
+        matches!(
+            err,
+            Error::TooLarge(2_147_483_648) | Error::Connect { .. } | Error::Malformed { .. }
+        ),
+        "{err:?}"
+    );
+    let big = vec![b' '; (oci_client::client::MAX_BODY + 10) as usize];
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(big, "application/json"))
+        .mount(&server)
+        .await;
+    let err = client(&server.uri())
+        .list_auth_tokens("u")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::TooLarge(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn slow_replies_time_out_and_are_retried_within_the_deadline() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(json(200, "[]").set_delay(Duration::from_secs(2)))
+        .mount(&server)
+        .await;
+    let err = client(&server.uri())
+        .list_auth_tokens("u")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::RetriesExhausted { last, .. } if matches!(**last, Error::Timeout { .. }))
+            || matches!(err, Error::Timeout { .. }),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_dead_server_is_a_connect_error() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let err = client(&format!("http://{addr}"))
+        .list_auth_tokens("u")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::RetriesExhausted { last, .. } if matches!(**last, Error::Connect { .. })),
+        "{err:?}"
+    );
+}

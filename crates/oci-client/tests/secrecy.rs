@@ -1,0 +1,116 @@
+//! No token secret, private key or signature reaches logs, `Debug` output or error texts,
+//! even at trace level.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use fake_oci::faults::{Action, ResetWhen, Rule};
+use fake_oci::{Config, FakeOci, TEST_EPOCH};
+use oci_client::{Client, Environment, FixedClock, RetryPolicy, Secret, Settings};
+
+#[derive(Clone, Default)]
+struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Buffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn secrets_never_reach_logs_debug_or_errors() {
+    let buffer = Buffer::default();
+    let writer = buffer.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let fake = FakeOci::start(Config::for_testing()).await.unwrap();
+    let id = fake.test_identity();
+    let settings = Settings {
+        tenancy_ocid: Some(id.tenancy.clone()),
+        user_ocid: Some(id.user.clone()),
+        private_key: Some(Secret::new(id.private_key_pem.clone())),
+        private_key_password: Some(Secret::new("unused-passphrase")),
+        endpoint: Some(fake.endpoint()),
+        ..Settings::default()
+    };
+    let env = Environment {
+        var: &|_| None,
+        read_file: &|_| Err(std::io::ErrorKind::NotFound.into()),
+        home: None,
+    };
+    let creds = oci_client::config::resolve(&settings, &env).unwrap();
+    let retry = RetryPolicy {
+        base_backoff: Duration::from_millis(1),
+        max_backoff: Duration::from_millis(2),
+        ..RetryPolicy::default()
+    };
+    let client = Client::new(&creds, retry, Arc::new(FixedClock(TEST_EPOCH))).unwrap();
+
+    let mut seen = String::new();
+    fake.control().add_fault(Rule {
+        method: "POST".into(),
+        path: "/**".into(),
+        times: Some(1),
+        action: Action::Reset {
+            reset: ResetWhen::After,
+        },
+    });
+    let first = client.create_auth_token(&id.user, "one").await.unwrap();
+    let second = client.create_auth_token(&id.user, "two").await.unwrap();
+    seen.push_str(&format!(
+        "{first:?} {second:?} {client:?} {creds:?} {settings:?}"
+    ));
+    let third = client
+        .create_auth_token(&id.user, "three")
+        .await
+        .unwrap_err();
+    seen.push_str(&format!("{third} {third:?}"));
+    let list = client.list_auth_tokens(&id.user).await.unwrap();
+    seen.push_str(&format!("{list:?}"));
+    let skewed = Client::new(
+        &creds,
+        RetryPolicy::default(),
+        Arc::new(FixedClock(TEST_EPOCH + time::Duration::hours(1))),
+    )
+    .unwrap();
+    let refused = skewed.list_auth_tokens(&id.user).await.unwrap_err();
+    seen.push_str(&format!("{refused} {refused:?}"));
+    let signed = creds.signer().sign("GET", "h", "/", None, TEST_EPOCH);
+    let signature = signed
+        .headers
+        .iter()
+        .find(|(n, _)| *n == "authorization")
+        .unwrap()
+        .1
+        .split("signature=\"")
+        .nth(1)
+        .unwrap()
+        .trim_end_matches('"')
+        .to_owned();
+
+    let logs = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        logs.contains("OCI request"),
+        "the test captured the client's logs: {logs}"
+    );
+    let everything = format!("{seen}\n{logs}");
+    let secrets = [
+        first.token.as_ref().unwrap().expose().to_owned(),
+        second.token.as_ref().unwrap().expose().to_owned(),
+        id.private_key_pem.lines().nth(1).unwrap().to_owned(),
+        "unused-passphrase".to_owned(),
+        signature,
+    ];
+    for secret in secrets {
+        assert!(!everything.contains(&secret), "a secret leaked: {secret}");
+    }
+}

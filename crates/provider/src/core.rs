@@ -1,0 +1,492 @@
+//! One provider, protocol-neutral: what a provider binary implements ([`Provider`]) and the
+//! protocol-6 service over it ([`Service`]). Protocol 5 reuses the same service (see `v5`).
+
+use std::sync::Arc;
+
+use model::diag::{Diagnostic, PathStep, Severity};
+use model::plan::Plan;
+use model::schema::TypeSchema;
+use model::value::Value;
+use tonic::{Request, Response, Status};
+
+use crate::codec::{self, CodecError};
+use crate::proto::tfplugin6 as pb;
+use crate::proto::tfplugin6::provider_server::Provider as ProviderRpc;
+use crate::schema::to_proto;
+
+/// The result of an operation that yields an object (or `None`: gone, or destroyed).
+pub type Outcome = (Option<Value>, Vec<Diagnostic>);
+
+/// What a provider binary implements, in the model's terms.
+#[tonic::async_trait]
+pub trait Provider: Send + Sync + 'static {
+    fn provider_schema(&self) -> TypeSchema;
+    fn resources(&self) -> Vec<TypeSchema>;
+    fn data_sources(&self) -> Vec<TypeSchema>;
+    fn validate_provider(&self, config: &Value) -> Vec<Diagnostic> {
+        model::plan::validate(&self.provider_schema().block, config)
+    }
+    fn validate(&self, type_name: &str, config: &Value) -> Vec<Diagnostic>;
+    async fn configure(&self, config: &Value) -> Vec<Diagnostic>;
+    fn plan(
+        &self,
+        type_name: &str,
+        prior: Option<&Value>,
+        config: &Value,
+    ) -> Result<Plan, Vec<Diagnostic>>;
+    async fn apply(
+        &self,
+        type_name: &str,
+        prior: Option<Value>,
+        planned: Option<Value>,
+        config: Value,
+    ) -> Outcome;
+    async fn read(&self, type_name: &str, current: Value) -> Outcome;
+    async fn import(&self, type_name: &str, id: &str) -> Outcome;
+    async fn read_data(&self, type_name: &str, config: Value) -> Outcome;
+}
+
+/// The gRPC service of one provider.
+pub struct Service<P> {
+    provider: Arc<P>,
+}
+
+impl<P: Provider> Service<P> {
+    pub fn new(provider: Arc<P>) -> Service<P> {
+        Service { provider }
+    }
+
+    fn resource_schema(&self, type_name: &str) -> Result<TypeSchema, Vec<pb::Diagnostic>> {
+        self.provider
+            .resources()
+            .into_iter()
+            .find(|s| s.name == type_name)
+            .ok_or_else(|| unknown_type(type_name, "resource"))
+    }
+
+    fn data_schema(&self, type_name: &str) -> Result<TypeSchema, Vec<pb::Diagnostic>> {
+        self.provider
+            .data_sources()
+            .into_iter()
+            .find(|s| s.name == type_name)
+            .ok_or_else(|| unknown_type(type_name, "data source"))
+    }
+}
+
+fn unknown_type(type_name: &str, kind: &str) -> Vec<pb::Diagnostic> {
+    vec![error(
+        format!("Unknown {kind} type"),
+        format!("This provider has no {kind} {type_name:?}."),
+    )]
+}
+
+fn error(summary: String, detail: String) -> pb::Diagnostic {
+    pb::Diagnostic {
+        severity: pb::diagnostic::Severity::Error as i32,
+        summary,
+        detail,
+        attribute: None,
+    }
+}
+
+pub fn diagnostics(diags: Vec<Diagnostic>) -> Vec<pb::Diagnostic> {
+    diags
+        .into_iter()
+        .map(|d| pb::Diagnostic {
+            severity: match d.severity {
+                Severity::Error => pb::diagnostic::Severity::Error,
+                Severity::Warning => pb::diagnostic::Severity::Warning,
+            } as i32,
+            summary: d.summary,
+            detail: d.detail,
+            attribute: (!d.path.0.is_empty()).then(|| path(&d.path.0)),
+        })
+        .collect()
+}
+
+fn path(steps: &[PathStep]) -> pb::AttributePath {
+    use pb::attribute_path::step::Selector;
+    pb::AttributePath {
+        steps: steps
+            .iter()
+            .map(|s| pb::attribute_path::Step {
+                selector: Some(match s {
+                    PathStep::Attr(name) => Selector::AttributeName(name.clone()),
+                    PathStep::Index(i) => Selector::ElementKeyInt(*i as i64),
+                    PathStep::Key(k) => Selector::ElementKeyString(k.clone()),
+                }),
+            })
+            .collect(),
+    }
+}
+
+fn codec_error(what: &str, err: CodecError) -> Vec<pb::Diagnostic> {
+    vec![error(format!("Invalid {what}"), err.to_string())]
+}
+
+/// Decodes a DynamicValue; an absent one is null.
+fn decode(
+    schema: &TypeSchema,
+    value: Option<&pb::DynamicValue>,
+    what: &str,
+) -> Result<Value, Vec<pb::Diagnostic>> {
+    match value {
+        None => Ok(Value::Null),
+        Some(v) if !v.msgpack.is_empty() => {
+            codec::decode_block(&schema.block, &v.msgpack).map_err(|e| codec_error(what, e))
+        }
+        Some(v) if !v.json.is_empty() => {
+            codec::decode_block_json(&schema.block, &v.json).map_err(|e| codec_error(what, e))
+        }
+        Some(_) => Ok(Value::Null),
+    }
+}
+
+fn dynamic(value: &Value) -> pb::DynamicValue {
+    pb::DynamicValue {
+        msgpack: codec::encode(value),
+        json: Vec::new(),
+    }
+}
+
+fn optional(value: Value) -> Option<Value> {
+    (!value.is_null()).then_some(value)
+}
+
+#[tonic::async_trait]
+impl<P: Provider> ProviderRpc for Service<P> {
+    async fn get_metadata(
+        &self,
+        _: Request<pb::get_metadata::Request>,
+    ) -> Result<Response<pb::get_metadata::Response>, Status> {
+        Ok(Response::new(pb::get_metadata::Response {
+            server_capabilities: Some(pb::ServerCapabilities {
+                plan_destroy: false,
+                get_provider_schema_optional: false,
+                move_resource_state: false,
+            }),
+            diagnostics: Vec::new(),
+            data_sources: self
+                .provider
+                .data_sources()
+                .iter()
+                .map(|s| pb::get_metadata::DataSourceMetadata {
+                    type_name: s.name.to_owned(),
+                })
+                .collect(),
+            resources: self
+                .provider
+                .resources()
+                .iter()
+                .map(|s| pb::get_metadata::ResourceMetadata {
+                    type_name: s.name.to_owned(),
+                })
+                .collect(),
+        }))
+    }
+
+    async fn get_provider_schema(
+        &self,
+        _: Request<pb::get_provider_schema::Request>,
+    ) -> Result<Response<pb::get_provider_schema::Response>, Status> {
+        Ok(Response::new(pb::get_provider_schema::Response {
+            provider: Some(to_proto(&self.provider.provider_schema())),
+            resource_schemas: self
+                .provider
+                .resources()
+                .iter()
+                .map(|s| (s.name.to_owned(), to_proto(s)))
+                .collect(),
+            data_source_schemas: self
+                .provider
+                .data_sources()
+                .iter()
+                .map(|s| (s.name.to_owned(), to_proto(s)))
+                .collect(),
+            diagnostics: Vec::new(),
+            provider_meta: None,
+            server_capabilities: Some(pb::ServerCapabilities {
+                plan_destroy: false,
+                get_provider_schema_optional: false,
+                move_resource_state: false,
+            }),
+        }))
+    }
+
+    async fn validate_provider_config(
+        &self,
+        req: Request<pb::validate_provider_config::Request>,
+    ) -> Result<Response<pb::validate_provider_config::Response>, Status> {
+        let req = req.into_inner();
+        let diagnostics = match decode(
+            &self.provider.provider_schema(),
+            req.config.as_ref(),
+            "provider configuration",
+        ) {
+            Ok(config) => diagnostics(self.provider.validate_provider(&config)),
+            Err(d) => d,
+        };
+        Ok(Response::new(pb::validate_provider_config::Response {
+            diagnostics,
+        }))
+    }
+
+    async fn validate_resource_config(
+        &self,
+        req: Request<pb::validate_resource_config::Request>,
+    ) -> Result<Response<pb::validate_resource_config::Response>, Status> {
+        let req = req.into_inner();
+        let diagnostics = match self
+            .resource_schema(&req.type_name)
+            .and_then(|s| decode(&s, req.config.as_ref(), "configuration"))
+        {
+            Ok(config) => diagnostics(self.provider.validate(&req.type_name, &config)),
+            Err(d) => d,
+        };
+        Ok(Response::new(pb::validate_resource_config::Response {
+            diagnostics,
+        }))
+    }
+
+    async fn validate_data_resource_config(
+        &self,
+        req: Request<pb::validate_data_resource_config::Request>,
+    ) -> Result<Response<pb::validate_data_resource_config::Response>, Status> {
+        let req = req.into_inner();
+        let diagnostics = match self
+            .data_schema(&req.type_name)
+            .and_then(|s| decode(&s, req.config.as_ref(), "configuration"))
+        {
+            Ok(config) => diagnostics(self.provider.validate(&req.type_name, &config)),
+            Err(d) => d,
+        };
+        Ok(Response::new(pb::validate_data_resource_config::Response {
+            diagnostics,
+        }))
+    }
+
+    async fn upgrade_resource_state(
+        &self,
+        req: Request<pb::upgrade_resource_state::Request>,
+    ) -> Result<Response<pb::upgrade_resource_state::Response>, Status> {
+        let req = req.into_inner();
+        let result = self.resource_schema(&req.type_name).and_then(|schema| {
+            if req.version > schema.version {
+                return Err(vec![error(
+                    "State written by a newer provider".into(),
+                    format!("The state of this {} has schema version {}, newer than this provider's {}; upgrade the provider.", req.type_name, req.version, schema.version),
+                )]);
+            }
+            let raw = req.raw_state.unwrap_or_default();
+            if raw.json.is_empty() {
+                return Err(vec![error("Unsupported state format".into(), "Only JSON state (Terraform 0.12 and later) can be upgraded.".into())]);
+            }
+            codec::decode_block_json(&schema.block, &raw.json).map_err(|e| codec_error("stored state", e))
+        });
+        Ok(Response::new(match result {
+            Ok(value) => pb::upgrade_resource_state::Response {
+                upgraded_state: Some(dynamic(&value)),
+                diagnostics: Vec::new(),
+            },
+            Err(diagnostics) => pb::upgrade_resource_state::Response {
+                upgraded_state: None,
+                diagnostics,
+            },
+        }))
+    }
+
+    async fn configure_provider(
+        &self,
+        req: Request<pb::configure_provider::Request>,
+    ) -> Result<Response<pb::configure_provider::Response>, Status> {
+        let req = req.into_inner();
+        let diagnostics = match decode(
+            &self.provider.provider_schema(),
+            req.config.as_ref(),
+            "provider configuration",
+        ) {
+            Ok(config) => diagnostics(self.provider.configure(&config).await),
+            Err(d) => d,
+        };
+        Ok(Response::new(pb::configure_provider::Response {
+            diagnostics,
+        }))
+    }
+
+    async fn read_resource(
+        &self,
+        req: Request<pb::read_resource::Request>,
+    ) -> Result<Response<pb::read_resource::Response>, Status> {
+        let req = req.into_inner();
+        let result = self
+            .resource_schema(&req.type_name)
+            .and_then(|s| Ok((decode(&s, req.current_state.as_ref(), "state")?, s)));
+        let (new_state, diags) = match result {
+            Ok((current, _)) if current.is_null() => (Some(Value::Null), Vec::new()),
+            Ok((current, _)) => {
+                let (state, diags) = self.provider.read(&req.type_name, current).await;
+                (Some(state.unwrap_or(Value::Null)), diagnostics(diags))
+            }
+            Err(d) => (None, d),
+        };
+        Ok(Response::new(pb::read_resource::Response {
+            new_state: new_state.as_ref().map(dynamic),
+            diagnostics: diags,
+            private: req.private,
+        }))
+    }
+
+    async fn plan_resource_change(
+        &self,
+        req: Request<pb::plan_resource_change::Request>,
+    ) -> Result<Response<pb::plan_resource_change::Response>, Status> {
+        let req = req.into_inner();
+        let decoded = self.resource_schema(&req.type_name).and_then(|s| {
+            Ok((
+                decode(&s, req.prior_state.as_ref(), "prior state")?,
+                decode(&s, req.proposed_new_state.as_ref(), "proposed state")?,
+                decode(&s, req.config.as_ref(), "configuration")?,
+            ))
+        });
+        let response = match decoded {
+            Err(diagnostics) => pb::plan_resource_change::Response {
+                diagnostics,
+                ..Default::default()
+            },
+            // Destroy: nothing to plan.
+            Ok((_, proposed, _)) if proposed.is_null() => pb::plan_resource_change::Response {
+                planned_state: Some(dynamic(&Value::Null)),
+                planned_private: req.prior_private,
+                ..Default::default()
+            },
+            Ok((prior, _, config)) => {
+                match self
+                    .provider
+                    .plan(&req.type_name, optional(prior).as_ref(), &config)
+                {
+                    Ok(plan) => pb::plan_resource_change::Response {
+                        planned_state: Some(dynamic(&plan.planned)),
+                        requires_replace: plan
+                            .requires_replace
+                            .iter()
+                            .map(|p| path(&p.0))
+                            .collect(),
+                        planned_private: req.prior_private,
+                        diagnostics: Vec::new(),
+                        legacy_type_system: false,
+                    },
+                    Err(diags) => pb::plan_resource_change::Response {
+                        diagnostics: diagnostics(diags),
+                        ..Default::default()
+                    },
+                }
+            }
+        };
+        Ok(Response::new(response))
+    }
+
+    async fn apply_resource_change(
+        &self,
+        req: Request<pb::apply_resource_change::Request>,
+    ) -> Result<Response<pb::apply_resource_change::Response>, Status> {
+        let req = req.into_inner();
+        let decoded = self.resource_schema(&req.type_name).and_then(|s| {
+            Ok((
+                decode(&s, req.prior_state.as_ref(), "prior state")?,
+                decode(&s, req.planned_state.as_ref(), "planned state")?,
+                decode(&s, req.config.as_ref(), "configuration")?,
+            ))
+        });
+        let response = match decoded {
+            Err(diagnostics) => pb::apply_resource_change::Response {
+                diagnostics,
+                ..Default::default()
+            },
+            Ok((prior, planned, config)) => {
+                let prior_for_error = prior.clone();
+                let (state, diags) = self
+                    .provider
+                    .apply(
+                        &req.type_name,
+                        optional(prior),
+                        optional(planned.clone()),
+                        config,
+                    )
+                    .await;
+                let failed = model::diag::has_errors(&diags);
+                // On failure Terraform keeps the state returned: the prior object, unless the
+                // provider says what exists now.
+                let new_state = match (state, failed) {
+                    (Some(s), _) => s,
+                    (None, true) => prior_for_error,
+                    (None, false) => Value::Null,
+                };
+                pb::apply_resource_change::Response {
+                    new_state: Some(dynamic(&new_state)),
+                    private: req.planned_private,
+                    diagnostics: diagnostics(diags),
+                    legacy_type_system: false,
+                }
+            }
+        };
+        Ok(Response::new(response))
+    }
+
+    async fn import_resource_state(
+        &self,
+        req: Request<pb::import_resource_state::Request>,
+    ) -> Result<Response<pb::import_resource_state::Response>, Status> {
+        let req = req.into_inner();
+        if let Err(diagnostics) = self.resource_schema(&req.type_name) {
+            return Ok(Response::new(pb::import_resource_state::Response {
+                imported_resources: Vec::new(),
+                diagnostics,
+            }));
+        }
+        let (state, diags) = self.provider.import(&req.type_name, &req.id).await;
+        Ok(Response::new(pb::import_resource_state::Response {
+            imported_resources: state
+                .map(|s| pb::import_resource_state::ImportedResource {
+                    type_name: req.type_name.clone(),
+                    state: Some(dynamic(&s)),
+                    private: Vec::new(),
+                })
+                .into_iter()
+                .collect(),
+            diagnostics: diagnostics(diags),
+        }))
+    }
+
+    async fn read_data_source(
+        &self,
+        req: Request<pb::read_data_source::Request>,
+    ) -> Result<Response<pb::read_data_source::Response>, Status> {
+        let req = req.into_inner();
+        let response = match self
+            .data_schema(&req.type_name)
+            .and_then(|s| decode(&s, req.config.as_ref(), "configuration"))
+        {
+            Err(diagnostics) => pb::read_data_source::Response {
+                state: None,
+                diagnostics,
+            },
+            Ok(config) => {
+                let (state, diags) = self.provider.read_data(&req.type_name, config).await;
+                pb::read_data_source::Response {
+                    state: state.as_ref().map(dynamic),
+                    diagnostics: diagnostics(diags),
+                }
+            }
+        };
+        Ok(Response::new(response))
+    }
+
+    async fn stop_provider(
+        &self,
+        _: Request<pb::stop_provider::Request>,
+    ) -> Result<Response<pb::stop_provider::Response>, Status> {
+        Ok(Response::new(pb::stop_provider::Response {
+            error: String::new(),
+        }))
+    }
+}

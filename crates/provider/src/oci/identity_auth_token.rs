@@ -1,0 +1,150 @@
+//! `oci_identity_auth_token`: model transitions wired to the OCI client.
+
+use model::diag::Diagnostic;
+use model::oci_identity_auth_token::{self as m, Config, State, Timeouts};
+use model::value::Value;
+use oci_client::Client;
+
+use super::{client_error, server_token};
+use crate::core::Outcome;
+
+fn invalid(d: Diagnostic) -> Outcome {
+    (None, vec![d])
+}
+
+pub async fn apply(
+    client: &Client,
+    prior: Option<Value>,
+    planned: Option<Value>,
+    _config: Value,
+) -> Outcome {
+    match (prior, planned) {
+        (None, Some(planned)) => create(client, &planned).await,
+        (Some(prior), Some(planned)) => update(client, &prior, &planned).await,
+        (Some(prior), None) => delete(client, &prior).await,
+        (None, None) => (None, Vec::new()),
+    }
+}
+
+async fn create(client: &Client, planned: &Value) -> Outcome {
+    let config = match Config::from_value(planned) {
+        Ok(c) => c,
+        Err(d) => return invalid(d),
+    };
+    let created = match client
+        .create_auth_token(&config.user_id, &config.description)
+        .await
+    {
+        Ok(t) => t,
+        Err(err) => {
+            return (
+                None,
+                vec![client_error("Could not create the auth token", &err)],
+            );
+        }
+    };
+    let mut state = m::after_create(&config, &server_token(&created));
+    if created.lifecycle_state != "ACTIVE" {
+        let limit = Timeouts::create(config.timeouts.as_ref());
+        match client
+            .wait_for_state(&config.user_id, &created.id, "ACTIVE", limit)
+            .await
+        {
+            Ok(found) => {
+                let found = found.map(|t| server_token(&t));
+                state = m::refresh(&state, found.as_ref()).unwrap_or(state);
+            }
+            // The token exists: keep it in state so that it is not lost, and say what happened.
+            Err(err) => {
+                return (
+                    Some(state.to_value()),
+                    vec![client_error("The auth token did not become ACTIVE", &err)],
+                );
+            }
+        }
+    }
+    (Some(state.to_value()), Vec::new())
+}
+
+async fn update(client: &Client, prior: &Value, planned: &Value) -> Outcome {
+    let (prior_state, config) = match (State::from_value(prior), Config::from_value(planned)) {
+        (Ok(p), Ok(c)) => (p, c),
+        (Err(d), _) | (_, Err(d)) => return (Some(prior.clone()), vec![d]),
+    };
+    if prior_state.description != config.description
+        && let Err(err) = client
+            .update_auth_token(&config.user_id, &prior_state.id, &config.description, None)
+            .await
+    {
+        return (
+            Some(prior.clone()),
+            vec![client_error("Could not update the auth token", &err)],
+        );
+    }
+    (
+        Some(m::after_update(&prior_state, &config).to_value()),
+        Vec::new(),
+    )
+}
+
+async fn delete(client: &Client, prior: &Value) -> Outcome {
+    let state = match State::from_value(prior) {
+        Ok(s) => s,
+        Err(d) => return (Some(prior.clone()), vec![d]),
+    };
+    if let Err(err) = client
+        .delete_auth_token(&state.user_id, &state.id, None)
+        .await
+    {
+        return (
+            Some(prior.clone()),
+            vec![client_error("Could not delete the auth token", &err)],
+        );
+    }
+    let limit = Timeouts::delete(state.timeouts.as_ref());
+    if let Err(err) = client
+        .wait_for_state(&state.user_id, &state.id, "DELETED", limit)
+        .await
+    {
+        return (
+            None,
+            vec![Diagnostic::warning(
+                model::diag::AttrPath::default(),
+                "The auth token is still being deleted",
+                err.to_string(),
+            )],
+        );
+    }
+    (None, Vec::new())
+}
+
+pub async fn read(client: &Client, current: Value) -> Outcome {
+    let prior = match State::from_value(&current) {
+        Ok(s) => s,
+        Err(d) => return (Some(current), vec![d]),
+    };
+    match client.get_auth_token(&prior.user_id, &prior.id).await {
+        Ok(found) => {
+            let found = found.map(|t| server_token(&t));
+            (
+                m::refresh(&prior, found.as_ref()).map(|s| s.to_value()),
+                Vec::new(),
+            )
+        }
+        Err(err) if err.status() == Some(404) => (None, Vec::new()),
+        Err(err) => (
+            Some(current),
+            vec![client_error("Could not read the auth token", &err)],
+        ),
+    }
+}
+
+pub fn import(id: &str) -> Outcome {
+    match m::parse_import_id(id) {
+        Ok((user, token)) => (
+            Some(m::import_state(&user, &token).to_value()),
+            vec![m::import_warning()],
+        ),
+        Err(d) => invalid(d),
+    }
+}

@@ -1,0 +1,239 @@
+//! `terraform-provider-oci`: its configuration, and one module per Terraform type.
+
+pub mod identity_auth_token;
+pub mod identity_auth_tokens;
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use model::diag::{AttrPath, Diagnostic};
+use model::plan::Plan;
+use model::schema::TypeSchema;
+use model::value::Value;
+use oci_client::{Client, Environment, RetryPolicy, Secret, Settings, SystemClock};
+
+use crate::core::{Outcome, Provider};
+
+#[derive(Default)]
+pub struct OciProvider {
+    client: RwLock<Option<Arc<Client>>>,
+}
+
+fn opt_string(config: &Value, name: &str) -> Option<String> {
+    config
+        .get(name)
+        .as_str()
+        .map(str::to_owned)
+        .filter(|s| !s.is_empty())
+}
+
+/// The error Terraform shows when a resource is used before `configure` succeeded.
+fn not_configured() -> Vec<Diagnostic> {
+    vec![Diagnostic::error(
+        AttrPath::default(),
+        "Provider not configured",
+        "The oci provider could not be configured; see the earlier error.",
+    )]
+}
+
+/// An error of the OCI client as a diagnostic (client errors never carry secrets).
+pub fn client_error(summary: &str, err: &oci_client::Error) -> Diagnostic {
+    Diagnostic::error(AttrPath::default(), summary, err.to_string())
+}
+
+impl OciProvider {
+    pub fn client(&self) -> Result<Arc<Client>, Vec<Diagnostic>> {
+        self.client
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .ok_or_else(not_configured)
+    }
+
+    /// The provider's settings from its configuration block; the environment and the OCI
+    /// config file fill the rest (see `oci_client::config`).
+    pub fn settings(config: &Value) -> Settings {
+        Settings {
+            auth: opt_string(config, "auth"),
+            tenancy_ocid: opt_string(config, "tenancy_ocid"),
+            user_ocid: opt_string(config, "user_ocid"),
+            fingerprint: opt_string(config, "fingerprint"),
+            private_key: opt_string(config, "private_key").map(Secret::new),
+            private_key_path: opt_string(config, "private_key_path"),
+            private_key_password: opt_string(config, "private_key_password").map(Secret::new),
+            region: opt_string(config, "region"),
+            config_file_profile: opt_string(config, "config_file_profile"),
+            endpoint: opt_string(config, "endpoint"),
+        }
+    }
+
+    pub fn retry_policy(config: &Value) -> RetryPolicy {
+        let mut policy = RetryPolicy::default();
+        if let Value::Number(seconds) = config.get("retry_duration_seconds")
+            && seconds.is_finite()
+            && *seconds >= 0.0
+        {
+            policy.max_elapsed = Duration::from_secs_f64(*seconds);
+        }
+        if config.get("disable_auto_retries") == &Value::Bool(true) {
+            policy.disabled = true;
+        }
+        policy
+    }
+}
+
+#[tonic::async_trait]
+impl Provider for OciProvider {
+    fn provider_schema(&self) -> TypeSchema {
+        model::provider_oci::schema()
+    }
+
+    fn resources(&self) -> Vec<TypeSchema> {
+        vec![model::oci_identity_auth_token::schema()]
+    }
+
+    fn data_sources(&self) -> Vec<TypeSchema> {
+        vec![model::oci_identity_auth_tokens::schema()]
+    }
+
+    fn validate(&self, type_name: &str, config: &Value) -> Vec<Diagnostic> {
+        match type_name {
+            model::oci_identity_auth_token::NAME => {
+                model::oci_identity_auth_token::validate(config)
+            }
+            model::oci_identity_auth_tokens::NAME => {
+                model::oci_identity_auth_tokens::validate(config)
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    async fn configure(&self, config: &Value) -> Vec<Diagnostic> {
+        if config.contains_unknown() {
+            return vec![Diagnostic::error(
+                AttrPath::default(),
+                "Provider configuration not known",
+                "The oci provider's settings depend on values not known until apply; set them from variables or the environment.",
+            )];
+        }
+        let settings = Self::settings(config);
+        let credentials = match oci_client::config::resolve(&settings, &Environment::process()) {
+            Ok(c) => c,
+            Err(err) => {
+                let path = match &err {
+                    oci_client::Error::Unsupported {
+                        setting: "auth", ..
+                    } => AttrPath::attr("auth"),
+                    _ => AttrPath::default(),
+                };
+                return vec![Diagnostic::error(
+                    path,
+                    "Invalid oci provider configuration",
+                    err.to_string(),
+                )];
+            }
+        };
+        match Client::new(
+            &credentials,
+            Self::retry_policy(config),
+            Arc::new(SystemClock),
+        ) {
+            Ok(client) => {
+                tracing::info!(endpoint = client.endpoint(), "oci provider configured");
+                *self.client.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(client));
+                Vec::new()
+            }
+            Err(err) => vec![Diagnostic::error(
+                AttrPath::default(),
+                "Invalid oci provider configuration",
+                err.to_string(),
+            )],
+        }
+    }
+
+    fn plan(
+        &self,
+        type_name: &str,
+        prior: Option<&Value>,
+        config: &Value,
+    ) -> Result<Plan, Vec<Diagnostic>> {
+        match type_name {
+            model::oci_identity_auth_token::NAME => {
+                Ok(model::oci_identity_auth_token::plan(prior, config))
+            }
+            other => Err(vec![Diagnostic::error(
+                AttrPath::default(),
+                "Unknown resource type",
+                format!("This provider has no resource {other:?}."),
+            )]),
+        }
+    }
+
+    async fn apply(
+        &self,
+        type_name: &str,
+        prior: Option<Value>,
+        planned: Option<Value>,
+        config: Value,
+    ) -> Outcome {
+        let client = match self.client() {
+            Ok(c) => c,
+            Err(d) => return (None, d),
+        };
+        match type_name {
+            model::oci_identity_auth_token::NAME => {
+                identity_auth_token::apply(&client, prior, planned, config).await
+            }
+            _ => (None, Vec::new()),
+        }
+    }
+
+    async fn read(&self, type_name: &str, current: Value) -> Outcome {
+        let client = match self.client() {
+            Ok(c) => c,
+            Err(d) => return (Some(current), d),
+        };
+        match type_name {
+            model::oci_identity_auth_token::NAME => {
+                identity_auth_token::read(&client, current).await
+            }
+            _ => (Some(current), Vec::new()),
+        }
+    }
+
+    async fn import(&self, type_name: &str, id: &str) -> Outcome {
+        match type_name {
+            model::oci_identity_auth_token::NAME => identity_auth_token::import(id),
+            _ => (None, Vec::new()),
+        }
+    }
+
+    async fn read_data(&self, type_name: &str, config: Value) -> Outcome {
+        let client = match self.client() {
+            Ok(c) => c,
+            Err(d) => return (None, d),
+        };
+        match type_name {
+            model::oci_identity_auth_tokens::NAME => {
+                identity_auth_tokens::read(&client, config).await
+            }
+            _ => (None, Vec::new()),
+        }
+    }
+}
+
+/// The model's view of a token the client returned.
+pub fn server_token(
+    token: &oci_client::AuthToken,
+) -> model::oci_identity_auth_token::ServerAuthToken {
+    model::oci_identity_auth_token::ServerAuthToken {
+        id: token.id.clone(),
+        user_id: token.user_id.clone(),
+        description: token.description.clone(),
+        token: token.token.as_ref().map(|t| t.expose().to_owned()),
+        lifecycle_state: token.lifecycle_state.clone(),
+        inactive_status: token.inactive_status,
+        time_created: token.time_created,
+        time_expires: token.time_expires,
+    }
+}

@@ -1,0 +1,65 @@
+//! The plugin-protocol schema, produced from the model's schema (nothing restated here).
+
+use model::schema::{Block, Kind, Nesting, Presence, TypeSchema};
+
+use crate::codec::cty_type;
+use crate::proto::tfplugin6 as pb;
+
+pub fn to_proto(schema: &TypeSchema) -> pb::Schema {
+    pb::Schema {
+        version: schema.version,
+        block: Some(block(&schema.block)),
+    }
+}
+
+fn block(block: &Block) -> pb::schema::Block {
+    pb::schema::Block {
+        version: 0,
+        attributes: block
+            .attributes
+            .iter()
+            .map(|a| pb::schema::Attribute {
+                name: a.name.to_owned(),
+                r#type: cty_type(&a.ty),
+                description: a.description.to_owned(),
+                required: a.presence == Presence::Required,
+                optional: matches!(a.presence, Presence::Optional | Presence::OptionalComputed),
+                computed: matches!(a.presence, Presence::Computed | Presence::OptionalComputed),
+                sensitive: a.sensitive,
+                description_kind: pb::StringKind::Markdown as i32,
+                deprecated: a.deprecated,
+                write_only: false,
+            })
+            .collect(),
+        block_types: block
+            .blocks
+            .iter()
+            .map(|b| pb::schema::NestedBlock {
+                type_name: b.type_name.to_owned(),
+                block: Some(self::block(&b.block)),
+                nesting: match b.nesting {
+                    Nesting::Single => pb::schema::nested_block::NestingMode::Single,
+                    Nesting::List => pb::schema::nested_block::NestingMode::List,
+                    Nesting::Set => pb::schema::nested_block::NestingMode::Set,
+                } as i32,
+                // Terraform wants MinItems == MaxItems for a single block: 0/0 when optional.
+                min_items: match b.nesting {
+                    Nesting::Single if b.min_items == 0 => 0,
+                    _ => i64::from(b.min_items),
+                },
+                max_items: match b.nesting {
+                    Nesting::Single if b.min_items == 0 => 0,
+                    _ => i64::from(b.max_items),
+                },
+            })
+            .collect(),
+        description: block.description.to_owned(),
+        description_kind: pb::StringKind::Markdown as i32,
+        deprecated: false,
+    }
+}
+
+/// `true` when the schema describes a resource (as opposed to a data source or a provider).
+pub fn is_resource(schema: &TypeSchema) -> bool {
+    schema.kind == Kind::Resource
+}

@@ -195,10 +195,13 @@ impl Client {
         self.base.as_str()
     }
 
-    fn url(&self, path: &str) -> reqwest::Url {
+    /// The URL of `path` (already escaped) under the API version, with `query` (already
+    /// escaped) if any. `set_path` would escape a `?`, so the query is set on its own.
+    fn url(&self, path: &str, query: Option<&str>) -> reqwest::Url {
         let mut url = self.base.clone();
         let prefix = url.path().trim_end_matches('/').to_owned();
         url.set_path(&format!("{prefix}/20160918{path}"));
+        url.set_query(query);
         url
     }
 
@@ -215,6 +218,7 @@ impl Client {
         url: &reqwest::Url,
         body: Option<&[u8]>,
         extra: &[(&str, String)],
+        timeout: Duration,
     ) -> Result<Reply, Attempt> {
         let endpoint = self.base.as_str().to_owned();
         let host = match url.port() {
@@ -231,7 +235,11 @@ impl Client {
         let mut req = self
             .http
             .request(method.clone(), url.clone())
+            .timeout(timeout)
             .header("accept", "application/json");
+        if !self.retry.disabled {
+            req = req.header("opc-client-retries", "true");
+        }
         for (name, value) in &signed.headers {
             if *name != "content-length" {
                 req = req.header(*name, value);
@@ -326,15 +334,25 @@ impl Client {
         &self,
         method: reqwest::Method,
         path: &str,
+        query: Option<&str>,
         body: Option<&[u8]>,
         extra: &[(&str, String)],
     ) -> Result<Reply, Error> {
-        let url = self.url(path);
+        let url = self.url(path, query);
         let start = Instant::now();
         let mut attempts = 0u32;
+        let mut previous: Option<Error> = None;
         loop {
             attempts += 1;
-            let attempt = match self.once(&method, &url, body, extra).await {
+            // No attempt runs past the deadline, but each gets at least a moment.
+            let remaining = self.retry.max_elapsed.saturating_sub(start.elapsed());
+            let cut = remaining < self.retry.request_timeout;
+            let timeout = self
+                .retry
+                .request_timeout
+                .min(remaining)
+                .max(Duration::from_millis(1));
+            let attempt = match self.once(&method, &url, body, extra, timeout).await {
                 Ok(reply) => {
                     tracing::debug!(method = %method, path, status = reply.status, attempts, "OCI request");
                     return Ok(reply);
@@ -342,6 +360,15 @@ impl Client {
                 Err(attempt) => attempt,
             };
             tracing::debug!(method = %method, path, attempts, error = %attempt.error, "OCI request failed");
+            if cut && matches!(attempt.error, Error::Timeout { .. }) && attempts > 1 {
+                // The deadline, not the server, ended this attempt: report what the server
+                // last said.
+                return Err(Error::RetriesExhausted {
+                    attempts,
+                    elapsed: start.elapsed(),
+                    last: Box::new(previous.unwrap_or(attempt.error)),
+                });
+            }
             if self.retry.disabled || !attempt.error.is_retryable() {
                 return Err(attempt.error);
             }
@@ -366,6 +393,7 @@ impl Client {
                     last: Box::new(attempt.error),
                 });
             }
+            previous = Some(attempt.error);
             tokio::time::sleep(wait).await;
         }
     }
@@ -384,6 +412,7 @@ impl Client {
             .call(
                 reqwest::Method::POST,
                 &format!("/users/{}/authTokens", escape(user_id)),
+                None,
                 Some(&body),
                 &[("opc-retry-token", retry_token)],
             )
@@ -396,11 +425,11 @@ impl Client {
         let mut out = Vec::new();
         let mut page: Option<String> = None;
         loop {
-            let mut path = format!("/users/{}/authTokens", escape(user_id));
-            if let Some(page) = &page {
-                path.push_str(&format!("?page={}", escape(page)));
-            }
-            let reply = self.call(reqwest::Method::GET, &path, None, &[]).await?;
+            let path = format!("/users/{}/authTokens", escape(user_id));
+            let query = page.as_ref().map(|page| format!("page={}", escape(page)));
+            let reply = self
+                .call(reqwest::Method::GET, &path, query.as_deref(), None, &[])
+                .await?;
             let items: Vec<WireToken> =
                 serde_json::from_slice(&reply.body).map_err(|e| malformed(&reply, e))?;
             out.extend(items.into_iter().map(|t| t.into_token(None)));
@@ -442,6 +471,7 @@ impl Client {
             .call(
                 reqwest::Method::PUT,
                 &format!("/users/{}/authTokens/{}", escape(user_id), escape(token_id)),
+                None,
                 Some(&body),
                 &extra,
             )
@@ -464,6 +494,7 @@ impl Client {
             .call(
                 reqwest::Method::DELETE,
                 &format!("/users/{}/authTokens/{}", escape(user_id), escape(token_id)),
+                None,
                 None,
                 &extra,
             )
@@ -521,10 +552,27 @@ fn parse_token(reply: &Reply) -> Result<AuthToken, Error> {
 }
 
 fn malformed(reply: &Reply, err: serde_json::Error) -> Error {
-    // The serde error names the field and position, never the value.
     Error::Malformed {
         status: reply.status,
-        detail: format!("the body is not the expected JSON: {err}"),
+        detail: format!(
+            "the body is not the expected JSON: {}",
+            without_values(&err)
+        ),
+    }
+}
+
+/// A serde error's text with the quoted value replaced by `"…"`: serde quotes the string it
+/// could not use (`invalid type: string "…", expected …`), and that string could be a secret.
+/// Everything from the first quote to the last goes, so quotes inside the value do not matter;
+/// field names (in backticks) and the position stay.
+fn without_values(err: &serde_json::Error) -> String {
+    let text = err.to_string();
+    match (text.find('"'), text.rfind('"')) {
+        (Some(first), Some(last)) if first < last => {
+            format!("{}\"…\"{}", &text[..first], &text[last + 1..])
+        }
+        (Some(first), _) => format!("{}\"…", &text[..first]),
+        _ => text,
     }
 }
 
@@ -582,5 +630,30 @@ async fn read_limited(mut resp: reqwest::Response) -> Result<Vec<u8>, ReadError>
             Err(e) if e.is_timeout() => return Err(ReadError::Timeout),
             Err(e) => return Err(ReadError::Other(error_chain(&e))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn serde_error(json: &str) -> serde_json::Error {
+        serde_json::from_str::<Vec<i64>>(json).unwrap_err()
+    }
+
+    #[test]
+    fn serde_errors_lose_their_values() {
+        let text = without_values(&serde_error(r#"["se"cret"]"#));
+        assert!(!text.contains("se") && !text.contains("cret"), "{text}");
+        assert!(text.starts_with("invalid type: string \"…\""), "{text}");
+        assert!(text.contains("line 1"), "{text}");
+        let text = without_values(&serde_error("[1,"));
+        assert!(text.contains("EOF"), "{text}");
+    }
+
+    #[test]
+    fn path_segments_are_escaped() {
+        assert_eq!(escape("ocid1.user.oc1..a-b_c~"), "ocid1.user.oc1..a-b_c~");
+        assert_eq!(escape("a/b c?"), "a%2Fb%20c%3F");
     }
 }

@@ -115,6 +115,7 @@ pub fn parse_profile(text: &str, profile: &str) -> Option<Profile> {
 fn expand_home(path: &str, home: Option<&Path>) -> PathBuf {
     match (path.strip_prefix("~/"), home) {
         (Some(rest), Some(home)) => home.join(rest),
+        _ if path == "~" => home.map_or_else(|| PathBuf::from(path), Path::to_path_buf),
         _ => PathBuf::from(path),
     }
 }
@@ -131,9 +132,10 @@ pub fn identity_override(value: &str) -> Option<String> {
 /// Resolves credentials: explicit settings win over `OCI_*`/`TF_VAR_*` variables, which win
 /// over the config file profile.
 pub fn resolve(settings: &Settings, env: &Environment<'_>) -> Result<Credentials, Error> {
+    // The Oracle provider's order: `TF_VAR_<name>` first, then `OCI_<NAME>`.
     let var = |name: &str| -> Option<String> {
-        (env.var)(&format!("OCI_{}", name.to_ascii_uppercase()))
-            .or_else(|| (env.var)(&format!("TF_VAR_{name}")))
+        (env.var)(&format!("TF_VAR_{name}"))
+            .or_else(|| (env.var)(&format!("OCI_{}", name.to_ascii_uppercase())))
     };
     let pick = |explicit: &Option<String>, name: &str| explicit.clone().or_else(|| var(name));
 
@@ -147,7 +149,7 @@ pub fn resolve(settings: &Settings, env: &Environment<'_>) -> Result<Credentials
 
     let profile_name = pick(&settings.config_file_profile, "config_file_profile");
     let config_path = (env.var)("OCI_CONFIG_FILE")
-        .map(PathBuf::from)
+        .map(|path| expand_home(&path, env.home.as_deref()))
         .or_else(|| env.home.as_ref().map(|h| h.join(".oci/config")));
     let profile: Profile = match &config_path {
         Some(path) => match (env.read_file)(path) {
@@ -174,10 +176,11 @@ pub fn resolve(settings: &Settings, env: &Environment<'_>) -> Result<Credentials
         },
         None => Profile::new(),
     };
-    if profile.contains_key("security_token_file")
-        && settings.private_key.is_none()
-        && settings.private_key_path.is_none()
-    {
+    let key_given = settings.private_key.is_some()
+        || settings.private_key_path.is_some()
+        || var("private_key").is_some()
+        || var("private_key_path").is_some();
+    if profile.contains_key("security_token_file") && !key_given {
         return Err(Error::Unsupported {
             setting: "security_token_file",
             value: "(session token authentication in the config file profile)".to_owned(),
@@ -230,8 +233,10 @@ pub fn resolve(settings: &Settings, env: &Environment<'_>) -> Result<Credentials
     };
     let key = parse_private_key(&pem, passphrase.as_ref())?;
     let actual = fingerprint(&key);
+    // The service compares fingerprints in lower case; accept what a user pasted in upper case.
     let fingerprint = pick(&settings.fingerprint, "fingerprint")
         .or_else(|| from_file("fingerprint"))
+        .map(|f| f.trim().to_ascii_lowercase())
         .unwrap_or_else(|| actual.clone());
     if fingerprint != actual {
         return Err(Error::Config(format!(

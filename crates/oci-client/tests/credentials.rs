@@ -295,3 +295,106 @@ fn debug_output_hides_the_key() {
     assert!(!text.contains("PRIVATE KEY"), "{text}");
     assert!(!text.contains(&key("test_user_key.pem")[40..80]));
 }
+
+#[test]
+fn environment_wins_over_the_file_and_tf_var_over_oci() {
+    let config = format!(
+        "[DEFAULT]\nuser=ocid1.user.oc1..file\nfingerprint={}\nkey_file=~/.oci/key.pem\ntenancy=ocid1.tenancy.oc1..file\nregion=us-ashburn-1\n\n[CI]\ntenancy=ocid1.tenancy.oc1..ci\n",
+        fp()
+    );
+    let files = [
+        ("/home/u/.oci/config", config),
+        ("/home/u/.oci/key.pem", key("test_user_key.pem")),
+        ("/keys/encrypted.pem", key("test_user_key_encrypted.pem")),
+    ];
+    let creds = check(
+        &Settings::default(),
+        &[
+            ("OCI_USER_OCID", "ocid1.user.oc1..oci"),
+            ("TF_VAR_user_ocid", "ocid1.user.oc1..tfvar"),
+            ("OCI_REGION", "eu-frankfurt-1"),
+            ("OCI_CONFIG_FILE_PROFILE", "CI"),
+            ("OCI_PRIVATE_KEY_PATH", "/keys/encrypted.pem"),
+            ("OCI_PRIVATE_KEY_PASSWORD", "test-passphrase"),
+        ],
+        &files,
+    )
+    .unwrap();
+    assert_eq!(
+        creds.user, "ocid1.user.oc1..tfvar",
+        "TF_VAR_ is read before OCI_"
+    );
+    assert_eq!(creds.region.as_deref(), Some("eu-frankfurt-1"));
+    assert_eq!(
+        creds.tenancy, "ocid1.tenancy.oc1..ci",
+        "the profile from OCI_CONFIG_FILE_PROFILE"
+    );
+    // The private key in the variable wins over the file's path.
+    let creds = check(
+        &Settings::default(),
+        &[("OCI_PRIVATE_KEY", key("test_user_key_pkcs1.pem").as_str())],
+        &files,
+    )
+    .unwrap();
+    assert_eq!(creds.user, "ocid1.user.oc1..file");
+}
+
+#[test]
+fn key_file_and_pass_phrase_from_the_profile() {
+    let config = format!(
+        "# comment\n[DEFAULT]\nregion=us-ashburn-1\n\n[ENC]\nuser = ocid1.user.oc1..enc\nfingerprint = {}\nkey_file = ~/keys/enc.pem\npass_phrase = test-passphrase\ntenancy = ocid1.tenancy.oc1..enc\n",
+        fp().to_ascii_uppercase()
+    );
+    let files = [
+        ("/home/u/oci.conf", config),
+        (
+            "/home/u/keys/enc.pem",
+            format!("{}OCI_API_KEY\n", key("test_user_key_encrypted.pem")),
+        ),
+    ];
+    let settings = Settings {
+        config_file_profile: Some("ENC".into()),
+        ..Settings::default()
+    };
+    let creds = check(&settings, &[("OCI_CONFIG_FILE", "~/oci.conf")], &files).unwrap();
+    assert_eq!(creds.user, "ocid1.user.oc1..enc");
+    assert_eq!(
+        creds.fingerprint,
+        fp(),
+        "fingerprints compare in lower case"
+    );
+    assert_eq!(
+        creds.region.as_deref(),
+        Some("us-ashburn-1"),
+        "inherited from DEFAULT"
+    );
+    // An explicit passphrase wins over the file's, and a wrong one says so.
+    let wrong = Settings {
+        private_key_password: Some(Secret::new("not-it")),
+        ..settings.clone()
+    };
+    let err = check(&wrong, &[("OCI_CONFIG_FILE", "~/oci.conf")], &files).unwrap_err();
+    assert!(err.to_string().contains("wrong passphrase"), "{err}");
+    assert!(!err.to_string().contains("not-it"));
+    // A key file that cannot be read names the path.
+    let err = check(
+        &Settings {
+            private_key_path: Some("/nowhere/key.pem".into()),
+            ..settings
+        },
+        &[("OCI_CONFIG_FILE", "~/oci.conf")],
+        &files,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("/nowhere/key.pem"), "{err}");
+}
+
+#[test]
+fn other_authentication_from_the_environment_is_refused_by_name() {
+    let err = check(&explicit(), &[("OCI_AUTH", "InstancePrincipal")], &[]).unwrap_err();
+    assert!(
+        matches!(&err, Error::Unsupported { setting: "auth", value } if value == "InstancePrincipal"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("auth"), "{err}");
+}

@@ -1,11 +1,12 @@
-//! Random creates and deletes while fake-oci injects a fault into calls: 500, 503, 429 with
-//! retry-after, a connection reset before or after the server acted, a reply slower than the
-//! client's timeout. Afterwards the fake holds exactly the tokens the reference model says:
-//! none duplicated, none lost, no orphan.
+//! Random creates, updates and deletes while fake-oci injects up to three faults into the
+//! attempts of each call: 500, 503, 429 with retry-after, a connection reset before or after
+//! the server acted, a reply slower than the client's timeout. After every operation the fake
+//! holds exactly the tokens (and descriptions) the reference model says: none duplicated, none
+//! lost, no orphan.
 //!
 //! 1,000 cases by default; `PROPTEST_CASES=10000` (what `cargo xtask test --long` sets) for more.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,31 +24,40 @@ enum Fault {
     Slow,
 }
 
+/// One operation, and the faults its first attempts meet (in order, one attempt each).
 #[derive(Debug, Clone)]
 enum Op {
-    Create(Option<Fault>),
-    Delete(usize, Option<Fault>),
+    Create(Vec<Fault>),
+    Update(usize, Vec<Fault>),
+    Delete(usize, Vec<Fault>),
 }
 
-fn fault() -> impl Strategy<Value = Option<Fault>> {
+fn one_fault() -> impl Strategy<Value = Fault> {
     prop_oneof![
-        4 => Just(None),
-        1 => prop_oneof![Just(500u16), Just(503)].prop_map(|s| Some(Fault::Status(s))),
-        1 => Just(Some(Fault::Throttled)),
-        1 => Just(Some(Fault::ResetBefore)),
-        1 => Just(Some(Fault::ResetAfter)),
-        1 => Just(Some(Fault::Slow)),
+        prop_oneof![Just(500u16), Just(503)].prop_map(Fault::Status),
+        Just(Fault::Throttled),
+        Just(Fault::ResetBefore),
+        Just(Fault::ResetAfter),
+        Just(Fault::Slow),
+    ]
+}
+
+fn faults() -> impl Strategy<Value = Vec<Fault>> {
+    prop_oneof![
+        2 => Just(Vec::new()),
+        3 => proptest::collection::vec(one_fault(), 1..=3),
     ]
 }
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        fault().prop_map(Op::Create),
-        (0..3usize, fault()).prop_map(|(pick, f)| Op::Delete(pick, f)),
+        3 => faults().prop_map(Op::Create),
+        1 => (0..3usize, faults()).prop_map(|(pick, f)| Op::Update(pick, f)),
+        2 => (0..3usize, faults()).prop_map(|(pick, f)| Op::Delete(pick, f)),
     ]
 }
 
-const TIMEOUT: Duration = Duration::from_millis(40);
+const TIMEOUT: Duration = Duration::from_millis(25);
 
 fn rule(method: &str, fault: &Fault) -> Rule {
     let action = match fault {
@@ -68,7 +78,7 @@ fn rule(method: &str, fault: &Fault) -> Rule {
             reset: ResetWhen::After,
         },
         Fault::Slow => Action::Delay {
-            delay_ms: TIMEOUT.as_millis() as u64 + 30,
+            delay_ms: TIMEOUT.as_millis() as u64 + 15,
         },
     };
     Rule {
@@ -109,14 +119,21 @@ fn client(fake: &FakeOci) -> Client {
 async fn run(fake: &FakeOci, client: &Client, ops: Vec<Op>) -> Result<(), TestCaseError> {
     let control = fake.control();
     let user = fake.test_identity().user;
-    let mut model: Vec<String> = Vec::new();
-    for op in ops {
+    // The reference model: token id → description, in creation order.
+    let mut model: Vec<(String, String)> = Vec::new();
+    for (step, op) in ops.into_iter().enumerate() {
+        let (method, faults) = match &op {
+            Op::Create(f) => ("POST", f),
+            Op::Update(_, f) => ("PUT", f),
+            Op::Delete(_, f) => ("DELETE", f),
+        };
+        for f in faults {
+            control.add_fault(rule(method, f));
+        }
         match op {
-            Op::Create(fault) => {
-                if let Some(f) = &fault {
-                    control.add_fault(rule("POST", f));
-                }
-                let result = client.create_auth_token(&user, "d").await;
+            Op::Create(_) => {
+                let description = format!("d{step}");
+                let result = client.create_auth_token(&user, &description).await;
                 if model.len() >= 2 {
                     let err = result.expect_err("a third token is refused");
                     prop_assert_eq!(err.status(), Some(400));
@@ -127,34 +144,49 @@ async fn run(fake: &FakeOci, client: &Client, ops: Vec<Op>) -> Result<(), TestCa
                         token.token.is_some(),
                         "the create reply (or its replay) carries the secret"
                     );
-                    model.push(token.id);
+                    prop_assert_eq!(&token.description, &description);
+                    model.push((token.id, description));
                 }
             }
-            Op::Delete(pick, fault) => {
-                let Some(id) = model.get(pick).cloned() else {
+            Op::Update(pick, _) => {
+                let Some((id, _)) = model.get(pick).cloned() else {
                     continue;
                 };
-                if let Some(f) = &fault {
-                    control.add_fault(rule("DELETE", f));
-                }
+                let description = format!("u{step}");
+                let token = client
+                    .update_auth_token(&user, &id, &description, None)
+                    .await
+                    .map_err(|e| TestCaseError::fail(format!("update failed: {e}")))?;
+                prop_assert_eq!(&token.description, &description);
+                model[pick].1 = description;
+            }
+            Op::Delete(pick, _) => {
+                let Some((id, _)) = model.get(pick).cloned() else {
+                    continue;
+                };
                 client
                     .delete_auth_token(&user, &id, None)
                     .await
                     .map_err(|e| TestCaseError::fail(format!("delete failed: {e}")))?;
-                model.retain(|t| t != &id);
+                model.remove(pick);
             }
         }
         // A request the client gave up on may still be running in the fake; let it finish.
         control.idle().await;
         control.clear_faults();
         let state = control.state();
-        let held: BTreeSet<String> = state["tokens"]
+        let held: BTreeMap<String, String> = state["tokens"]
             .as_array()
             .unwrap()
             .iter()
-            .map(|t| t["id"].as_str().unwrap().to_owned())
+            .map(|t| {
+                (
+                    t["id"].as_str().unwrap().to_owned(),
+                    t["description"].as_str().unwrap().to_owned(),
+                )
+            })
             .collect();
-        let expected: BTreeSet<String> = model.iter().cloned().collect();
+        let expected: BTreeMap<String, String> = model.iter().cloned().collect();
         prop_assert_eq!(
             held,
             expected,
@@ -165,7 +197,7 @@ async fn run(fake: &FakeOci, client: &Client, ops: Vec<Op>) -> Result<(), TestCa
 }
 
 #[test]
-fn creates_and_deletes_survive_faults() {
+fn creates_updates_and_deletes_survive_faults() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let fake = runtime
         .block_on(FakeOci::start(Config::for_testing()))
@@ -175,10 +207,15 @@ fn creates_and_deletes_survive_faults() {
         .ok()
         .and_then(|c| c.parse().ok())
         .unwrap_or(1000);
-    proptest!(ProptestConfig::with_cases(cases), |(ops in proptest::collection::vec(op(), 1..5))| {
+    let ran = std::sync::atomic::AtomicU32::new(0);
+    proptest!(ProptestConfig::with_cases(cases), |(ops in proptest::collection::vec(op(), 1..6))| {
+        ran.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         runtime.block_on(async {
             fake.control().reset();
             run(&fake, &client, ops).await
         })?;
     });
+    let ran = ran.into_inner();
+    eprintln!("fault schedules: {ran} cases");
+    assert!(ran >= cases, "ran {ran} of {cases} cases");
 }

@@ -84,18 +84,47 @@ async fn secrets_never_reach_logs_debug_or_errors() {
     .unwrap();
     let refused = skewed.list_auth_tokens(&id.user).await.unwrap_err();
     seen.push_str(&format!("{refused} {refused:?}"));
-    let signed = creds.signer().sign("GET", "h", "/", None, TEST_EPOCH);
-    let signature = signed
-        .headers
-        .iter()
-        .find(|(n, _)| *n == "authorization")
-        .unwrap()
-        .1
-        .split("signature=\"")
-        .nth(1)
-        .unwrap()
-        .trim_end_matches('"')
-        .to_owned();
+    // Wrong passphrases and unreadable keys end in errors that must not echo what was given.
+    let encrypted = include_str!("../../../fixtures/oci/keys/test_user_key_encrypted.pem");
+    let wrong = Settings {
+        private_key: Some(Secret::new(encrypted)),
+        private_key_password: Some(Secret::new("wrong-passphrase-value")),
+        ..settings.clone()
+    };
+    let err = oci_client::config::resolve(&wrong, &env).unwrap_err();
+    seen.push_str(&format!("{err} {err:?} {wrong:?}"));
+
+    // The signer is deterministic under the fixed clock, so these are the signatures the
+    // client really sent for the creates and the list above.
+    let host = fake.endpoint().trim_start_matches("http://").to_owned();
+    let collection = format!("/20160918/users/{}/authTokens", id.user);
+    let signature_of = |method: &str, body: Option<&[u8]>| {
+        let signed = creds
+            .signer()
+            .sign(method, &host, &collection, body, TEST_EPOCH);
+        let authorization = &signed
+            .headers
+            .iter()
+            .find(|(n, _)| *n == "authorization")
+            .unwrap()
+            .1;
+        authorization
+            .split("signature=\"")
+            .nth(1)
+            .unwrap()
+            .trim_end_matches('"')
+            .to_owned()
+    };
+    let mut signatures = vec![signature_of("GET", None)];
+    for description in ["one", "two", "three"] {
+        let body = format!(r#"{{"description":"{description}"}}"#);
+        signatures.push(signature_of("POST", Some(body.as_bytes())));
+    }
+    let sent: Vec<_> = fake.control().requests();
+    assert!(
+        sent.iter().filter(|r| r.status == Some(200)).count() >= 3,
+        "the signatures were accepted: {sent:?}"
+    );
 
     let logs = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
     assert!(
@@ -103,14 +132,29 @@ async fn secrets_never_reach_logs_debug_or_errors() {
         "the test captured the client's logs: {logs}"
     );
     let everything = format!("{seen}\n{logs}");
-    let secrets = [
-        first.token.as_ref().unwrap().expose().to_owned(),
-        second.token.as_ref().unwrap().expose().to_owned(),
-        id.private_key_pem.lines().nth(1).unwrap().to_owned(),
-        "unused-passphrase".to_owned(),
-        signature,
+    let mut secrets = vec![
+        (
+            "first token",
+            first.token.as_ref().unwrap().expose().to_owned(),
+        ),
+        (
+            "second token",
+            second.token.as_ref().unwrap().expose().to_owned(),
+        ),
+        ("passphrase", "unused-passphrase".to_owned()),
+        ("wrong passphrase", "wrong-passphrase-value".to_owned()),
     ];
-    for secret in secrets {
-        assert!(!everything.contains(&secret), "a secret leaked: {secret}");
+    for line in id.private_key_pem.lines().skip(1).take(3) {
+        secrets.push(("private key line", line.to_owned()));
+    }
+    for line in encrypted.lines().skip(1).take(3) {
+        secrets.push(("encrypted key line", line.to_owned()));
+    }
+    for signature in signatures {
+        secrets.push(("signature", signature));
+    }
+    for (what, secret) in &secrets {
+        // The message names the kind of secret, never the secret itself.
+        assert!(!everything.contains(secret.as_str()), "a {what} leaked");
     }
 }

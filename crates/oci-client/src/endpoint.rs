@@ -1,8 +1,30 @@
 //! The Identity endpoint of a region, or an explicit override.
+//!
+//! The SDKs build `https://identity.{region}.oci.{second-level domain of the realm}`.
+//! Realm oc1 (`oraclecloud.com`) holds every public commercial region, and a region this table
+//! does not list is assumed to be in oc1, as the Python SDK does for a region it does not know.
+//! The table lists the other realms whose regions are public knowledge in the SDKs' region
+//! tables; it is deliberately small, and a region missing from it can always be reached with an
+//! explicit endpoint override. Region short keys such as `iad` are not translated.
+//!
+//! | Realm | Domain | Regions |
+//! |---|---|---|
+//! | oc2 | oraclegovcloud.com | us-langley-1, us-luke-1 |
+//! | oc3 | oraclegovcloud.com | us-gov-ashburn-1, us-gov-chicago-1, us-gov-phoenix-1 |
+//! | oc4 | oraclegovcloud.uk | uk-gov-london-1, uk-gov-cardiff-1 |
+//! | oc5 | oraclecloud5.com | us-tacoma-1 |
+//! | oc8 | oraclecloud8.com | ap-chiyoda-1, ap-ibaraki-1 |
+//! | oc9 | oraclecloud9.com | me-dcc-muscat-1 |
+//! | oc10 | oraclecloud10.com | ap-dcc-canberra-1 |
+//! | oc14 | oraclecloud14.com | eu-dcc-dublin-1, eu-dcc-dublin-2, eu-dcc-milan-1, eu-dcc-milan-2, eu-dcc-rating-1, eu-dcc-rating-2 |
+//! | oc19 | oraclecloud.eu | eu-frankfurt-2, eu-madrid-2 |
+//! | oc20 | oraclecloud20.com | eu-jovanovac-1 |
+//! | oc24 | oraclecloud24.com | eu-dcc-zurich-1 |
 
 use crate::error::Error;
 
-/// The second-level domain of each realm, and the regions that are not in the commercial realm.
+/// The realms other than oc1: name, second-level domain, regions. Kept in step with the table
+/// in the module documentation.
 const REALMS: &[(&str, &str, &[&str])] = &[
     ("oc2", "oraclegovcloud.com", &["us-langley-1", "us-luke-1"]),
     (
@@ -15,7 +37,25 @@ const REALMS: &[(&str, &str, &[&str])] = &[
         "oraclegovcloud.uk",
         &["uk-gov-london-1", "uk-gov-cardiff-1"],
     ),
+    ("oc5", "oraclecloud5.com", &["us-tacoma-1"]),
     ("oc8", "oraclecloud8.com", &["ap-chiyoda-1", "ap-ibaraki-1"]),
+    ("oc9", "oraclecloud9.com", &["me-dcc-muscat-1"]),
+    ("oc10", "oraclecloud10.com", &["ap-dcc-canberra-1"]),
+    (
+        "oc14",
+        "oraclecloud14.com",
+        &[
+            "eu-dcc-dublin-1",
+            "eu-dcc-dublin-2",
+            "eu-dcc-milan-1",
+            "eu-dcc-milan-2",
+            "eu-dcc-rating-1",
+            "eu-dcc-rating-2",
+        ],
+    ),
+    ("oc19", "oraclecloud.eu", &["eu-frankfurt-2", "eu-madrid-2"]),
+    ("oc20", "oraclecloud20.com", &["eu-jovanovac-1"]),
+    ("oc24", "oraclecloud24.com", &["eu-dcc-zurich-1"]),
 ];
 
 /// `https://identity.{region}.oci.{domain}`, the form the SDKs build.
@@ -45,6 +85,18 @@ pub fn check_override(endpoint: &str) -> Result<reqwest::Url, Error> {
             "endpoint {endpoint:?} must be an http:// or https:// URL with a host"
         )));
     }
+    // User information would be printed wherever the endpoint is, and a query or fragment
+    // would change what is signed.
+    if !url.username().is_empty()
+        || url.password().is_some()
+        || url.query().is_some()
+        || url.fragment().is_some()
+    {
+        return Err(Error::Config(
+            "the endpoint must be scheme, host, port and path only (no user, query or fragment)"
+                .into(),
+        ));
+    }
     Ok(url)
 }
 
@@ -62,9 +114,27 @@ mod tests {
             for_region("uk-gov-london-1").unwrap(),
             "https://identity.uk-gov-london-1.oci.oraclegovcloud.uk"
         );
+        assert_eq!(
+            for_region("eu-frankfurt-2").unwrap(),
+            "https://identity.eu-frankfurt-2.oci.oraclecloud.eu"
+        );
+        assert_eq!(
+            for_region("us-gov-ashburn-1").unwrap(),
+            "https://identity.us-gov-ashburn-1.oci.oraclegovcloud.com"
+        );
+        assert_eq!(
+            for_region("a-new-region-1").unwrap(),
+            "https://identity.a-new-region-1.oci.oraclecloud.com"
+        );
         assert!(for_region("US East").is_err());
+        assert!(for_region("").is_err());
+        assert!(for_region("us-ashburn-1.evil.example/x").is_err());
         assert!(check_override("http://127.0.0.1:8080").is_ok());
         assert!(check_override("ftp://x").is_err());
         assert!(check_override("127.0.0.1:8080").is_err());
+        assert!(check_override("https://identity.example:8443/prefix").is_ok());
+        let err = check_override("http://user:pw@127.0.0.1:1").unwrap_err();
+        assert!(!err.to_string().contains("pw"), "{err}");
+        assert!(check_override("http://127.0.0.1:1/?a=b").is_err());
     }
 }

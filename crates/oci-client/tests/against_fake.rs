@@ -241,3 +241,32 @@ async fn retry_after_is_honoured_and_the_deadline_holds() {
     let gets = fake.control().requests().len();
     assert!(gets <= 8, "retry-after spaced the attempts: {gets}");
 }
+
+#[tokio::test]
+async fn an_untrusted_https_certificate_is_refused() {
+    let fake = FakeOci::start(Config {
+        tls: true,
+        ..Config::for_testing()
+    })
+    .await
+    .unwrap();
+    assert!(fake.endpoint().starts_with("https://"));
+    let retry = RetryPolicy {
+        max_elapsed: Duration::from_millis(100),
+        ..fast_retries()
+    };
+    let client = Client::new(&credentials(&fake), retry, Arc::new(FixedClock(TEST_EPOCH))).unwrap();
+    let err = client
+        .list_auth_tokens(&fake.test_identity().user)
+        .await
+        .unwrap_err();
+    let text = format!("{err}");
+    assert!(
+        text.contains("certificate") || text.contains("Certificate"),
+        "TLS verification is on: {text}"
+    );
+    assert!(
+        fake.control().requests().is_empty(),
+        "nothing reached the API"
+    );
+}

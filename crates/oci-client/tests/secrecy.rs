@@ -26,11 +26,15 @@ impl Write for Buffer {
 async fn secrets_never_reach_logs_debug_or_errors() {
     let buffer = Buffer::default();
     let writer = buffer.clone();
-    let subscriber = tracing_subscriber::fmt()
+    // The global subscriber (this test binary holds only this test) also takes the `log`
+    // records of reqwest and its dependencies, so every library's trace output is checked.
+    use tracing_subscriber::util::SubscriberInitExt;
+    tracing_subscriber::fmt()
         .with_max_level(tracing::Level::TRACE)
         .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+        .finish()
+        .try_init()
+        .expect("the only subscriber of this test binary");
 
     let fake = FakeOci::start(Config::for_testing()).await.unwrap();
     let id = fake.test_identity();
@@ -129,7 +133,11 @@ async fn secrets_never_reach_logs_debug_or_errors() {
     let logs = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
     assert!(
         logs.contains("OCI request"),
-        "the test captured the client's logs: {logs}"
+        "the test captured the client's logs"
+    );
+    assert!(
+        logs.contains("reqwest") || logs.contains("hyper"),
+        "the test captured the HTTP stack's logs"
     );
     let everything = format!("{seen}\n{logs}");
     let mut secrets = vec![

@@ -50,9 +50,13 @@ fn unordered(args: &[&str], stdout: String) -> String {
             serde_json::to_string(&items).unwrap_or_default()
         }
         Some(&"yaml") => {
-            let mut items: Vec<&str> = stdout.split("- ").filter(|s| !s.is_empty()).collect();
+            let mut items: Vec<&str> = stdout
+                .split("- ")
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .collect();
             items.sort();
-            items.join("- ")
+            items.join("\n- ")
         }
         _ => stdout,
     }

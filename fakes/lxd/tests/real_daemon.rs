@@ -246,6 +246,18 @@ async fn sequence(t: &Target) -> Vec<Step> {
         step(s, label, &t.unix("PATCH", "/1.0", Some(body)).await);
     }
     step(s, "unknown path", &t.unix("GET", "/1.0/nosuch", None).await);
+    step(s, "versions", &t.unix("GET", "/", None).await);
+    step(s, "projects", &t.unix("GET", "/1.0/projects", None).await);
+    step(
+        s,
+        "default project",
+        &t.unix("GET", "/1.0/projects/default", None).await,
+    );
+    step(
+        s,
+        "unknown project",
+        &t.unix("GET", "/1.0/projects/nope", None).await,
+    );
     step(
         s,
         "POST operations",

@@ -1,0 +1,411 @@
+//! HTTP handlers of the LXD API: parse the request, call the state machine, serialise.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::Extension;
+use serde_json::json;
+
+use crate::AppState;
+use crate::envelope::{async_op, error, operation_json, sync, sync_status};
+use crate::state::{Caller, CertificatesPost, LxdError, Status};
+
+type App = State<Arc<AppState>>;
+
+fn fail(e: LxdError) -> Response {
+    error(e.status, &e.text)
+}
+
+fn forbidden() -> Response {
+    error(403, "not authorized")
+}
+
+#[derive(serde::Deserialize, Default)]
+pub struct Recursion {
+    #[serde(default)]
+    recursion: Option<String>,
+}
+
+impl Recursion {
+    fn on(&self) -> bool {
+        self.recursion.as_deref().is_some_and(|r| r != "0")
+    }
+}
+
+/// The text Go's `encoding/json` gives for a body that does not fit `CertificatesPost`-like
+/// structs, for the common cases; other syntax errors fall back to serde's text.
+fn decode_error(body: &[u8], type_name: &str, fields: &[(&str, &str)]) -> Option<String> {
+    let text = String::from_utf8_lossy(body);
+    let trimmed = text.trim_start();
+    if trimmed.is_empty() {
+        return Some("EOF".into());
+    }
+    let value: serde_json::Value = match serde_json::from_str(&text) {
+        Ok(v) => v,
+        Err(e) => {
+            let mut chars = trimmed.chars();
+            if chars.next() == Some('{') {
+                let next = chars.find(|c| !c.is_whitespace());
+                if let Some(c) = next.filter(|c| *c != '"' && *c != '}') {
+                    return Some(format!("invalid character '{c}' looking for beginning of object key string"));
+                }
+            }
+            return Some(e.to_string());
+        }
+    };
+    let kind = |v: &serde_json::Value| match v {
+        serde_json::Value::Array(_) => "array",
+        serde_json::Value::String(_) => "string",
+        serde_json::Value::Number(_) => "number",
+        serde_json::Value::Bool(_) => "bool",
+        serde_json::Value::Object(_) => "object",
+        serde_json::Value::Null => "null",
+    };
+    let Some(object) = value.as_object() else {
+        return Some(format!("json: cannot unmarshal {} into Go value of type {type_name}", kind(&value)));
+    };
+    let short = type_name.rsplit('.').next().unwrap_or(type_name);
+    for (field, go_type) in fields {
+        let Some(v) = object.get(*field) else { continue };
+        let fits = match *go_type {
+            "string" => v.is_string() || v.is_null(),
+            "bool" => v.is_boolean() || v.is_null(),
+            "[]string" => v.is_null() || v.as_array().is_some_and(|a| a.iter().all(|s| s.is_string())),
+            _ => true,
+        };
+        if !fits {
+            let shown = if v.is_array() && *go_type == "[]string" { "array" } else { kind(v) };
+            let (what, field_path) = match v.as_array() {
+                Some(items) if *go_type == "[]string" => (items.iter().find(|i| !i.is_string()).map(kind).unwrap_or(shown), format!("{short}.{field}")),
+                _ => (shown, format!("{short}.{field}")),
+            };
+            let of_type = if v.is_array() && *go_type == "[]string" { "string" } else { go_type };
+            return Some(format!("json: cannot unmarshal {what} into Go struct field {field_path} of type {of_type}"));
+        }
+    }
+    None
+}
+
+const CERT_FIELDS: &[(&str, &str)] = &[
+    ("name", "string"),
+    ("type", "string"),
+    ("restricted", "bool"),
+    ("projects", "[]string"),
+    ("certificate", "string"),
+    ("password", "string"),
+    ("trust_token", "string"),
+    ("token", "bool"),
+];
+
+pub async fn root(State(app): App, Extension(caller): Extension<Caller>) -> Response {
+    // The extension list takes the state lock itself, so it is read before the lock is held.
+    let extensions = app.api_extensions();
+    let state = app.lock();
+    if !state.is_trusted(&caller) {
+        return sync(json!({
+            "api_extensions": extensions,
+            "api_status": "stable",
+            "api_version": "1.0",
+            "auth": "untrusted",
+            "public": false,
+            "auth_methods": ["tls"],
+        }));
+    }
+    let mut response = sync(json!({
+        "config": state.config,
+        "api_extensions": extensions,
+        "api_status": "stable",
+        "api_version": "1.0",
+        "auth": "trusted",
+        "public": false,
+        "auth_methods": ["tls"],
+        "environment": {
+            "addresses": state.addresses(),
+            "architectures": ["x86_64", "i686"],
+            "certificate": app.server_cert_pem,
+            "certificate_fingerprint": state.server_fingerprint,
+            "driver": "lxc",
+            "driver_version": state.profile.server_version(),
+            "firewall": "xtables",
+            "kernel": "Linux",
+            "kernel_architecture": "x86_64",
+            "os_name": "fake-lxd",
+            "os_version": "0",
+            "project": "default",
+            "server": "lxd",
+            "server_clustered": false,
+            "server_event_mode": "full-mesh",
+            "server_name": "fake-lxd",
+            "server_pid": std::process::id(),
+            "server_version": state.profile.server_version(),
+            "storage": "",
+            "storage_version": "",
+            "storage_supported_drivers": [],
+        },
+    }));
+    let etag = format!("\"{}\"", crate::tls::fingerprint(serde_json::to_string(&state.config).unwrap_or_default().as_bytes()));
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        response.headers_mut().insert(header::ETAG, v);
+    }
+    response
+}
+
+#[derive(serde::Deserialize)]
+struct ServerPut {
+    #[serde(default)]
+    config: std::collections::BTreeMap<String, serde_json::Value>,
+}
+
+async fn put_config(app: Arc<AppState>, caller: Caller, body: Bytes, replace: bool) -> Response {
+    if !app.lock().is_trusted(&caller) {
+        return forbidden();
+    }
+    if let Some(text) = decode_error(&body, "api.ServerPut", &[]) {
+        return error(400, &text);
+    }
+    let put: ServerPut = match serde_json::from_slice(&body) {
+        Ok(p) => p,
+        Err(e) => return error(400, &e.to_string()),
+    };
+    let values = put.config.into_iter().map(|(k, v)| (k, v.as_str().map_or_else(|| v.to_string(), str::to_owned))).collect();
+    match app.lock().set_config(values, replace) {
+        Ok(()) => sync(json!({})),
+        Err(e) => fail(e),
+    }
+}
+
+pub async fn put_root(State(app): App, Extension(caller): Extension<Caller>, body: Bytes) -> Response {
+    put_config(app, caller, body, true).await
+}
+
+pub async fn patch_root(State(app): App, Extension(caller): Extension<Caller>, body: Bytes) -> Response {
+    put_config(app, caller, body, false).await
+}
+
+pub async fn post_certificates(State(app): App, Extension(caller): Extension<Caller>, body: Bytes) -> Response {
+    if let Some(text) = decode_error(&body, "api.CertificatesPost", CERT_FIELDS) {
+        return error(400, &text);
+    }
+    let req: CertificatesPost = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return error(400, &e.to_string()),
+    };
+    let now = app.clock.now();
+    let mut state = app.lock();
+    state.tick(now);
+    let trusted = state.is_trusted(&caller);
+    if req.token {
+        // Restricted clients may not issue tokens either (the real daemon answers 403).
+        let restricted = caller.cert.as_ref().is_some_and(|(fp, _)| state.certificates.iter().any(|c| &c.fingerprint == fp && c.restricted));
+        if !trusted || (!caller.local && restricted) {
+            return forbidden();
+        }
+        return match state.create_token(req, now) {
+            Ok(op) => {
+                let profile = state.profile;
+                drop(state);
+                app.event(&op);
+                async_op(&op, profile)
+            }
+            Err(e) => fail(e),
+        };
+    }
+    if trusted && state.profile == crate::state::Profile::V5_0 && req.password.is_empty() {
+        return error(501, "not implemented");
+    }
+    let before: Vec<String> = state.operations.iter().filter(|o| o.status == Status::Running).map(|o| o.id.clone()).collect();
+    let result = state.consume(&caller, &req, now);
+    let burnt: Vec<_> = state.operations.iter().filter(|o| before.contains(&o.id) && o.status != Status::Running).cloned().collect();
+    drop(state);
+    for op in &burnt {
+        app.event(op);
+    }
+    match result {
+        Ok(consumed) => {
+            let mut response = sync_status(201, serde_json::Value::Null);
+            if let Ok(v) = HeaderValue::from_str(&format!("/1.0/certificates/{}", consumed.fingerprint)) {
+                response.headers_mut().insert(header::LOCATION, v);
+            }
+            response
+        }
+        Err(e) => fail(e),
+    }
+}
+
+pub async fn list_certificates(State(app): App, Extension(caller): Extension<Caller>, Query(q): Query<Recursion>) -> Response {
+    let state = app.lock();
+    if !state.is_trusted(&caller) {
+        return forbidden();
+    }
+    if q.on() {
+        sync(json!(state.certificates.iter().map(cert_json).collect::<Vec<_>>()))
+    } else {
+        sync(json!(state.certificates.iter().map(|c| format!("/1.0/certificates/{}", c.fingerprint)).collect::<Vec<_>>()))
+    }
+}
+
+fn cert_json(c: &crate::state::Certificate) -> serde_json::Value {
+    json!({"name": c.name, "type": "client", "restricted": c.restricted, "projects": c.projects, "certificate": c.certificate, "fingerprint": c.fingerprint})
+}
+
+pub async fn get_certificate(State(app): App, Extension(caller): Extension<Caller>, Path(fp): Path<String>) -> Response {
+    let state = app.lock();
+    if !state.is_trusted(&caller) {
+        return forbidden();
+    }
+    match state.certificate(&fp) {
+        Ok(c) => sync(cert_json(c)),
+        Err(e) => fail(e),
+    }
+}
+
+pub async fn delete_certificate(State(app): App, Extension(caller): Extension<Caller>, Path(fp): Path<String>) -> Response {
+    let mut state = app.lock();
+    if !state.is_trusted(&caller) {
+        return forbidden();
+    }
+    match state.delete_certificate(&fp) {
+        Ok(()) => sync(json!({})),
+        Err(e) => fail(e),
+    }
+}
+
+pub async fn list_operations(State(app): App, Extension(caller): Extension<Caller>, Query(q): Query<Recursion>) -> Response {
+    let now = app.clock.now();
+    let mut state = app.lock();
+    if !state.is_trusted(&caller) {
+        return forbidden();
+    }
+    state.tick(now);
+    let mut buckets = serde_json::Map::new();
+    for status in [Status::Running, Status::Cancelled, Status::Success] {
+        let ops: Vec<serde_json::Value> = state
+            .operations
+            .iter()
+            .filter(|o| o.status == status)
+            .map(|o| if q.on() { operation_json(o, state.profile) } else { json!(format!("/1.0/operations/{}", o.id)) })
+            .collect();
+        if !ops.is_empty() {
+            buckets.insert(status.bucket().into(), serde_json::Value::Array(ops));
+        }
+    }
+    sync(serde_json::Value::Object(buckets))
+}
+
+pub async fn get_operation(State(app): App, Extension(caller): Extension<Caller>, Path(id): Path<String>) -> Response {
+    let now = app.clock.now();
+    let mut state = app.lock();
+    if !state.is_trusted(&caller) {
+        return forbidden();
+    }
+    state.tick(now);
+    match state.operation(&id) {
+        Ok(op) => sync(operation_json(op, state.profile)),
+        Err(e) => fail(e),
+    }
+}
+
+pub async fn delete_operation(State(app): App, Extension(caller): Extension<Caller>, Path(id): Path<String>) -> Response {
+    let now = app.clock.now();
+    let mut state = app.lock();
+    if !state.is_trusted(&caller) {
+        return forbidden();
+    }
+    state.tick(now);
+    match state.cancel(&id, now) {
+        Ok(()) => {
+            let op = state.operation(&id).ok().cloned();
+            drop(state);
+            if let Some(op) = op {
+                app.event(&op);
+            }
+            sync(json!({}))
+        }
+        Err(e) => fail(e),
+    }
+}
+
+pub async fn not_implemented() -> Response {
+    error(501, "not implemented")
+}
+
+pub async fn not_found() -> Response {
+    error(404, "not found")
+}
+
+/// `GET /1.0/events`: a websocket of operation events; without an upgrade, a plain-text 400
+/// as the daemon answers.
+pub async fn events(State(app): App, Extension(caller): Extension<Caller>, upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>) -> Response {
+    if !app.lock().is_trusted(&caller) {
+        return forbidden();
+    }
+    match upgrade {
+        Ok(ws) => {
+            let events = app.events.subscribe();
+            ws.on_upgrade(move |socket| stream_events(socket, events))
+        }
+        Err(_) => (StatusCode::BAD_REQUEST, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], "Bad Request\n").into_response(),
+    }
+}
+
+async fn stream_events(mut socket: WebSocket, mut events: tokio::sync::broadcast::Receiver<serde_json::Value>) {
+    loop {
+        tokio::select! {
+            event = events.recv() => match event {
+                Ok(event) => {
+                    if socket.send(Message::Text(event.to_string().into())).await.is_err() {
+                        return;
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(_) => return,
+            },
+            incoming = socket.recv() => match incoming {
+                Some(Ok(_)) => continue,
+                _ => return,
+            },
+        }
+    }
+}
+
+/// `GET /1.0/projects/{name}`: only the `default` project exists (`lxc remote add` reads it).
+pub async fn get_project(State(app): App, Extension(caller): Extension<Caller>, axum::extract::Path(name): axum::extract::Path<String>) -> Response {
+    if !app.lock().is_trusted(&caller) {
+        return forbidden();
+    }
+    if name != "default" {
+        return error(404, "Project not found");
+    }
+    sync(json!({
+        "config": {"features.images": "true", "features.networks": "true", "features.profiles": "true", "features.storage.volumes": "true"},
+        "description": "Default LXD project",
+        "name": "default",
+        "used_by": ["/1.0/profiles/default"],
+    }))
+}
+
+/// `GET /1.0/projects`: the one `default` project (`lxc remote add` lists them after trust).
+pub async fn list_projects(State(app): App, Extension(caller): Extension<Caller>, axum::extract::RawQuery(query): axum::extract::RawQuery) -> Response {
+    if !app.lock().is_trusted(&caller) {
+        return forbidden();
+    }
+    let recursive = query.unwrap_or_default().split('&').any(|kv| kv.starts_with("recursion=") && kv != "recursion=0");
+    if recursive {
+        return sync(json!([{
+            "config": {"features.images": "true", "features.networks": "true", "features.profiles": "true", "features.storage.volumes": "true"},
+            "description": "Default LXD project",
+            "name": "default",
+            "used_by": ["/1.0/profiles/default"],
+        }]));
+    }
+    sync(json!(["/1.0/projects/default"]))
+}
+
+/// `GET /`: the API versions, as the real daemon lists them.
+pub async fn versions() -> Response {
+    sync(json!(["/1.0"]))
+}

@@ -1,0 +1,55 @@
+//! `fake-lxd --unix PATH --https 127.0.0.1:PORT [--profile 5.0|6] [--control 127.0.0.1:PORT]`
+//!
+//! Prints one JSON line on stdout when ready.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::Parser;
+use fake_lxd::{ClockMode, Config, FakeLxd, Profile};
+
+#[derive(Parser)]
+#[command(about = "A fake LXD daemon for trust tokens")]
+struct Args {
+    /// The unix socket to listen on (its clients are trusted).
+    #[arg(long)]
+    unix: PathBuf,
+    /// The HTTPS address (`core.https_address`).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    https: SocketAddr,
+    /// Which LXD to imitate: `5.0` (Debian's 5.0.2) or `6`.
+    #[arg(long, default_value = "5.0", value_parser = ["5.0", "6"])]
+    profile: String,
+    /// The control API's address (`/_fake/`).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    control: SocketAddr,
+    /// Seed of the random generator (ids, secrets).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    let fake = FakeLxd::start(Config {
+        profile: if args.profile == "6" { Profile::V6 } else { Profile::V5_0 },
+        seed: args.seed,
+        clock: ClockMode::System,
+        unix_socket: Some(args.unix.clone()),
+        https: args.https,
+        control: args.control,
+        https_address_set: true,
+    })
+    .await?;
+    let ready = serde_json::json!({
+        "unix": fake.unix_socket(),
+        "https": fake.https_addr().to_string(),
+        "control": fake.control_url(),
+        "fingerprint": fake.server_fingerprint(),
+        "profile": args.profile,
+    });
+    println!("{ready}");
+    tokio::signal::ctrl_c().await?;
+    Ok(())
+}

@@ -1,0 +1,489 @@
+//! The trust-token state machine of an LXD daemon. It knows no HTTP.
+//!
+//! Token operations have a current status (Running, then Cancelled) kept apart from their
+//! retention: a finished operation stays visible for five seconds, then is pruned. Expiry is
+//! enforced as LXD does it: by a periodic sweep and at consumption, so an expired token can be
+//! listed as Running until the next sweep.
+
+use std::collections::BTreeMap;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+/// Which LXD generation to imitate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Profile {
+    /// Debian's LXD 5.0.2: `password` field, expired token → 500, names may repeat.
+    #[serde(rename = "5.0")]
+    V5_0,
+    /// Newer LXD (6.x): `trust_token` field, `password` refused, expired → 403, unique names.
+    #[serde(rename = "6")]
+    V6,
+}
+
+impl Profile {
+    pub fn server_version(self) -> &'static str {
+        match self {
+            Profile::V5_0 => "5.0.2",
+            Profile::V6 => "6.6",
+        }
+    }
+
+    /// How often expired tokens are swept.
+    pub fn sweep_interval(self) -> time::Duration {
+        match self {
+            Profile::V5_0 => time::Duration::minutes(1),
+            Profile::V6 => time::Duration::hours(1),
+        }
+    }
+}
+
+/// How long a finished operation stays visible.
+pub const RETENTION: time::Duration = time::Duration::seconds(5);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Status {
+    Running,
+    Cancelled,
+    Success,
+}
+
+impl Status {
+    pub fn code(self) -> u16 {
+        match self {
+            Status::Running => 103,
+            Status::Cancelled => 401,
+            Status::Success => 200,
+        }
+    }
+
+    pub fn bucket(self) -> &'static str {
+        match self {
+            Status::Running => "running",
+            Status::Cancelled => "cancelled",
+            Status::Success => "success",
+        }
+    }
+}
+
+/// The body of `POST /1.0/certificates`, echoed in the token operation as `request`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertificatesPost {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default, rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub restricted: bool,
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub projects: Vec<String>,
+    #[serde(default)]
+    pub certificate: String,
+    #[serde(default)]
+    pub password: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trust_token: Option<String>,
+    #[serde(default)]
+    pub token: bool,
+}
+
+fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    Ok(Option::<Vec<String>>::deserialize(d)?.unwrap_or_default())
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Operation {
+    pub id: String,
+    pub class: &'static str,
+    pub description: &'static str,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    pub status: Status,
+    /// A token operation's metadata; `None` for a task.
+    pub token: Option<TokenMeta>,
+    #[serde(skip)]
+    pub finished_at: Option<OffsetDateTime>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TokenMeta {
+    pub addresses: Vec<String>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub expires_at: Option<OffsetDateTime>,
+    pub fingerprint: String,
+    pub request: CertificatesPost,
+    pub secret: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Certificate {
+    pub name: String,
+    pub restricted: bool,
+    pub projects: Vec<String>,
+    pub certificate: String,
+    pub fingerprint: String,
+}
+
+/// An error as LXD reports it: the HTTP status and the text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LxdError {
+    pub status: u16,
+    pub text: String,
+}
+
+pub fn err(status: u16, text: impl Into<String>) -> LxdError {
+    LxdError { status, text: text.into() }
+}
+
+/// Who asks.
+#[derive(Debug, Clone, Default)]
+pub struct Caller {
+    /// The unix socket: always trusted.
+    pub local: bool,
+    /// The SHA-256 fingerprint (hex) of the HTTPS client certificate, and its PEM.
+    pub cert: Option<(String, String)>,
+}
+
+/// The outcome of a consumption.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Consumed {
+    pub fingerprint: String,
+}
+
+#[derive(Debug)]
+pub struct State {
+    pub profile: Profile,
+    pub config: BTreeMap<String, String>,
+    pub operations: Vec<Operation>,
+    pub certificates: Vec<Certificate>,
+    /// The address of the HTTPS listener, which `core.https_address` names.
+    pub listen_address: String,
+    pub server_fingerprint: String,
+    pub started_at: OffsetDateTime,
+    next_sweep: OffsetDateTime,
+    rng: ChaCha8Rng,
+}
+
+/// Checks an expiry expression (`20M`, `1H 30M`, `10S`, `1d`…; units are case-sensitive).
+pub fn parse_expiry(text: &str) -> Option<time::Duration> {
+    let mut total = time::Duration::ZERO;
+    for term in text.split_whitespace() {
+        let (num, unit) = term.split_at(term.len().checked_sub(1)?);
+        let n: i64 = num.parse().ok().filter(|n: &i64| *n >= 0)?;
+        total += match unit {
+            "S" => time::Duration::seconds(n),
+            "M" => time::Duration::minutes(n),
+            "H" => time::Duration::hours(n),
+            "d" => time::Duration::days(n),
+            "w" => time::Duration::weeks(n),
+            "m" => time::Duration::days(30 * n),
+            "y" => time::Duration::days(365 * n),
+            _ => return None,
+        };
+    }
+    Some(total)
+}
+
+impl State {
+    pub fn new(profile: Profile, seed: u64, listen_address: String, server_fingerprint: String, now: OffsetDateTime) -> State {
+        State {
+            profile,
+            config: BTreeMap::new(),
+            operations: Vec::new(),
+            certificates: Vec::new(),
+            listen_address,
+            server_fingerprint,
+            started_at: now,
+            next_sweep: now + profile.sweep_interval(),
+            rng: ChaCha8Rng::seed_from_u64(seed),
+        }
+    }
+
+    pub fn reseed(&mut self, seed: u64) {
+        self.rng = ChaCha8Rng::seed_from_u64(seed);
+    }
+
+    fn hex(&mut self, bytes: usize) -> String {
+        (0..bytes).map(|_| format!("{:02x}", self.rng.random::<u8>())).collect()
+    }
+
+    fn uuid(&mut self) -> String {
+        let mut b: [u8; 16] = self.rng.random();
+        b[6] = (b[6] & 0x0f) | 0x40;
+        b[8] = (b[8] & 0x3f) | 0x80;
+        let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+        format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+    }
+
+    pub fn is_trusted(&self, caller: &Caller) -> bool {
+        caller.local || caller.cert.as_ref().is_some_and(|(fp, _)| self.certificates.iter().any(|c| &c.fingerprint == fp))
+    }
+
+    /// The HTTPS addresses tokens carry: `core.https_address` once set.
+    pub fn addresses(&self) -> Vec<String> {
+        self.config.get("core.https_address").map(|_| vec![self.listen_address.clone()]).unwrap_or_default()
+    }
+
+    /// `PUT` (replace) or `PATCH` (merge) of the server config.
+    pub fn set_config(&mut self, values: BTreeMap<String, String>, replace: bool) -> Result<(), LxdError> {
+        for (key, value) in &values {
+            match key.as_str() {
+                "core.https_address" => {}
+                "core.remote_token_expiry" if value.is_empty() || parse_expiry(value).is_some() => {}
+                "core.remote_token_expiry" => return Err(err(400, format!("cannot set '{key}' to '{value}': Invalid expiry expression"))),
+                _ => return Err(err(400, format!("cannot set '{key}' to '{value}': unknown key"))),
+            }
+        }
+        if replace {
+            self.config.clear();
+        }
+        for (key, value) in values {
+            if value.is_empty() {
+                self.config.remove(&key);
+            } else {
+                self.config.insert(key, value);
+            }
+        }
+        Ok(())
+    }
+
+    /// `POST /1.0/certificates` with `token: true`, by a trusted caller.
+    pub fn create_token(&mut self, req: CertificatesPost, now: OffsetDateTime) -> Result<Operation, LxdError> {
+        if req.kind != "client" {
+            return Err(err(400, "Tokens can only be issued for client certificates"));
+        }
+        let v6 = self.profile == Profile::V6;
+        if !req.certificate.is_empty() {
+            return Err(err(400, if v6 { "Cannot use certificate if token is requested" } else { "Can't use certificate if token is requested" }));
+        }
+        if v6 && !req.password.is_empty() {
+            return Err(err(501, "Password authentication is no longer supported, please update your client"));
+        }
+        if !self.config.contains_key("core.https_address") {
+            return Err(err(400, if v6 { "Cannot issue token when server is not listening on network" } else { "Can't issue token when server isn't listening on network" }));
+        }
+        if v6 && req.name.is_empty() {
+            return Err(err(400, "Client name must not be empty"));
+        }
+        let expires_at = self.config.get("core.remote_token_expiry").and_then(|e| parse_expiry(e)).map(|d| now + d);
+        let mut request = req;
+        request.trust_token = if v6 { Some(String::new()) } else { None };
+        let op = Operation {
+            id: self.uuid(),
+            class: "token",
+            description: "Executing operation",
+            created_at: now,
+            status: Status::Running,
+            token: Some(TokenMeta {
+                addresses: self.addresses(),
+                expires_at,
+                fingerprint: self.server_fingerprint.clone(),
+                request,
+                secret: self.hex(32),
+            }),
+            finished_at: None,
+        };
+        self.operations.push(op.clone());
+        Ok(op)
+    }
+
+    /// Runs what became due at `now`: the expiry sweep and the pruning of finished operations.
+    pub fn tick(&mut self, now: OffsetDateTime) {
+        while self.next_sweep <= now {
+            let at = self.next_sweep;
+            let mut swept = 0;
+            for op in &mut self.operations {
+                let expired = op.token.as_ref().and_then(|t| t.expires_at).is_some_and(|e| e <= at);
+                if op.status == Status::Running && expired {
+                    op.status = Status::Cancelled;
+                    op.finished_at = Some(at);
+                    swept += 1;
+                }
+            }
+            if swept > 0 {
+                let id = self.uuid();
+                self.operations.push(Operation {
+                    id,
+                    class: "task",
+                    description: "Remove expired tokens",
+                    created_at: at,
+                    status: Status::Success,
+                    token: None,
+                    finished_at: Some(at),
+                });
+            }
+            self.next_sweep = at + self.profile.sweep_interval();
+        }
+        self.operations.retain(|op| op.finished_at.is_none_or(|f| f + RETENTION > now));
+    }
+
+    pub fn operation(&self, id: &str) -> Result<&Operation, LxdError> {
+        self.operations.iter().find(|op| op.id == id).ok_or_else(|| err(404, "Operation not found"))
+    }
+
+    /// `DELETE /1.0/operations/{id}`: a running token is cancelled.
+    pub fn cancel(&mut self, id: &str, now: OffsetDateTime) -> Result<(), LxdError> {
+        let op = self.operations.iter_mut().find(|op| op.id == id).ok_or_else(|| err(404, "Operation not found"))?;
+        if op.status != Status::Running {
+            return Err(err(400, "Only running operations can be cancelled"));
+        }
+        op.status = Status::Cancelled;
+        op.finished_at = Some(now);
+        Ok(())
+    }
+
+    /// A daemon restart: pending tokens live in memory only and are lost.
+    pub fn restart(&mut self, now: OffsetDateTime) {
+        self.operations.clear();
+        self.started_at = now;
+        self.next_sweep = now + self.profile.sweep_interval();
+    }
+
+    /// An untrusted HTTPS client presents a token. `field` says which body field carried it.
+    pub fn consume(&mut self, caller: &Caller, body: &CertificatesPost, now: OffsetDateTime) -> Result<Consumed, LxdError> {
+        let v6 = self.profile == Profile::V6;
+        let token_text = if v6 {
+            if !body.password.is_empty() {
+                return Err(err(501, "Password authentication is no longer supported, please update your client"));
+            }
+            body.trust_token.clone().unwrap_or_default()
+        } else {
+            body.password.clone()
+        };
+        let already = self.is_trusted(caller);
+        if already && !v6 {
+            return Err(err(400, "Client is already trusted"));
+        }
+        let Some(token) = decode_token(&token_text) else {
+            return Err(err(403, "not authorized"));
+        };
+        let Some(op) = self
+            .operations
+            .iter_mut()
+            .find(|op| op.status == Status::Running && op.token.as_ref().is_some_and(|t| t.secret == token.secret))
+        else {
+            return Err(err(403, "No matching certificate add operation found"));
+        };
+        // The token is burnt as soon as the secret matches, before the later checks.
+        op.status = Status::Cancelled;
+        op.finished_at = Some(now);
+        let meta = op.token.clone().unwrap_or_else(|| unreachable_meta());
+        if meta.expires_at.is_some_and(|e| e <= now) {
+            let text = "Failed during search for certificate add token operation: Token has expired";
+            return Err(err(if v6 { 403 } else { 500 }, text));
+        }
+        if already {
+            return Err(err(409, "Client is already trusted"));
+        }
+        let Some((fingerprint, pem)) = caller.cert.clone() else {
+            return Err(err(400, "No client certificate provided"));
+        };
+        if meta.request.projects.iter().any(|p| p != "default") {
+            return Err(err(404, "Project not found"));
+        }
+        if v6 && self.certificates.iter().any(|c| c.name == meta.request.name) {
+            return Err(err(409, "This \"identity\" entry already exists"));
+        }
+        self.certificates.push(Certificate {
+            name: meta.request.name.clone(),
+            restricted: meta.request.restricted,
+            projects: meta.request.projects.clone(),
+            certificate: pem,
+            fingerprint: fingerprint.clone(),
+        });
+        Ok(Consumed { fingerprint })
+    }
+
+    pub fn certificate(&self, prefix: &str) -> Result<&Certificate, LxdError> {
+        let mut matches = self.certificates.iter().filter(|c| !prefix.is_empty() && c.fingerprint.starts_with(prefix));
+        match (matches.next(), matches.next()) {
+            (Some(c), None) => Ok(c),
+            _ => Err(err(404, "Certificate not found")),
+        }
+    }
+
+    pub fn delete_certificate(&mut self, prefix: &str) -> Result<(), LxdError> {
+        let fingerprint = self.certificate(prefix)?.fingerprint.clone();
+        self.certificates.retain(|c| c.fingerprint != fingerprint);
+        Ok(())
+    }
+}
+
+fn unreachable_meta() -> TokenMeta {
+    TokenMeta { addresses: Vec::new(), expires_at: None, fingerprint: String::new(), request: CertificatesPost::default(), secret: String::new() }
+}
+
+/// The fields of a token string the daemon checks.
+#[derive(Debug, Deserialize)]
+pub struct TokenFields {
+    #[serde(default)]
+    pub client_name: String,
+    #[serde(default)]
+    pub fingerprint: String,
+    #[serde(default)]
+    pub addresses: Vec<String>,
+    #[serde(default)]
+    pub secret: String,
+}
+
+/// Decodes a token as the daemon does: strict padded standard base64 of JSON with a non-empty
+/// client name, fingerprint, secret and at least one address. Anything else is not a token.
+pub fn decode_token(text: &str) -> Option<TokenFields> {
+    let bytes = STANDARD.decode(text.trim()).ok()?;
+    let fields: TokenFields = serde_json::from_slice(&bytes).ok()?;
+    let complete = !fields.client_name.is_empty() && !fields.fingerprint.is_empty() && !fields.secret.is_empty() && !fields.addresses.is_empty();
+    complete.then_some(fields)
+}
+
+/// The token string `lxc config trust add` prints for an operation (the daemon never returns
+/// it; the control API and tests build it this way).
+pub fn token_string(op: &Operation, profile: Profile) -> Option<String> {
+    let meta = op.token.as_ref()?;
+    let expires = meta
+        .expires_at
+        .map(|e| e.format(&time::format_description::well_known::Rfc3339).unwrap_or_default())
+        .unwrap_or_else(|| "0001-01-01T00:00:00Z".to_owned());
+    let mut json = format!(
+        "{{\"client_name\":{},\"fingerprint\":{},\"addresses\":{},\"secret\":{},\"expires_at\":{}",
+        serde_json::to_string(&meta.request.name).ok()?,
+        serde_json::to_string(&meta.fingerprint).ok()?,
+        serde_json::to_string(&meta.addresses).ok()?,
+        serde_json::to_string(&meta.secret).ok()?,
+        serde_json::to_string(&expires).ok()?,
+    );
+    if profile == Profile::V6 {
+        json.push_str(",\"type\":\"\"");
+    }
+    json.push('}');
+    Some(STANDARD.encode(json))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expiry_expressions() {
+        assert_eq!(parse_expiry("20M"), Some(time::Duration::minutes(20)));
+        assert_eq!(parse_expiry("1H 30M"), Some(time::Duration::minutes(90)));
+        assert_eq!(parse_expiry("0M"), Some(time::Duration::ZERO));
+        for bad in ["bogus", "10s", "-5M", "20"] {
+            assert_eq!(parse_expiry(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn tokens_decode_strictly() {
+        let json = r#"{"client_name":"t","fingerprint":"f","addresses":["a"],"secret":"s","expires_at":"0001-01-01T00:00:00Z"}"#;
+        let padded = STANDARD.encode(json);
+        assert!(decode_token(&padded).is_some());
+        assert!(decode_token(padded.trim_end_matches('=')).is_none() || !padded.ends_with('='));
+        let nameless = STANDARD.encode(r#"{"client_name":"","fingerprint":"f","addresses":["a"],"secret":"s"}"#);
+        assert!(decode_token(&nameless).is_none());
+        assert!(decode_token("not-a-token").is_none());
+    }
+}

@@ -102,15 +102,13 @@ fn parse_http1(raw: &[u8]) -> Reply {
 
 fn dechunk(mut rest: &str) -> String {
     let mut out = String::new();
-    loop {
-        let Some((size, after)) = rest.split_once("\r\n") else {
-            break;
-        };
+    while let Some((size, after)) = rest.split_once("\r\n") {
         let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
         if n == 0 {
             break;
         }
-        out.push_str(&after[..n]);
+        let Some(chunk) = after.get(..n) else { break };
+        out.push_str(chunk);
         rest = &after[n..];
         rest = rest.strip_prefix("\r\n").unwrap_or(rest);
     }
@@ -280,5 +278,14 @@ impl Drop for RealLxd {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // The daemon mounts two tmpfs inside LXD_DIR; a killed daemon leaves them mounted, which
+        // would keep the temporary directory from being removed.
+        for mount in ["shmounts", "devlxd"] {
+            let _ = Command::new("umount")
+                .arg("-l")
+                .arg(self.dir.path().join(mount))
+                .stderr(Stdio::null())
+                .status();
+        }
     }
 }

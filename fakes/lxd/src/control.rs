@@ -31,11 +31,18 @@ pub struct ClientCert {
 
 impl ClientCert {
     pub fn generate(name: &str) -> ClientCert {
-        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap_or_else(|_| rcgen::KeyPair::generate().expect("key generation"));
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384)
+            .unwrap_or_else(|_| rcgen::KeyPair::generate().expect("key generation"));
         let mut params = rcgen::CertificateParams::new(vec![name.to_owned()]).unwrap_or_default();
-        params.distinguished_name.push(rcgen::DnType::CommonName, name);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
         let cert = params.self_signed(&key).expect("self-signed certificate");
-        ClientCert { cert_pem: cert.pem(), key_pem: key.serialize_pem(), fingerprint: crate::tls::fingerprint(cert.der()) }
+        ClientCert {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+            fingerprint: crate::tls::fingerprint(cert.der()),
+        }
     }
 }
 
@@ -82,8 +89,16 @@ impl Control {
         state.restart(now);
         state.certificates.clear();
         drop(state);
-        self.app.faults.lock().unwrap_or_else(|e| e.into_inner()).clear();
-        self.app.log.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.app
+            .faults
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+        self.app
+            .log
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
     }
 
     pub fn seed(&self, seed: u64) {
@@ -91,7 +106,9 @@ impl Control {
     }
 
     pub fn advance(&self, by: std::time::Duration) {
-        self.app.clock.advance(time::Duration::try_from(by).unwrap_or(time::Duration::MAX));
+        self.app
+            .clock
+            .advance(time::Duration::try_from(by).unwrap_or(time::Duration::MAX));
         let now = self.app.clock.now();
         self.app.lock().tick(now);
     }
@@ -102,32 +119,64 @@ impl Control {
     }
 
     pub fn requests(&self) -> Vec<RequestRecord> {
-        self.app.log.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.app
+            .log
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub fn add_fault(&self, rule: Rule) {
-        self.app.faults.lock().unwrap_or_else(|e| e.into_inner()).push(rule);
+        self.app
+            .faults
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(rule);
     }
 
     pub fn clear_faults(&self) {
-        self.app.faults.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.app
+            .faults
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
     }
 
     pub fn set_config(&self, key: &str, value: &str) -> Result<(), String> {
-        self.app.lock().set_config([(key.to_owned(), value.to_owned())].into(), false).map_err(|e| e.text)
+        self.app
+            .lock()
+            .set_config([(key.to_owned(), value.to_owned())].into(), false)
+            .map_err(|e| e.text)
     }
 
     /// Consumes `token` as an untrusted HTTPS client with `cert` (one is made when `None`).
     /// Returns the HTTP status the daemon would answer, and the error text if any.
-    pub fn consume(&self, token: &str, cert: Option<&ClientCert>) -> (u16, Option<String>, ClientCert) {
-        let cert = cert.cloned().unwrap_or_else(|| ClientCert::generate("fake-client"));
-        let caller = Caller { local: false, cert: Some((cert.fingerprint.clone(), cert.cert_pem.clone())) };
+    pub fn consume(
+        &self,
+        token: &str,
+        cert: Option<&ClientCert>,
+    ) -> (u16, Option<String>, ClientCert) {
+        let cert = cert
+            .cloned()
+            .unwrap_or_else(|| ClientCert::generate("fake-client"));
+        let caller = Caller {
+            local: false,
+            cert: Some((cert.fingerprint.clone(), cert.cert_pem.clone())),
+        };
         let now = self.app.clock.now();
         let mut state = self.app.lock();
         state.tick(now);
         let body = match state.profile {
-            Profile::V5_0 => CertificatesPost { kind: "client".into(), password: token.to_owned(), ..Default::default() },
-            Profile::V6 => CertificatesPost { kind: "client".into(), trust_token: Some(token.to_owned()), ..Default::default() },
+            Profile::V5_0 => CertificatesPost {
+                kind: "client".into(),
+                password: token.to_owned(),
+                ..Default::default()
+            },
+            Profile::V6 => CertificatesPost {
+                kind: "client".into(),
+                trust_token: Some(token.to_owned()),
+                ..Default::default()
+            },
         };
         match state.consume(&caller, &body, now) {
             Ok(_) => (201, None, cert),
@@ -171,7 +220,11 @@ pub struct Advance {
 
 pub async fn advance(State(app): State<Arc<AppState>>, Json(body): Json<Advance>) -> Response {
     if !(body.seconds.is_finite() && body.seconds >= 0.0) {
-        return (StatusCode::BAD_REQUEST, "seconds must be a finite number ≥ 0").into_response();
+        return (
+            StatusCode::BAD_REQUEST,
+            "seconds must be a finite number ≥ 0",
+        )
+            .into_response();
     }
     let control = control(app);
     control.advance(std::time::Duration::from_secs_f64(body.seconds));
@@ -202,12 +255,18 @@ pub struct Consume {
     token: String,
 }
 
-pub async fn consume(State(app): State<Arc<AppState>>, Json(body): Json<Consume>) -> Json<serde_json::Value> {
+pub async fn consume(
+    State(app): State<Arc<AppState>>,
+    Json(body): Json<Consume>,
+) -> Json<serde_json::Value> {
     let (status, error, cert) = control(app).consume(&body.token, None);
     Json(json!({"status": status, "error": error, "fingerprint": cert.fingerprint}))
 }
 
-pub async fn config(State(app): State<Arc<AppState>>, Json(body): Json<std::collections::BTreeMap<String, String>>) -> Response {
+pub async fn config(
+    State(app): State<Arc<AppState>>,
+    Json(body): Json<std::collections::BTreeMap<String, String>>,
+) -> Response {
     let control = control(app);
     for (key, value) in body {
         if let Err(text) = control.set_config(&key, &value) {

@@ -22,8 +22,15 @@ struct Envelope<'a> {
 
 fn json_response(status: u16, body: &Envelope<'_>) -> Response {
     let text = serde_json::to_string(body).unwrap_or_default();
-    let mut response = (StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), text).into_response();
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    let mut response = (
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        text,
+    )
+        .into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     response
 }
 
@@ -32,14 +39,33 @@ pub fn sync(metadata: serde_json::Value) -> Response {
 }
 
 pub fn sync_status(http: u16, metadata: serde_json::Value) -> Response {
-    json_response(http, &Envelope { kind: "sync", status: "Success", status_code: 200, operation: "", error_code: 0, error: "", metadata })
+    json_response(
+        http,
+        &Envelope {
+            kind: "sync",
+            status: "Success",
+            status_code: 200,
+            operation: "",
+            error_code: 0,
+            error: "",
+            metadata,
+        },
+    )
 }
 
 pub fn async_op(op: &Operation, profile: Profile) -> Response {
     let location = format!("/1.0/operations/{}", op.id);
     let mut response = json_response(
         202,
-        &Envelope { kind: "async", status: "Operation created", status_code: 100, operation: &location, error_code: 0, error: "", metadata: operation_json(op, profile) },
+        &Envelope {
+            kind: "async",
+            status: "Operation created",
+            status_code: 100,
+            operation: &location,
+            error_code: 0,
+            error: "",
+            metadata: operation_json(op, profile),
+        },
     );
     if let Ok(value) = HeaderValue::from_str(&location) {
         response.headers_mut().insert(header::LOCATION, value);
@@ -48,8 +74,22 @@ pub fn async_op(op: &Operation, profile: Profile) -> Response {
 }
 
 pub fn error(status: u16, text: &str) -> Response {
-    let mut response = json_response(status, &Envelope { kind: "error", status: "", status_code: 0, operation: "", error_code: status, error: text, metadata: serde_json::Value::Null });
-    response.headers_mut().insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    let mut response = json_response(
+        status,
+        &Envelope {
+            kind: "error",
+            status: "",
+            status_code: 0,
+            operation: "",
+            error_code: status,
+            error: text,
+            metadata: serde_json::Value::Null,
+        },
+    );
+    response.headers_mut().insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
     response
 }
 
@@ -70,7 +110,9 @@ struct OperationJson<'a> {
 }
 
 pub fn time(at: ::time::OffsetDateTime) -> String {
-    at.to_offset(::time::UtcOffset::UTC).format(&Rfc3339).unwrap_or_default()
+    at.to_offset(::time::UtcOffset::UTC)
+        .format(&Rfc3339)
+        .unwrap_or_default()
 }
 
 pub fn operation_json(op: &Operation, profile: Profile) -> serde_json::Value {
@@ -83,7 +125,10 @@ pub fn operation_json(op: &Operation, profile: Profile) -> serde_json::Value {
                 m.insert("expiresAt".into(), json!(time(expires)));
             }
             m.insert("fingerprint".into(), json!(meta.fingerprint));
-            m.insert("request".into(), serde_json::to_value(&meta.request).unwrap_or_default());
+            m.insert(
+                "request".into(),
+                serde_json::to_value(&meta.request).unwrap_or_default(),
+            );
             m.insert("secret".into(), json!(meta.secret));
             serde_json::Value::Object(m)
         }

@@ -76,18 +76,9 @@ mod tests {
 
     #[test]
     fn globs() {
-        assert!(path_matches(
-            "/1.0/operations/*",
-            "/1.0/operations/x"
-        ));
-        assert!(path_matches(
-            "/1.0/**",
-            "/1.0/operations/x/wait"
-        ));
-        assert!(!path_matches(
-            "/1.0/operations/*",
-            "/1.0/operations/x/wait"
-        ));
+        assert!(path_matches("/1.0/operations/*", "/1.0/operations/x"));
+        assert!(path_matches("/1.0/**", "/1.0/operations/x/wait"));
+        assert!(!path_matches("/1.0/operations/*", "/1.0/operations/x/wait"));
     }
 
     #[test]

@@ -2,12 +2,12 @@
 
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::Extension;
 use serde_json::json;
 
 use crate::AppState;
@@ -51,7 +51,9 @@ fn decode_error(body: &[u8], type_name: &str, fields: &[(&str, &str)]) -> Option
             if chars.next() == Some('{') {
                 let next = chars.find(|c| !c.is_whitespace());
                 if let Some(c) = next.filter(|c| *c != '"' && *c != '}') {
-                    return Some(format!("invalid character '{c}' looking for beginning of object key string"));
+                    return Some(format!(
+                        "invalid character '{c}' looking for beginning of object key string"
+                    ));
                 }
             }
             return Some(e.to_string());
@@ -66,25 +68,51 @@ fn decode_error(body: &[u8], type_name: &str, fields: &[(&str, &str)]) -> Option
         serde_json::Value::Null => "null",
     };
     let Some(object) = value.as_object() else {
-        return Some(format!("json: cannot unmarshal {} into Go value of type {type_name}", kind(&value)));
+        return Some(format!(
+            "json: cannot unmarshal {} into Go value of type {type_name}",
+            kind(&value)
+        ));
     };
     let short = type_name.rsplit('.').next().unwrap_or(type_name);
     for (field, go_type) in fields {
-        let Some(v) = object.get(*field) else { continue };
+        let Some(v) = object.get(*field) else {
+            continue;
+        };
         let fits = match *go_type {
             "string" => v.is_string() || v.is_null(),
             "bool" => v.is_boolean() || v.is_null(),
-            "[]string" => v.is_null() || v.as_array().is_some_and(|a| a.iter().all(|s| s.is_string())),
+            "[]string" => {
+                v.is_null()
+                    || v.as_array()
+                        .is_some_and(|a| a.iter().all(|s| s.is_string()))
+            }
             _ => true,
         };
         if !fits {
-            let shown = if v.is_array() && *go_type == "[]string" { "array" } else { kind(v) };
+            let shown = if v.is_array() && *go_type == "[]string" {
+                "array"
+            } else {
+                kind(v)
+            };
             let (what, field_path) = match v.as_array() {
-                Some(items) if *go_type == "[]string" => (items.iter().find(|i| !i.is_string()).map(kind).unwrap_or(shown), format!("{short}.{field}")),
+                Some(items) if *go_type == "[]string" => (
+                    items
+                        .iter()
+                        .find(|i| !i.is_string())
+                        .map(kind)
+                        .unwrap_or(shown),
+                    format!("{short}.{field}"),
+                ),
                 _ => (shown, format!("{short}.{field}")),
             };
-            let of_type = if v.is_array() && *go_type == "[]string" { "string" } else { go_type };
-            return Some(format!("json: cannot unmarshal {what} into Go struct field {field_path} of type {of_type}"));
+            let of_type = if v.is_array() && *go_type == "[]string" {
+                "string"
+            } else {
+                go_type
+            };
+            return Some(format!(
+                "json: cannot unmarshal {what} into Go struct field {field_path} of type {of_type}"
+            ));
         }
     }
     None
@@ -147,7 +175,14 @@ pub async fn root(State(app): App, Extension(caller): Extension<Caller>) -> Resp
             "storage_supported_drivers": [],
         },
     }));
-    let etag = format!("\"{}\"", crate::tls::fingerprint(serde_json::to_string(&state.config).unwrap_or_default().as_bytes()));
+    let etag = format!(
+        "\"{}\"",
+        crate::tls::fingerprint(
+            serde_json::to_string(&state.config)
+                .unwrap_or_default()
+                .as_bytes()
+        )
+    );
     if let Ok(v) = HeaderValue::from_str(&etag) {
         response.headers_mut().insert(header::ETAG, v);
     }
@@ -171,22 +206,38 @@ async fn put_config(app: Arc<AppState>, caller: Caller, body: Bytes, replace: bo
         Ok(p) => p,
         Err(e) => return error(400, &e.to_string()),
     };
-    let values = put.config.into_iter().map(|(k, v)| (k, v.as_str().map_or_else(|| v.to_string(), str::to_owned))).collect();
+    let values = put
+        .config
+        .into_iter()
+        .map(|(k, v)| (k, v.as_str().map_or_else(|| v.to_string(), str::to_owned)))
+        .collect();
     match app.lock().set_config(values, replace) {
         Ok(()) => sync(json!({})),
         Err(e) => fail(e),
     }
 }
 
-pub async fn put_root(State(app): App, Extension(caller): Extension<Caller>, body: Bytes) -> Response {
+pub async fn put_root(
+    State(app): App,
+    Extension(caller): Extension<Caller>,
+    body: Bytes,
+) -> Response {
     put_config(app, caller, body, true).await
 }
 
-pub async fn patch_root(State(app): App, Extension(caller): Extension<Caller>, body: Bytes) -> Response {
+pub async fn patch_root(
+    State(app): App,
+    Extension(caller): Extension<Caller>,
+    body: Bytes,
+) -> Response {
     put_config(app, caller, body, false).await
 }
 
-pub async fn post_certificates(State(app): App, Extension(caller): Extension<Caller>, body: Bytes) -> Response {
+pub async fn post_certificates(
+    State(app): App,
+    Extension(caller): Extension<Caller>,
+    body: Bytes,
+) -> Response {
     if let Some(text) = decode_error(&body, "api.CertificatesPost", CERT_FIELDS) {
         return error(400, &text);
     }
@@ -200,7 +251,12 @@ pub async fn post_certificates(State(app): App, Extension(caller): Extension<Cal
     let trusted = state.is_trusted(&caller);
     if req.token {
         // Restricted clients may not issue tokens either (the real daemon answers 403).
-        let restricted = caller.cert.as_ref().is_some_and(|(fp, _)| state.certificates.iter().any(|c| &c.fingerprint == fp && c.restricted));
+        let restricted = caller.cert.as_ref().is_some_and(|(fp, _)| {
+            state
+                .certificates
+                .iter()
+                .any(|c| &c.fingerprint == fp && c.restricted)
+        });
         if !trusted || (!caller.local && restricted) {
             return forbidden();
         }
@@ -217,9 +273,19 @@ pub async fn post_certificates(State(app): App, Extension(caller): Extension<Cal
     if trusted && state.profile == crate::state::Profile::V5_0 && req.password.is_empty() {
         return error(501, "not implemented");
     }
-    let before: Vec<String> = state.operations.iter().filter(|o| o.status == Status::Running).map(|o| o.id.clone()).collect();
+    let before: Vec<String> = state
+        .operations
+        .iter()
+        .filter(|o| o.status == Status::Running)
+        .map(|o| o.id.clone())
+        .collect();
     let result = state.consume(&caller, &req, now);
-    let burnt: Vec<_> = state.operations.iter().filter(|o| before.contains(&o.id) && o.status != Status::Running).cloned().collect();
+    let burnt: Vec<_> = state
+        .operations
+        .iter()
+        .filter(|o| before.contains(&o.id) && o.status != Status::Running)
+        .cloned()
+        .collect();
     drop(state);
     for op in &burnt {
         app.event(op);
@@ -227,7 +293,9 @@ pub async fn post_certificates(State(app): App, Extension(caller): Extension<Cal
     match result {
         Ok(consumed) => {
             let mut response = sync_status(201, serde_json::Value::Null);
-            if let Ok(v) = HeaderValue::from_str(&format!("/1.0/certificates/{}", consumed.fingerprint)) {
+            if let Ok(v) =
+                HeaderValue::from_str(&format!("/1.0/certificates/{}", consumed.fingerprint))
+            {
                 response.headers_mut().insert(header::LOCATION, v);
             }
             response
@@ -236,15 +304,27 @@ pub async fn post_certificates(State(app): App, Extension(caller): Extension<Cal
     }
 }
 
-pub async fn list_certificates(State(app): App, Extension(caller): Extension<Caller>, Query(q): Query<Recursion>) -> Response {
+pub async fn list_certificates(
+    State(app): App,
+    Extension(caller): Extension<Caller>,
+    Query(q): Query<Recursion>,
+) -> Response {
     let state = app.lock();
     if !state.is_trusted(&caller) {
         return forbidden();
     }
     if q.on() {
-        sync(json!(state.certificates.iter().map(cert_json).collect::<Vec<_>>()))
+        sync(json!(
+            state.certificates.iter().map(cert_json).collect::<Vec<_>>()
+        ))
     } else {
-        sync(json!(state.certificates.iter().map(|c| format!("/1.0/certificates/{}", c.fingerprint)).collect::<Vec<_>>()))
+        sync(json!(
+            state
+                .certificates
+                .iter()
+                .map(|c| format!("/1.0/certificates/{}", c.fingerprint))
+                .collect::<Vec<_>>()
+        ))
     }
 }
 
@@ -252,7 +332,11 @@ fn cert_json(c: &crate::state::Certificate) -> serde_json::Value {
     json!({"name": c.name, "type": "client", "restricted": c.restricted, "projects": c.projects, "certificate": c.certificate, "fingerprint": c.fingerprint})
 }
 
-pub async fn get_certificate(State(app): App, Extension(caller): Extension<Caller>, Path(fp): Path<String>) -> Response {
+pub async fn get_certificate(
+    State(app): App,
+    Extension(caller): Extension<Caller>,
+    Path(fp): Path<String>,
+) -> Response {
     let state = app.lock();
     if !state.is_trusted(&caller) {
         return forbidden();
@@ -263,7 +347,11 @@ pub async fn get_certificate(State(app): App, Extension(caller): Extension<Calle
     }
 }
 
-pub async fn delete_certificate(State(app): App, Extension(caller): Extension<Caller>, Path(fp): Path<String>) -> Response {
+pub async fn delete_certificate(
+    State(app): App,
+    Extension(caller): Extension<Caller>,
+    Path(fp): Path<String>,
+) -> Response {
     let mut state = app.lock();
     if !state.is_trusted(&caller) {
         return forbidden();
@@ -274,7 +362,11 @@ pub async fn delete_certificate(State(app): App, Extension(caller): Extension<Ca
     }
 }
 
-pub async fn list_operations(State(app): App, Extension(caller): Extension<Caller>, Query(q): Query<Recursion>) -> Response {
+pub async fn list_operations(
+    State(app): App,
+    Extension(caller): Extension<Caller>,
+    Query(q): Query<Recursion>,
+) -> Response {
     let now = app.clock.now();
     let mut state = app.lock();
     if !state.is_trusted(&caller) {
@@ -287,7 +379,13 @@ pub async fn list_operations(State(app): App, Extension(caller): Extension<Calle
             .operations
             .iter()
             .filter(|o| o.status == status)
-            .map(|o| if q.on() { operation_json(o, state.profile) } else { json!(format!("/1.0/operations/{}", o.id)) })
+            .map(|o| {
+                if q.on() {
+                    operation_json(o, state.profile)
+                } else {
+                    json!(format!("/1.0/operations/{}", o.id))
+                }
+            })
             .collect();
         if !ops.is_empty() {
             buckets.insert(status.bucket().into(), serde_json::Value::Array(ops));
@@ -296,7 +394,11 @@ pub async fn list_operations(State(app): App, Extension(caller): Extension<Calle
     sync(serde_json::Value::Object(buckets))
 }
 
-pub async fn get_operation(State(app): App, Extension(caller): Extension<Caller>, Path(id): Path<String>) -> Response {
+pub async fn get_operation(
+    State(app): App,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Response {
     let now = app.clock.now();
     let mut state = app.lock();
     if !state.is_trusted(&caller) {
@@ -309,7 +411,11 @@ pub async fn get_operation(State(app): App, Extension(caller): Extension<Caller>
     }
 }
 
-pub async fn delete_operation(State(app): App, Extension(caller): Extension<Caller>, Path(id): Path<String>) -> Response {
+pub async fn delete_operation(
+    State(app): App,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Response {
     let now = app.clock.now();
     let mut state = app.lock();
     if !state.is_trusted(&caller) {
@@ -339,7 +445,11 @@ pub async fn not_found() -> Response {
 
 /// `GET /1.0/events`: a websocket of operation events; without an upgrade, a plain-text 400
 /// as the daemon answers.
-pub async fn events(State(app): App, Extension(caller): Extension<Caller>, upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>) -> Response {
+pub async fn events(
+    State(app): App,
+    Extension(caller): Extension<Caller>,
+    upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+) -> Response {
     if !app.lock().is_trusted(&caller) {
         return forbidden();
     }
@@ -348,11 +458,19 @@ pub async fn events(State(app): App, Extension(caller): Extension<Caller>, upgra
             let events = app.events.subscribe();
             ws.on_upgrade(move |socket| stream_events(socket, events))
         }
-        Err(_) => (StatusCode::BAD_REQUEST, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], "Bad Request\n").into_response(),
+        Err(_) => (
+            StatusCode::BAD_REQUEST,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            "Bad Request\n",
+        )
+            .into_response(),
     }
 }
 
-async fn stream_events(mut socket: WebSocket, mut events: tokio::sync::broadcast::Receiver<serde_json::Value>) {
+async fn stream_events(
+    mut socket: WebSocket,
+    mut events: tokio::sync::broadcast::Receiver<serde_json::Value>,
+) {
     loop {
         tokio::select! {
             event = events.recv() => match event {
@@ -373,7 +491,11 @@ async fn stream_events(mut socket: WebSocket, mut events: tokio::sync::broadcast
 }
 
 /// `GET /1.0/projects/{name}`: only the `default` project exists (`lxc remote add` reads it).
-pub async fn get_project(State(app): App, Extension(caller): Extension<Caller>, axum::extract::Path(name): axum::extract::Path<String>) -> Response {
+pub async fn get_project(
+    State(app): App,
+    Extension(caller): Extension<Caller>,
+    axum::extract::Path(name): axum::extract::Path<String>,
+) -> Response {
     if !app.lock().is_trusted(&caller) {
         return forbidden();
     }
@@ -389,11 +511,18 @@ pub async fn get_project(State(app): App, Extension(caller): Extension<Caller>, 
 }
 
 /// `GET /1.0/projects`: the one `default` project (`lxc remote add` lists them after trust).
-pub async fn list_projects(State(app): App, Extension(caller): Extension<Caller>, axum::extract::RawQuery(query): axum::extract::RawQuery) -> Response {
+pub async fn list_projects(
+    State(app): App,
+    Extension(caller): Extension<Caller>,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+) -> Response {
     if !app.lock().is_trusted(&caller) {
         return forbidden();
     }
-    let recursive = query.unwrap_or_default().split('&').any(|kv| kv.starts_with("recursion=") && kv != "recursion=0");
+    let recursive = query
+        .unwrap_or_default()
+        .split('&')
+        .any(|kv| kv.starts_with("recursion=") && kv != "recursion=0");
     if recursive {
         return sync(json!([{
             "config": {"features.images": "true", "features.networks": "true", "features.profiles": "true", "features.storage.volumes": "true"},

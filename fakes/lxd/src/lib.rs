@@ -174,9 +174,18 @@ impl FakeLxd {
         let control_listener = TcpListener::bind(config.control).await?;
         let control_url = format!("http://{}", control_listener.local_addr()?);
         let clock = clock::Clock::new(config.clock);
-        let mut st = state::State::new(config.profile, config.seed, https_addr.to_string(), identity.fingerprint.clone(), clock.now());
+        let mut st = state::State::new(
+            config.profile,
+            config.seed,
+            https_addr.to_string(),
+            identity.fingerprint.clone(),
+            clock.now(),
+        );
         if config.https_address_set {
-            let _ = st.set_config([("core.https_address".to_owned(), https_addr.to_string())].into(), false);
+            let _ = st.set_config(
+                [("core.https_address".to_owned(), https_addr.to_string())].into(),
+                false,
+            );
         }
         let (events, _) = tokio::sync::broadcast::channel(256);
         let app = Arc::new(AppState {
@@ -240,36 +249,68 @@ impl FakeLxd {
 
 async fn serve_unix(listener: UnixListener, app: Arc<AppState>, router: axum::Router) {
     loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
-        let caller = Caller { local: true, cert: None };
-        tokio::spawn(serve_connection(TokioIo::new(stream), app.clone(), router.clone(), caller, "unix"));
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let caller = Caller {
+            local: true,
+            cert: None,
+        };
+        tokio::spawn(serve_connection(
+            TokioIo::new(stream),
+            app.clone(),
+            router.clone(),
+            caller,
+            "unix",
+        ));
     }
 }
 
-async fn serve_https(listener: TcpListener, acceptor: tokio_rustls::TlsAcceptor, app: Arc<AppState>, router: axum::Router) {
+async fn serve_https(
+    listener: TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    app: Arc<AppState>,
+    router: axum::Router,
+) {
     loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
         let acceptor = acceptor.clone();
         let app = app.clone();
         let router = router.clone();
         tokio::spawn(async move {
-            let Ok(tls) = acceptor.accept(stream).await else { return };
-            let cert = tls.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|der| (tls::fingerprint(der), tls::der_to_pem(der)));
+            let Ok(tls) = acceptor.accept(stream).await else {
+                return;
+            };
+            let cert = tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .map(|der| (tls::fingerprint(der), tls::der_to_pem(der)));
             let caller = Caller { local: false, cert };
             serve_connection(TokioIo::new(tls), app, router, caller, "https").await;
         });
     }
 }
 
-async fn serve_connection<I>(io: TokioIo<I>, app: Arc<AppState>, router: axum::Router, caller: Caller, transport: &'static str)
-where
+async fn serve_connection<I>(
+    io: TokioIo<I>,
+    app: Arc<AppState>,
+    router: axum::Router,
+    caller: Caller,
+    transport: &'static str,
+) where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
         req.extensions_mut().insert(caller.clone());
         handle(app.clone(), router.clone(), req, transport)
     });
-    let _ = auto::Builder::new(TokioExecutor::new()).serve_connection_with_upgrades(io, service).await;
+    let _ = auto::Builder::new(TokioExecutor::new())
+        .serve_connection_with_upgrades(io, service)
+        .await;
 }
 
 #[derive(Debug)]
@@ -287,50 +328,94 @@ struct InFlight(Arc<AppState>);
 
 impl InFlight {
     fn new(app: &Arc<AppState>) -> InFlight {
-        app.inflight.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        app.inflight
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         InFlight(app.clone())
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        if self.0.inflight.fetch_sub(1, std::sync::atomic::Ordering::SeqCst) == 1 {
+        if self
+            .0
+            .inflight
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst)
+            == 1
+        {
             self.0.idle.notify_waiters();
         }
     }
 }
 
-async fn handle(app: Arc<AppState>, router: axum::Router, req: hyper::Request<Incoming>, transport: &'static str) -> Result<axum::response::Response, DropConnection> {
+async fn handle(
+    app: Arc<AppState>,
+    router: axum::Router,
+    req: hyper::Request<Incoming>,
+    transport: &'static str,
+) -> Result<axum::response::Response, DropConnection> {
     let _inflight = InFlight::new(&app);
     let method = req.method().to_string();
     let path = req.uri().path().to_owned();
     let query = req.uri().query().map(str::to_owned);
     let record = |status: Option<u16>| {
-        app.log.lock().unwrap_or_else(|e| e.into_inner()).push(RequestRecord { method: method.clone(), path: path.clone(), query: query.clone(), transport, status });
+        app.log
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(RequestRecord {
+                method: method.clone(),
+                path: path.clone(),
+                query: query.clone(),
+                transport,
+                status,
+            });
     };
-    let fault = faults::take(&mut app.faults.lock().unwrap_or_else(|e| e.into_inner()), &method, &path);
+    let fault = faults::take(
+        &mut app.faults.lock().unwrap_or_else(|e| e.into_inner()),
+        &method,
+        &path,
+    );
     let mut reset_after = false;
     match fault {
-        Some(faults::Action::Status { status, body, headers }) => {
+        Some(faults::Action::Status {
+            status,
+            body,
+            headers,
+        }) => {
             record(Some(status));
-            let text = body.as_ref().and_then(|b| b.as_str()).unwrap_or("Injected fault").to_owned();
+            let text = body
+                .as_ref()
+                .and_then(|b| b.as_str())
+                .unwrap_or("Injected fault")
+                .to_owned();
             let mut response = envelope::error(status, &text);
             for (name, value) in headers.unwrap_or_default() {
-                if let (Ok(n), Ok(v)) = (axum::http::HeaderName::from_bytes(name.as_bytes()), axum::http::HeaderValue::from_str(&value)) {
+                if let (Ok(n), Ok(v)) = (
+                    axum::http::HeaderName::from_bytes(name.as_bytes()),
+                    axum::http::HeaderValue::from_str(&value),
+                ) {
                     response.headers_mut().insert(n, v);
                 }
             }
             return Ok(response);
         }
-        Some(faults::Action::Delay { delay_ms }) => tokio::time::sleep(std::time::Duration::from_millis(delay_ms)).await,
-        Some(faults::Action::Reset { reset: faults::ResetWhen::Before }) => {
+        Some(faults::Action::Delay { delay_ms }) => {
+            tokio::time::sleep(std::time::Duration::from_millis(delay_ms)).await
+        }
+        Some(faults::Action::Reset {
+            reset: faults::ResetWhen::Before,
+        }) => {
             record(None);
             return Err(DropConnection);
         }
-        Some(faults::Action::Reset { reset: faults::ResetWhen::After }) => reset_after = true,
+        Some(faults::Action::Reset {
+            reset: faults::ResetWhen::After,
+        }) => reset_after = true,
         None => {}
     }
-    let response = router.oneshot(req.map(Body::new)).await.unwrap_or_else(|never| match never {});
+    let response = router
+        .oneshot(req.map(Body::new))
+        .await
+        .unwrap_or_else(|never| match never {});
     if reset_after {
         record(None);
         return Err(DropConnection);

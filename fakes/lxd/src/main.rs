@@ -33,7 +33,11 @@ struct Args {
 async fn main() -> Result<()> {
     let args = Args::parse();
     let fake = FakeLxd::start(Config {
-        profile: if args.profile == "6" { Profile::V6 } else { Profile::V5_0 },
+        profile: if args.profile == "6" {
+            Profile::V6
+        } else {
+            Profile::V5_0
+        },
         seed: args.seed,
         clock: ClockMode::System,
         unix_socket: Some(args.unix.clone()),

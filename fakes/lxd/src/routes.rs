@@ -9,11 +9,30 @@ use crate::{AppState, control, handlers};
 
 pub fn api(app: Arc<AppState>) -> Router {
     Router::new()
-        .route("/1.0", get(handlers::root).put(handlers::put_root).patch(handlers::patch_root))
-        .route("/1.0/certificates", get(handlers::list_certificates).post(handlers::post_certificates))
-        .route("/1.0/certificates/{fingerprint}", get(handlers::get_certificate).delete(handlers::delete_certificate))
-        .route("/1.0/operations", get(handlers::list_operations).post(handlers::not_implemented))
-        .route("/1.0/operations/{id}", get(handlers::get_operation).delete(handlers::delete_operation).put(handlers::not_implemented))
+        .route(
+            "/1.0",
+            get(handlers::root)
+                .put(handlers::put_root)
+                .patch(handlers::patch_root),
+        )
+        .route(
+            "/1.0/certificates",
+            get(handlers::list_certificates).post(handlers::post_certificates),
+        )
+        .route(
+            "/1.0/certificates/{fingerprint}",
+            get(handlers::get_certificate).delete(handlers::delete_certificate),
+        )
+        .route(
+            "/1.0/operations",
+            get(handlers::list_operations).post(handlers::not_implemented),
+        )
+        .route(
+            "/1.0/operations/{id}",
+            get(handlers::get_operation)
+                .delete(handlers::delete_operation)
+                .put(handlers::not_implemented),
+        )
         .route("/1.0/events", get(handlers::events))
         .route("/1.0/projects", get(handlers::list_projects))
         .route("/1.0/projects/{name}", get(handlers::get_project))
@@ -29,7 +48,10 @@ pub fn control(app: Arc<AppState>) -> Router {
         .route("/_fake/seed", post(control::seed))
         .route("/_fake/clock/advance", post(control::advance))
         .route("/_fake/requests", get(control::requests))
-        .route("/_fake/faults", post(control::add_fault).delete(control::clear_faults))
+        .route(
+            "/_fake/faults",
+            post(control::add_fault).delete(control::clear_faults),
+        )
         .route("/_fake/restart", post(control::restart))
         .route("/_fake/consume", post(control::consume))
         .route("/_fake/config", axum::routing::patch(control::config))

@@ -136,7 +136,10 @@ pub struct LxdError {
 }
 
 pub fn err(status: u16, text: impl Into<String>) -> LxdError {
-    LxdError { status, text: text.into() }
+    LxdError {
+        status,
+        text: text.into(),
+    }
 }
 
 /// Who asks.
@@ -189,7 +192,13 @@ pub fn parse_expiry(text: &str) -> Option<time::Duration> {
 }
 
 impl State {
-    pub fn new(profile: Profile, seed: u64, listen_address: String, server_fingerprint: String, now: OffsetDateTime) -> State {
+    pub fn new(
+        profile: Profile,
+        seed: u64,
+        listen_address: String,
+        server_fingerprint: String,
+        now: OffsetDateTime,
+    ) -> State {
         State {
             profile,
             config: BTreeMap::new(),
@@ -208,7 +217,9 @@ impl State {
     }
 
     fn hex(&mut self, bytes: usize) -> String {
-        (0..bytes).map(|_| format!("{:02x}", self.rng.random::<u8>())).collect()
+        (0..bytes)
+            .map(|_| format!("{:02x}", self.rng.random::<u8>()))
+            .collect()
     }
 
     fn uuid(&mut self) -> String {
@@ -216,26 +227,55 @@ impl State {
         b[6] = (b[6] & 0x0f) | 0x40;
         b[8] = (b[8] & 0x3f) | 0x80;
         let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-        format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+        format!(
+            "{}-{}-{}-{}-{}",
+            &h[0..8],
+            &h[8..12],
+            &h[12..16],
+            &h[16..20],
+            &h[20..32]
+        )
     }
 
     pub fn is_trusted(&self, caller: &Caller) -> bool {
-        caller.local || caller.cert.as_ref().is_some_and(|(fp, _)| self.certificates.iter().any(|c| &c.fingerprint == fp))
+        caller.local
+            || caller
+                .cert
+                .as_ref()
+                .is_some_and(|(fp, _)| self.certificates.iter().any(|c| &c.fingerprint == fp))
     }
 
     /// The HTTPS addresses tokens carry: `core.https_address` once set.
     pub fn addresses(&self) -> Vec<String> {
-        self.config.get("core.https_address").map(|_| vec![self.listen_address.clone()]).unwrap_or_default()
+        self.config
+            .get("core.https_address")
+            .map(|_| vec![self.listen_address.clone()])
+            .unwrap_or_default()
     }
 
     /// `PUT` (replace) or `PATCH` (merge) of the server config.
-    pub fn set_config(&mut self, values: BTreeMap<String, String>, replace: bool) -> Result<(), LxdError> {
+    pub fn set_config(
+        &mut self,
+        values: BTreeMap<String, String>,
+        replace: bool,
+    ) -> Result<(), LxdError> {
         for (key, value) in &values {
             match key.as_str() {
                 "core.https_address" => {}
-                "core.remote_token_expiry" if value.is_empty() || parse_expiry(value).is_some() => {}
-                "core.remote_token_expiry" => return Err(err(400, format!("cannot set '{key}' to '{value}': Invalid expiry expression"))),
-                _ => return Err(err(400, format!("cannot set '{key}' to '{value}': unknown key"))),
+                "core.remote_token_expiry" if value.is_empty() || parse_expiry(value).is_some() => {
+                }
+                "core.remote_token_expiry" => {
+                    return Err(err(
+                        400,
+                        format!("cannot set '{key}' to '{value}': Invalid expiry expression"),
+                    ));
+                }
+                _ => {
+                    return Err(err(
+                        400,
+                        format!("cannot set '{key}' to '{value}': unknown key"),
+                    ));
+                }
             }
         }
         if replace {
@@ -252,24 +292,52 @@ impl State {
     }
 
     /// `POST /1.0/certificates` with `token: true`, by a trusted caller.
-    pub fn create_token(&mut self, req: CertificatesPost, now: OffsetDateTime) -> Result<Operation, LxdError> {
+    pub fn create_token(
+        &mut self,
+        req: CertificatesPost,
+        now: OffsetDateTime,
+    ) -> Result<Operation, LxdError> {
         if req.kind != "client" {
-            return Err(err(400, "Tokens can only be issued for client certificates"));
+            return Err(err(
+                400,
+                "Tokens can only be issued for client certificates",
+            ));
         }
         let v6 = self.profile == Profile::V6;
         if !req.certificate.is_empty() {
-            return Err(err(400, if v6 { "Cannot use certificate if token is requested" } else { "Can't use certificate if token is requested" }));
+            return Err(err(
+                400,
+                if v6 {
+                    "Cannot use certificate if token is requested"
+                } else {
+                    "Can't use certificate if token is requested"
+                },
+            ));
         }
         if v6 && !req.password.is_empty() {
-            return Err(err(501, "Password authentication is no longer supported, please update your client"));
+            return Err(err(
+                501,
+                "Password authentication is no longer supported, please update your client",
+            ));
         }
         if !self.config.contains_key("core.https_address") {
-            return Err(err(400, if v6 { "Cannot issue token when server is not listening on network" } else { "Can't issue token when server isn't listening on network" }));
+            return Err(err(
+                400,
+                if v6 {
+                    "Cannot issue token when server is not listening on network"
+                } else {
+                    "Can't issue token when server isn't listening on network"
+                },
+            ));
         }
         if v6 && req.name.is_empty() {
             return Err(err(400, "Client name must not be empty"));
         }
-        let expires_at = self.config.get("core.remote_token_expiry").and_then(|e| parse_expiry(e)).map(|d| now + d);
+        let expires_at = self
+            .config
+            .get("core.remote_token_expiry")
+            .and_then(|e| parse_expiry(e))
+            .map(|d| now + d);
         let mut request = req;
         request.trust_token = if v6 { Some(String::new()) } else { None };
         let op = Operation {
@@ -297,7 +365,11 @@ impl State {
             let at = self.next_sweep;
             let mut swept = 0;
             for op in &mut self.operations {
-                let expired = op.token.as_ref().and_then(|t| t.expires_at).is_some_and(|e| e <= at);
+                let expired = op
+                    .token
+                    .as_ref()
+                    .and_then(|t| t.expires_at)
+                    .is_some_and(|e| e <= at);
                 if op.status == Status::Running && expired {
                     op.status = Status::Cancelled;
                     op.finished_at = Some(at);
@@ -318,16 +390,24 @@ impl State {
             }
             self.next_sweep = at + self.profile.sweep_interval();
         }
-        self.operations.retain(|op| op.finished_at.is_none_or(|f| f + RETENTION > now));
+        self.operations
+            .retain(|op| op.finished_at.is_none_or(|f| f + RETENTION > now));
     }
 
     pub fn operation(&self, id: &str) -> Result<&Operation, LxdError> {
-        self.operations.iter().find(|op| op.id == id).ok_or_else(|| err(404, "Operation not found"))
+        self.operations
+            .iter()
+            .find(|op| op.id == id)
+            .ok_or_else(|| err(404, "Operation not found"))
     }
 
     /// `DELETE /1.0/operations/{id}`: a running token is cancelled.
     pub fn cancel(&mut self, id: &str, now: OffsetDateTime) -> Result<(), LxdError> {
-        let op = self.operations.iter_mut().find(|op| op.id == id).ok_or_else(|| err(404, "Operation not found"))?;
+        let op = self
+            .operations
+            .iter_mut()
+            .find(|op| op.id == id)
+            .ok_or_else(|| err(404, "Operation not found"))?;
         if op.status != Status::Running {
             return Err(err(400, "Only running operations can be cancelled"));
         }
@@ -344,11 +424,19 @@ impl State {
     }
 
     /// An untrusted HTTPS client presents a token. `field` says which body field carried it.
-    pub fn consume(&mut self, caller: &Caller, body: &CertificatesPost, now: OffsetDateTime) -> Result<Consumed, LxdError> {
+    pub fn consume(
+        &mut self,
+        caller: &Caller,
+        body: &CertificatesPost,
+        now: OffsetDateTime,
+    ) -> Result<Consumed, LxdError> {
         let v6 = self.profile == Profile::V6;
         let token_text = if v6 {
             if !body.password.is_empty() {
-                return Err(err(501, "Password authentication is no longer supported, please update your client"));
+                return Err(err(
+                    501,
+                    "Password authentication is no longer supported, please update your client",
+                ));
             }
             body.trust_token.clone().unwrap_or_default()
         } else {
@@ -361,19 +449,19 @@ impl State {
         let Some(token) = decode_token(&token_text) else {
             return Err(err(403, "not authorized"));
         };
-        let Some(op) = self
-            .operations
-            .iter_mut()
-            .find(|op| op.status == Status::Running && op.token.as_ref().is_some_and(|t| t.secret == token.secret))
-        else {
+        let Some(op) = self.operations.iter_mut().find(|op| {
+            op.status == Status::Running
+                && op.token.as_ref().is_some_and(|t| t.secret == token.secret)
+        }) else {
             return Err(err(403, "No matching certificate add operation found"));
         };
         // The token is burnt as soon as the secret matches, before the later checks.
         op.status = Status::Cancelled;
         op.finished_at = Some(now);
-        let meta = op.token.clone().unwrap_or_else(|| unreachable_meta());
+        let meta = op.token.clone().unwrap_or_else(unreachable_meta);
         if meta.expires_at.is_some_and(|e| e <= now) {
-            let text = "Failed during search for certificate add token operation: Token has expired";
+            let text =
+                "Failed during search for certificate add token operation: Token has expired";
             return Err(err(if v6 { 403 } else { 500 }, text));
         }
         if already {
@@ -385,7 +473,12 @@ impl State {
         if meta.request.projects.iter().any(|p| p != "default") {
             return Err(err(404, "Project not found"));
         }
-        if v6 && self.certificates.iter().any(|c| c.name == meta.request.name) {
+        if v6
+            && self
+                .certificates
+                .iter()
+                .any(|c| c.name == meta.request.name)
+        {
             return Err(err(409, "This \"identity\" entry already exists"));
         }
         self.certificates.push(Certificate {
@@ -399,7 +492,10 @@ impl State {
     }
 
     pub fn certificate(&self, prefix: &str) -> Result<&Certificate, LxdError> {
-        let mut matches = self.certificates.iter().filter(|c| !prefix.is_empty() && c.fingerprint.starts_with(prefix));
+        let mut matches = self
+            .certificates
+            .iter()
+            .filter(|c| !prefix.is_empty() && c.fingerprint.starts_with(prefix));
         match (matches.next(), matches.next()) {
             (Some(c), None) => Ok(c),
             _ => Err(err(404, "Certificate not found")),
@@ -414,7 +510,13 @@ impl State {
 }
 
 fn unreachable_meta() -> TokenMeta {
-    TokenMeta { addresses: Vec::new(), expires_at: None, fingerprint: String::new(), request: CertificatesPost::default(), secret: String::new() }
+    TokenMeta {
+        addresses: Vec::new(),
+        expires_at: None,
+        fingerprint: String::new(),
+        request: CertificatesPost::default(),
+        secret: String::new(),
+    }
 }
 
 /// The fields of a token string the daemon checks.
@@ -435,7 +537,10 @@ pub struct TokenFields {
 pub fn decode_token(text: &str) -> Option<TokenFields> {
     let bytes = STANDARD.decode(text.trim()).ok()?;
     let fields: TokenFields = serde_json::from_slice(&bytes).ok()?;
-    let complete = !fields.client_name.is_empty() && !fields.fingerprint.is_empty() && !fields.secret.is_empty() && !fields.addresses.is_empty();
+    let complete = !fields.client_name.is_empty()
+        && !fields.fingerprint.is_empty()
+        && !fields.secret.is_empty()
+        && !fields.addresses.is_empty();
     complete.then_some(fields)
 }
 
@@ -445,7 +550,10 @@ pub fn token_string(op: &Operation, profile: Profile) -> Option<String> {
     let meta = op.token.as_ref()?;
     let expires = meta
         .expires_at
-        .map(|e| e.format(&time::format_description::well_known::Rfc3339).unwrap_or_default())
+        .map(|e| {
+            e.format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default()
+        })
         .unwrap_or_else(|| "0001-01-01T00:00:00Z".to_owned());
     let mut json = format!(
         "{{\"client_name\":{},\"fingerprint\":{},\"addresses\":{},\"secret\":{},\"expires_at\":{}",
@@ -482,7 +590,8 @@ mod tests {
         let padded = STANDARD.encode(json);
         assert!(decode_token(&padded).is_some());
         assert!(decode_token(padded.trim_end_matches('=')).is_none() || !padded.ends_with('='));
-        let nameless = STANDARD.encode(r#"{"client_name":"","fingerprint":"f","addresses":["a"],"secret":"s"}"#);
+        let nameless = STANDARD
+            .encode(r#"{"client_name":"","fingerprint":"f","addresses":["a"],"secret":"s"}"#);
         assert!(decode_token(&nameless).is_none());
         assert!(decode_token("not-a-token").is_none());
     }

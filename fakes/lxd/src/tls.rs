@@ -30,15 +30,30 @@ impl ClientCertVerifier for AnyClientCert {
         &[]
     }
 
-    fn verify_client_cert(&self, _: &CertificateDer<'_>, _: &[CertificateDer<'_>], _: UnixTime) -> Result<ClientCertVerified, rustls::Error> {
+    fn verify_client_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
         Ok(ClientCertVerified::assertion())
     }
 
-    fn verify_tls12_signature(&self, message: &[u8], cert: &CertificateDer<'_>, dss: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
         rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
     }
 
-    fn verify_tls13_signature(&self, message: &[u8], cert: &CertificateDer<'_>, dss: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
         rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
     }
 
@@ -71,14 +86,23 @@ pub fn der_to_pem(der: &[u8]) -> String {
 
 pub fn server_identity() -> Result<ServerIdentity, String> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut params = rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).map_err(|e| e.to_string())?;
-    params.distinguished_name.push(rcgen::DnType::OrganizationName, "LXD");
-    params.distinguished_name.push(rcgen::DnType::CommonName, "root@fake-lxd");
-    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).map_err(|e| e.to_string())?;
+    let mut params =
+        rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+            .map_err(|e| e.to_string())?;
+    params
+        .distinguished_name
+        .push(rcgen::DnType::OrganizationName, "LXD");
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "root@fake-lxd");
+    let key =
+        rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).map_err(|e| e.to_string())?;
     let cert = params.self_signed(&key).map_err(|e| e.to_string())?;
     let der = cert.der().to_vec();
     let key_der = PrivateKeyDer::try_from(key.serialize_der()).map_err(|e| e.to_string())?;
-    let verifier = Arc::new(AnyClientCert { algorithms: provider.signature_verification_algorithms });
+    let verifier = Arc::new(AnyClientCert {
+        algorithms: provider.signature_verification_algorithms,
+    });
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?
@@ -86,5 +110,9 @@ pub fn server_identity() -> Result<ServerIdentity, String> {
         .with_single_cert(vec![CertificateDer::from(der.clone())], key_der)
         .map_err(|e| e.to_string())?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(ServerIdentity { cert_pem: der_to_pem(&der), fingerprint: fingerprint(&der), config: Arc::new(config) })
+    Ok(ServerIdentity {
+        cert_pem: der_to_pem(&der),
+        fingerprint: fingerprint(&der),
+        config: Arc::new(config),
+    })
 }

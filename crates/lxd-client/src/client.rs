@@ -1,0 +1,545 @@
+//! The trust-token API of LXD.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use serde::Deserialize;
+use serde_json::json;
+use time::OffsetDateTime;
+
+use crate::error::Error;
+use crate::secret::Secret;
+use crate::token::{self, TokenData};
+use crate::transport::{self, Reply, Target};
+
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    /// Reads stop retrying once this much time has passed.
+    pub deadline: Duration,
+    pub base_backoff: Duration,
+    pub max_backoff: Duration,
+    /// The limit for one request.
+    pub request_timeout: Duration,
+    /// How many times a create is attempted again after reconciliation showed it made nothing.
+    pub create_attempts: u32,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            deadline: Duration::from_secs(60),
+            base_backoff: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(30),
+            create_attempts: 3,
+        }
+    }
+}
+
+/// What `GET /1.0` says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerInfo {
+    pub trusted: bool,
+    pub api_extensions: Vec<String>,
+    pub server_version: Option<String>,
+    pub certificate_fingerprint: Option<String>,
+    pub remote_token_expiry: Option<String>,
+}
+
+/// The server generations that matter for trust tokens, told by the API extensions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Generation {
+    /// LXD 5.0: tokens are consumed through the `password` field.
+    Password,
+    /// LXD 5.21.2+/6.x: `trust_token`, pruning of expired tokens, unique identity names.
+    TrustToken,
+}
+
+impl ServerInfo {
+    pub fn generation(&self) -> Generation {
+        if self
+            .api_extensions
+            .iter()
+            .any(|e| e == "explicit_trust_token")
+        {
+            Generation::TrustToken
+        } else {
+            Generation::Password
+        }
+    }
+
+    /// Servers whose token JSON carries a `type` key.
+    pub fn typed_tokens(&self) -> bool {
+        self.api_extensions
+            .iter()
+            .any(|e| e == "access_management_tls")
+    }
+}
+
+/// A pending trust token: a running token operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingToken {
+    pub operation_id: String,
+    pub name: String,
+    pub projects: Vec<String>,
+    pub restricted: bool,
+    pub created_at: OffsetDateTime,
+    pub expires_at: Option<OffsetDateTime>,
+    /// The token string, as `lxc config trust add` prints it.
+    pub token: Secret,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Certificate {
+    pub name: String,
+    #[serde(default)]
+    pub restricted: bool,
+    #[serde(default)]
+    pub projects: Vec<String>,
+    pub fingerprint: String,
+}
+
+#[derive(Deserialize)]
+struct Envelope {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    error: String,
+    #[serde(default)]
+    metadata: serde_json::Value,
+}
+
+#[derive(Deserialize)]
+struct OperationWire {
+    id: String,
+    class: String,
+    #[serde(with = "time::serde::rfc3339")]
+    created_at: OffsetDateTime,
+    status_code: u16,
+    #[serde(default)]
+    metadata: Option<TokenMetaWire>,
+}
+
+#[derive(Deserialize)]
+struct TokenMetaWire {
+    #[serde(default)]
+    addresses: Vec<String>,
+    #[serde(rename = "expiresAt", default, with = "time::serde::rfc3339::option")]
+    expires_at: Option<OffsetDateTime>,
+    #[serde(default)]
+    fingerprint: String,
+    request: Option<RequestWire>,
+    #[serde(default)]
+    secret: String,
+}
+
+#[derive(Deserialize)]
+struct RequestWire {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    restricted: bool,
+    #[serde(default)]
+    projects: Option<Vec<String>>,
+}
+
+/// A client of one LXD server.
+pub struct Client {
+    target: Target,
+    retry: RetryPolicy,
+    /// `GET /1.0`, kept until the client's trust changes.
+    info: tokio::sync::Mutex<Option<ServerInfo>>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("target", &self.target)
+            .finish_non_exhaustive()
+    }
+}
+
+fn malformed(status: u16, what: &str, err: impl std::fmt::Display) -> Error {
+    Error::Malformed {
+        status,
+        detail: format!("{what}: {}", scrub(&err.to_string())),
+    }
+}
+
+/// serde quotes the value it could not use; that value may be a secret, so it goes.
+fn scrub(text: &str) -> String {
+    match (text.find('"'), text.rfind('"')) {
+        (Some(a), Some(b)) if a < b => format!("{}\"…\"{}", &text[..a], &text[b + 1..]),
+        _ => text.to_owned(),
+    }
+}
+
+/// Turns a reply into its envelope's metadata, or a typed error.
+fn metadata(reply: &Reply) -> Result<serde_json::Value, Error> {
+    let envelope: Envelope = match serde_json::from_slice(&reply.body) {
+        Ok(e) => e,
+        Err(err) if reply.status >= 400 => {
+            let text = String::from_utf8_lossy(&reply.body[..reply.body.len().min(120)])
+                .trim()
+                .to_owned();
+            let _ = err;
+            return Err(Error::Api {
+                status: reply.status,
+                message: format!(
+                    "a reply that is not LXD's error envelope: {}",
+                    text.chars().filter(|c| !c.is_control()).collect::<String>()
+                ),
+            });
+        }
+        Err(err) => {
+            return Err(malformed(
+                reply.status,
+                "the body is not LXD's JSON envelope",
+                err,
+            ));
+        }
+    };
+    if envelope.kind == "error" || reply.status >= 400 {
+        let message = if envelope.error.is_empty() {
+            format!("HTTP {}", reply.status)
+        } else {
+            envelope.error
+        };
+        return Err(Error::Api {
+            status: reply.status.max(400),
+            message,
+        });
+    }
+    Ok(envelope.metadata)
+}
+
+impl Client {
+    pub fn new(target: Target, retry: RetryPolicy) -> Client {
+        Client {
+            target,
+            retry,
+            info: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    async fn once(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<Reply, Error> {
+        let bytes = body.map(|b| serde_json::to_vec(b).unwrap_or_default());
+        transport::send(
+            &self.target,
+            method,
+            path,
+            bytes,
+            self.retry.request_timeout,
+        )
+        .await
+    }
+
+    fn backoff(&self, attempt: u32) -> Duration {
+        let exp = self
+            .retry
+            .base_backoff
+            .saturating_mul(1u32 << attempt.min(16))
+            .min(self.retry.max_backoff);
+        exp.mul_f64(rand::rng().random_range(0.5..=1.0))
+    }
+
+    /// A read, retried on transient failures until the deadline.
+    async fn read(&self, path: &str) -> Result<serde_json::Value, Error> {
+        let start = Instant::now();
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let result = match self.once("GET", path, None).await {
+                Ok(reply) => metadata(&reply),
+                Err(e) => Err(e),
+            };
+            match result {
+                Err(e) if e.is_transient() => {
+                    let wait = self.backoff(attempts);
+                    tracing::debug!(path, attempts, error = %e, "LXD read failed");
+                    if start.elapsed() + wait > self.retry.deadline {
+                        return Err(Error::RetriesExhausted {
+                            attempts,
+                            last: Box::new(e),
+                        });
+                    }
+                    tokio::time::sleep(wait).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    pub async fn server_info(&self) -> Result<ServerInfo, Error> {
+        let mut cached = self.info.lock().await;
+        if let Some(info) = cached.as_ref() {
+            return Ok(info.clone());
+        }
+        let meta = self.read("/1.0").await?;
+        let extensions = meta["api_extensions"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|e| e.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let info = ServerInfo {
+            trusted: meta["auth"] == "trusted",
+            api_extensions: extensions,
+            server_version: meta["environment"]["server_version"]
+                .as_str()
+                .map(str::to_owned),
+            certificate_fingerprint: meta["environment"]["certificate_fingerprint"]
+                .as_str()
+                .map(str::to_owned),
+            remote_token_expiry: meta["config"]["core.remote_token_expiry"]
+                .as_str()
+                .map(str::to_owned),
+        };
+        *cached = Some(info.clone());
+        Ok(info)
+    }
+
+    fn pending(&self, op: OperationWire, typed: bool) -> Option<PendingToken> {
+        let meta = op.metadata?;
+        let request = meta.request?;
+        if op.class != "token" || op.status_code != 103 || meta.secret.is_empty() {
+            return None;
+        }
+        let data = TokenData {
+            client_name: request.name.clone(),
+            fingerprint: meta.fingerprint,
+            addresses: meta.addresses,
+            secret: Secret::new(meta.secret),
+            expires_at: meta.expires_at,
+        };
+        Some(PendingToken {
+            operation_id: op.id,
+            name: request.name,
+            projects: request.projects.unwrap_or_default(),
+            restricted: request.restricted,
+            created_at: op.created_at,
+            expires_at: data.expires_at,
+            token: token::encode(&data, typed),
+        })
+    }
+
+    /// Every pending trust token (running `token` operations of certificate requests).
+    pub async fn list_tokens(&self) -> Result<Vec<PendingToken>, Error> {
+        let typed = self.server_info().await?.typed_tokens();
+        let meta = self
+            .read("/1.0/operations?project=default&recursion=1")
+            .await?;
+        let Some(buckets) = meta.as_object() else {
+            return Err(malformed(200, "the operations list", "not an object"));
+        };
+        let mut out = Vec::new();
+        for ops in buckets.values() {
+            let ops: Vec<serde_json::Value> = serde_json::from_value(ops.clone())
+                .map_err(|e| malformed(200, "an operations bucket", e))?;
+            for op in ops {
+                // Other classes (tasks, websockets) are skipped; so are join tokens, which have no request.
+                if let Ok(op) = serde_json::from_value::<OperationWire>(op)
+                    && let Some(token) = self.pending(op, typed)
+                {
+                    out.push(token);
+                }
+            }
+        }
+        out.sort_by(|a, b| {
+            a.created_at
+                .cmp(&b.created_at)
+                .then(a.operation_id.cmp(&b.operation_id))
+        });
+        Ok(out)
+    }
+
+    /// The pending token held by operation `id`, or `None` when it is gone or no longer running.
+    pub async fn get_token(&self, id: &str) -> Result<Option<PendingToken>, Error> {
+        let typed = self.server_info().await?.typed_tokens();
+        match self
+            .read(&format!("/1.0/operations/{}?project=default", escape(id)))
+            .await
+        {
+            Ok(meta) => {
+                let op: OperationWire =
+                    serde_json::from_value(meta).map_err(|e| malformed(200, "the operation", e))?;
+                Ok(self.pending(op, typed))
+            }
+            Err(Error::Api { status: 404, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Revokes a pending token. `Ok(false)` when it was already gone or finished.
+    pub async fn revoke(&self, id: &str) -> Result<bool, Error> {
+        let path = format!("/1.0/operations/{}?project=default", escape(id));
+        let start = Instant::now();
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let result = match self.once("DELETE", &path, None).await {
+                Ok(reply) => metadata(&reply),
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(_) => return Ok(true),
+                Err(Error::Api {
+                    status: 404 | 400, ..
+                }) if attempts > 1 => return Ok(true),
+                Err(Error::Api {
+                    status: 404 | 400, ..
+                }) => return Ok(false),
+                // Deleting is idempotent, so it is retried like a read.
+                Err(e) if e.is_transient() && start.elapsed() < self.retry.deadline => {
+                    tokio::time::sleep(self.backoff(attempts)).await
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Creates a trust token. A create is not blindly retried: after an ambiguous failure the
+    /// client lists the tokens of that name that were not there before the request, adopts
+    /// exactly one, and revokes any extra it caused. Only when that shows nothing was created
+    /// is the create attempted again.
+    pub async fn create_token(
+        &self,
+        name: &str,
+        projects: &[String],
+    ) -> Result<PendingToken, Error> {
+        let info = self.server_info().await?;
+        let body = json!({"name": name, "type": "client", "restricted": !projects.is_empty(), "projects": projects, "token": true});
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let before: BTreeSet<String> = self
+                .list_tokens()
+                .await?
+                .into_iter()
+                .map(|t| t.operation_id)
+                .collect();
+            let result = match self
+                .once("POST", "/1.0/certificates?project=default", Some(&body))
+                .await
+            {
+                Ok(reply) => metadata(&reply).and_then(|meta| {
+                    let op: OperationWire = serde_json::from_value(meta)
+                        .map_err(|e| malformed(reply.status, "the token operation", e))?;
+                    self.pending(op, info.typed_tokens()).ok_or_else(|| {
+                        malformed(reply.status, "the token operation", "not a running token")
+                    })
+                }),
+                Err(e) => Err(e),
+            };
+            let error = match result {
+                Ok(token) => return Ok(token),
+                Err(e) if e.is_transient() => e,
+                Err(e) => return Err(explain(e, info.generation())),
+            };
+            tracing::debug!(name, attempts, error = %error, "ambiguous token create; reconciling");
+            let mut mine: Vec<PendingToken> = self
+                .list_tokens()
+                .await?
+                .into_iter()
+                .filter(|t| {
+                    !before.contains(&t.operation_id) && t.name == name && t.projects == projects
+                })
+                .collect();
+            if !mine.is_empty() {
+                let adopted = mine.remove(0);
+                for extra in mine {
+                    self.revoke(&extra.operation_id).await?;
+                }
+                return Ok(adopted);
+            }
+            if attempts >= self.retry.create_attempts {
+                return Err(Error::RetriesExhausted {
+                    attempts,
+                    last: Box::new(error),
+                });
+            }
+            tokio::time::sleep(self.backoff(attempts)).await;
+        }
+    }
+
+    pub async fn list_certificates(&self) -> Result<Vec<Certificate>, Error> {
+        let meta = self.read("/1.0/certificates?recursion=1").await?;
+        serde_json::from_value(meta).map_err(|e| malformed(200, "the certificates list", e))
+    }
+
+    /// Makes this client trusted by presenting `token` (over HTTPS with a client certificate),
+    /// as `lxc remote add NAME TOKEN` does. The field follows the server's generation.
+    pub async fn consume_token(&self, token: &Secret) -> Result<(), Error> {
+        token::decode(token)?;
+        let info = self.server_info().await?;
+        let body = match info.generation() {
+            Generation::Password => json!({"type": "client", "password": token.expose()}),
+            Generation::TrustToken => json!({"type": "client", "trust_token": token.expose()}),
+        };
+        let reply = self.once("POST", "/1.0/certificates", Some(&body)).await?;
+        metadata(&reply).map_err(|e| explain(e, info.generation()))?;
+        // Trusted now: what the server shows us changes.
+        *self.info.lock().await = None;
+        Ok(())
+    }
+}
+
+/// Adds what to do to the refusals a user can act on.
+fn explain(err: Error, generation: Generation) -> Error {
+    let Error::Api { status, message } = &err else {
+        return err;
+    };
+    let hint = match (*status, message.as_str()) {
+        (400, m)
+            if m.contains("isn't listening on network")
+                || m.contains("not listening on network") =>
+        {
+            "set core.https_address on the server (lxc config set core.https_address :8443)"
+        }
+        (403, "not authorized") => {
+            "this client is not trusted by the server, or the token is not valid"
+        }
+        (403 | 500, m) if m.contains("Token has expired") => "the token expired; request a new one",
+        (403, m) if m.contains("No matching certificate add operation") => {
+            "the token was already used, revoked or lost in a server restart; request a new one"
+        }
+        (409, m) if m.contains("entry already exists") => {
+            "the server already has a client of this name; use a unique token name or delete that certificate first"
+        }
+        (400 | 409, m) if m.contains("already trusted") => {
+            "this client is already trusted by the server"
+        }
+        (501, m) if m.contains("Password authentication") && generation == Generation::Password => {
+            "the server no longer takes passwords; it reports no explicit_trust_token extension, so check its version"
+        }
+        _ => return err,
+    };
+    Error::Refused {
+        status: *status,
+        message: format!("{message}: {hint}"),
+    }
+}
+
+fn escape(segment: &str) -> String {
+    segment
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

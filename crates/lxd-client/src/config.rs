@@ -1,0 +1,223 @@
+//! Remotes as `lxc` knows them: `config.yml`, `client.crt`/`client.key` and `servercerts/` in
+//! the lxc configuration directory, and the local unix socket.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+use crate::secret::Secret;
+use crate::transport::{ClientIdentity, ServerTrust, Target, fingerprint_pem};
+
+/// The lxc configuration directory: `LXD_CONF`, else the snap's when it exists, else
+/// `~/.config/lxc`.
+pub fn config_dir(var: &dyn Fn(&str) -> Option<String>, home: Option<&Path>) -> Option<PathBuf> {
+    if let Some(dir) = var("LXD_CONF").filter(|d| !d.is_empty()) {
+        return Some(PathBuf::from(dir));
+    }
+    let home = home?;
+    let snap = home.join("snap/lxd/common/config");
+    if Path::new("/var/snap/lxd").exists() {
+        return Some(snap);
+    }
+    Some(home.join(".config/lxc"))
+}
+
+/// The local unix socket, as `lxc` finds it: `LXD_SOCKET`, `$LXD_DIR/unix.socket`, the snap's,
+/// then `/var/lib/lxd/unix.socket`.
+pub fn local_socket(var: &dyn Fn(&str) -> Option<String>) -> PathBuf {
+    if let Some(socket) = var("LXD_SOCKET").filter(|s| !s.is_empty()) {
+        return PathBuf::from(socket);
+    }
+    if let Some(dir) = var("LXD_DIR").filter(|s| !s.is_empty()) {
+        return Path::new(&dir).join("unix.socket");
+    }
+    let snap = Path::new("/var/snap/lxd/common/lxd/unix.socket");
+    if snap.exists() {
+        return snap.to_path_buf();
+    }
+    PathBuf::from("/var/lib/lxd/unix.socket")
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Remote {
+    #[serde(default)]
+    pub addr: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_type: Option<String>,
+    #[serde(default)]
+    pub public: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LxcConfig {
+    #[serde(rename = "default-remote", default)]
+    pub default_remote: Option<String>,
+    #[serde(default)]
+    pub remotes: BTreeMap<String, Remote>,
+}
+
+/// An lxc configuration directory.
+#[derive(Debug, Clone)]
+pub struct ConfigDir {
+    pub dir: PathBuf,
+    pub config: LxcConfig,
+}
+
+impl ConfigDir {
+    /// Reads `config.yml` (absent means no remotes but `local`).
+    pub fn load(dir: &Path) -> Result<ConfigDir, Error> {
+        let path = dir.join("config.yml");
+        let config = match std::fs::read_to_string(&path) {
+            Ok(text) => serde_yaml::from_str(&text).map_err(|e| {
+                Error::Config(format!("{} is not a valid lxc config: {e}", path.display()))
+            })?,
+            Err(_) => LxcConfig::default(),
+        };
+        Ok(ConfigDir {
+            dir: dir.to_path_buf(),
+            config,
+        })
+    }
+
+    pub fn default_remote(&self) -> String {
+        self.config
+            .default_remote
+            .clone()
+            .unwrap_or_else(|| "local".to_owned())
+    }
+
+    /// The client certificate and key, if present.
+    pub fn client_identity(&self) -> Result<Option<ClientIdentity>, Error> {
+        let (crt, key) = (self.dir.join("client.crt"), self.dir.join("client.key"));
+        match (std::fs::read_to_string(&crt), std::fs::read_to_string(&key)) {
+            (Ok(cert_pem), Ok(key_pem)) => Ok(Some(ClientIdentity {
+                cert_pem,
+                key_pem: Secret::new(key_pem),
+            })),
+            (Err(_), Err(_)) => Ok(None),
+            _ => Err(Error::Config(format!(
+                "only one of client.crt and client.key exists in {}",
+                self.dir.display()
+            ))),
+        }
+    }
+
+    /// Makes a client certificate and key (ECDSA P-384, as lxc does) when there are none.
+    pub fn ensure_client_identity(&self) -> Result<ClientIdentity, Error> {
+        if let Some(identity) = self.client_identity()? {
+            return Ok(identity);
+        }
+        std::fs::create_dir_all(&self.dir)
+            .map_err(|e| Error::Config(format!("cannot create {}: {e}", self.dir.display())))?;
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384)
+            .map_err(|e| Error::Config(e.to_string()))?;
+        let mut params = rcgen::CertificateParams::new(vec!["terraform-provider-lxd".to_owned()])
+            .map_err(|e| Error::Config(e.to_string()))?;
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "terraform-provider-lxd");
+        let cert = params
+            .self_signed(&key)
+            .map_err(|e| Error::Config(e.to_string()))?;
+        write_private(&self.dir.join("client.key"), &key.serialize_pem())?;
+        std::fs::write(self.dir.join("client.crt"), cert.pem())
+            .map_err(|e| Error::Config(e.to_string()))?;
+        Ok(ClientIdentity {
+            cert_pem: cert.pem(),
+            key_pem: Secret::new(key.serialize_pem()),
+        })
+    }
+
+    /// The pinned server certificate of a remote (`servercerts/NAME.crt`), as a fingerprint.
+    pub fn server_fingerprint(&self, remote: &str) -> Option<String> {
+        let pem =
+            std::fs::read_to_string(self.dir.join("servercerts").join(format!("{remote}.crt")))
+                .ok()?;
+        fingerprint_pem(&pem)
+    }
+
+    /// The target of a remote: `local` (or a `unix://` address) is the unix socket; an HTTPS
+    /// remote needs the pinned certificate unless `accept_any` says otherwise.
+    pub fn target(
+        &self,
+        remote: &str,
+        var: &dyn Fn(&str) -> Option<String>,
+        accept_any: bool,
+    ) -> Result<Target, Error> {
+        let entry = self.config.remotes.get(remote);
+        let addr = match (remote, entry) {
+            ("local", None) => "unix://".to_owned(),
+            (_, Some(r)) => r.addr.clone(),
+            (_, None) => {
+                return Err(Error::Config(format!(
+                    "no remote {remote:?} in {}",
+                    self.dir.join("config.yml").display()
+                )));
+            }
+        };
+        if let Some(path) = addr.strip_prefix("unix://") {
+            return Ok(Target::Unix(if path.is_empty() {
+                local_socket(var)
+            } else {
+                PathBuf::from(path)
+            }));
+        }
+        let trust = match (self.server_fingerprint(remote), accept_any) {
+            (Some(fp), _) => ServerTrust::Pinned(fp),
+            (None, true) => ServerTrust::AcceptAny,
+            (None, false) => {
+                return Err(Error::Config(format!(
+                    "remote {remote:?} has no pinned server certificate (servercerts/{remote}.crt); accept the server certificate explicitly or add the remote with lxc"
+                )));
+            }
+        };
+        Target::https(&addr, &trust, self.client_identity()?.as_ref())
+    }
+
+    /// Records a remote in `config.yml` and pins its certificate, as `lxc remote add` does.
+    pub fn add_remote(
+        &mut self,
+        name: &str,
+        addr: &str,
+        server_cert_pem: Option<&str>,
+    ) -> Result<(), Error> {
+        self.config.remotes.insert(
+            name.to_owned(),
+            Remote {
+                addr: addr.to_owned(),
+                protocol: Some("lxd".into()),
+                auth_type: Some("tls".into()),
+                public: false,
+            },
+        );
+        std::fs::create_dir_all(self.dir.join("servercerts"))
+            .map_err(|e| Error::Config(e.to_string()))?;
+        if let Some(pem) = server_cert_pem {
+            std::fs::write(
+                self.dir.join("servercerts").join(format!("{name}.crt")),
+                pem,
+            )
+            .map_err(|e| Error::Config(e.to_string()))?;
+        }
+        let text = serde_yaml::to_string(&self.config).map_err(|e| Error::Config(e.to_string()))?;
+        std::fs::write(self.dir.join("config.yml"), text).map_err(|e| Error::Config(e.to_string()))
+    }
+}
+
+fn write_private(path: &Path, contents: &str) -> Result<(), Error> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| Error::Config(format!("cannot write {}: {e}", path.display())))?;
+    file.write_all(contents.as_bytes())
+        .map_err(|e| Error::Config(e.to_string()))
+}

@@ -1,0 +1,289 @@
+//! Every operation against an in-process fake-lxd, both profiles and both transports.
+
+use std::time::Duration;
+
+use fake_lxd::faults::{Action, ResetWhen, Rule};
+use fake_lxd::{ClientCert, Config, FakeLxd, Profile};
+use lxd_client::config::ConfigDir;
+use lxd_client::{
+    Client, ClientIdentity, Error, Generation, RetryPolicy, Secret, ServerTrust, Target,
+};
+
+fn fast() -> RetryPolicy {
+    RetryPolicy {
+        deadline: Duration::from_secs(2),
+        base_backoff: Duration::from_millis(1),
+        max_backoff: Duration::from_millis(4),
+        request_timeout: Duration::from_secs(2),
+        create_attempts: 3,
+    }
+}
+
+async fn fake(profile: Profile) -> FakeLxd {
+    FakeLxd::start(Config {
+        profile,
+        ..Config::for_testing()
+    })
+    .await
+    .unwrap()
+}
+
+fn unix(fake: &FakeLxd) -> Client {
+    Client::new(Target::Unix(fake.unix_socket().to_owned()), fast())
+}
+
+fn identity(cert: &ClientCert) -> ClientIdentity {
+    ClientIdentity {
+        cert_pem: cert.cert_pem.clone(),
+        key_pem: Secret::new(cert.key_pem.clone()),
+    }
+}
+
+#[tokio::test]
+async fn token_lifecycle_over_the_unix_socket_in_both_profiles() {
+    for profile in [Profile::V5_0, Profile::V6] {
+        let fake = fake(profile).await;
+        let client = unix(&fake);
+        let info = client.server_info().await.unwrap();
+        assert!(info.trusted);
+        assert_eq!(
+            info.generation(),
+            if profile == Profile::V6 {
+                Generation::TrustToken
+            } else {
+                Generation::Password
+            }
+        );
+
+        let plain = client.create_token("plain", &[]).await.unwrap();
+        let restricted = client
+            .create_token("restricted", &["default".to_owned()])
+            .await
+            .unwrap();
+        assert!(restricted.restricted && !plain.restricted);
+        assert_eq!(plain.expires_at, None);
+        // The token string is the one lxc would print: the fake's own rendering matches.
+        let pending = fake.control().pending_tokens();
+        assert!(
+            pending
+                .iter()
+                .any(|(id, t)| id == &plain.operation_id && t == plain.token.expose()),
+            "{profile:?}"
+        );
+
+        let listed = client.list_tokens().await.unwrap();
+        assert_eq!(
+            listed.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(),
+            ["plain", "restricted"]
+        );
+        assert_eq!(
+            client
+                .get_token(&plain.operation_id)
+                .await
+                .unwrap()
+                .unwrap()
+                .token,
+            plain.token
+        );
+
+        assert!(client.revoke(&plain.operation_id).await.unwrap());
+        assert_eq!(
+            client.get_token(&plain.operation_id).await.unwrap(),
+            None,
+            "a cancelled token is not pending"
+        );
+        assert!(!client.revoke(&plain.operation_id).await.unwrap());
+        assert_eq!(
+            client
+                .get_token("00000000-0000-4000-8000-000000000000")
+                .await
+                .unwrap(),
+            None
+        );
+        assert_eq!(client.list_tokens().await.unwrap().len(), 1);
+    }
+}
+
+#[tokio::test]
+async fn expiry_is_reported() {
+    let fake = fake(Profile::V5_0).await;
+    fake.control()
+        .set_config("core.remote_token_expiry", "20M")
+        .unwrap();
+    let client = unix(&fake);
+    let token = client.create_token("expiring", &[]).await.unwrap();
+    assert_eq!(
+        token.expires_at,
+        Some(fake_lxd::TEST_EPOCH + time::Duration::minutes(20))
+    );
+    assert_eq!(
+        client
+            .server_info()
+            .await
+            .unwrap()
+            .remote_token_expiry
+            .as_deref(),
+        Some("20M")
+    );
+}
+
+#[tokio::test]
+async fn joining_over_https_with_a_token_in_both_profiles() {
+    for profile in [Profile::V5_0, Profile::V6] {
+        let fake = fake(profile).await;
+        let token = unix(&fake).create_token("joiner", &[]).await.unwrap();
+        let data = lxd_client::token::decode(&token.token).unwrap();
+        assert_eq!(data.fingerprint, fake.server_fingerprint());
+        assert_eq!(data.addresses, [fake.https_addr().to_string()]);
+
+        let cert = ClientCert::generate("joiner");
+        let target = Target::https(
+            &data.addresses[0],
+            &ServerTrust::Pinned(data.fingerprint.clone()),
+            Some(&identity(&cert)),
+        )
+        .unwrap();
+        let remote = Client::new(target, fast());
+        assert!(!remote.server_info().await.unwrap().trusted);
+        remote.consume_token(&token.token).await.unwrap();
+        let state = fake.control().state();
+        assert_eq!(
+            state["certificates"][0]["fingerprint"],
+            cert.fingerprint.as_str(),
+            "{profile:?}"
+        );
+
+        // The same client, now trusted, sees the certificates; a second use is refused.
+        let trusted = Client::new(
+            Target::https(
+                &data.addresses[0],
+                &ServerTrust::Pinned(data.fingerprint.clone()),
+                Some(&identity(&cert)),
+            )
+            .unwrap(),
+            fast(),
+        );
+        assert!(trusted.server_info().await.unwrap().trusted);
+        assert_eq!(trusted.list_certificates().await.unwrap()[0].name, "joiner");
+        let other = ClientCert::generate("other");
+        let again = Client::new(
+            Target::https(
+                &data.addresses[0],
+                &ServerTrust::Pinned(data.fingerprint),
+                Some(&identity(&other)),
+            )
+            .unwrap(),
+            fast(),
+        );
+        let err = again.consume_token(&token.token).await.unwrap_err();
+        assert!(
+            matches!(&err, Error::Refused { status: 403, message } if message.contains("already used")),
+            "{err}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_wrong_pinned_certificate_is_refused() {
+    let fake = fake(Profile::V5_0).await;
+    let target = Target::https(
+        &fake.https_addr().to_string(),
+        &ServerTrust::Pinned("00".repeat(32)),
+        None,
+    )
+    .unwrap();
+    let err = Client::new(target, fast()).server_info().await.unwrap_err();
+    assert!(
+        matches!(err, Error::ServerCertificate { ref actual, .. } if actual == fake.server_fingerprint()),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn refusals_say_what_to_do() {
+    let fake = FakeLxd::start(Config {
+        https_address_set: false,
+        ..Config::for_testing()
+    })
+    .await
+    .unwrap();
+    let err = unix(&fake).create_token("t", &[]).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Refused { status: 400, message } if message.contains("core.https_address")),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn an_ambiguous_create_is_reconciled_not_repeated() {
+    let fake = fake(Profile::V5_0).await;
+    let control = fake.control();
+    let client = unix(&fake);
+    // The server creates the token, then the connection drops before the answer.
+    control.add_fault(Rule {
+        method: "POST".into(),
+        path: "/1.0/certificates".into(),
+        times: Some(1),
+        action: Action::Reset {
+            reset: ResetWhen::After,
+        },
+    });
+    let adopted = client.create_token("lost-reply", &[]).await.unwrap();
+    let pending = control.pending_tokens();
+    assert_eq!(pending.len(), 1, "no second token");
+    assert_eq!(pending[0].0, adopted.operation_id);
+    // The connection drops before the server acts: the create is attempted again.
+    control.add_fault(Rule {
+        method: "POST".into(),
+        path: "/1.0/certificates".into(),
+        times: Some(1),
+        action: Action::Reset {
+            reset: ResetWhen::Before,
+        },
+    });
+    let second = client.create_token("dropped", &[]).await.unwrap();
+    assert_eq!(control.pending_tokens().len(), 2);
+    assert_eq!(second.name, "dropped");
+}
+
+#[tokio::test]
+async fn lxc_config_directories() {
+    let fake = fake(Profile::V5_0).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = ConfigDir::load(dir.path()).unwrap();
+    assert_eq!(config.default_remote(), "local");
+    let identity = config.ensure_client_identity().unwrap();
+    assert_eq!(
+        config.ensure_client_identity().unwrap().cert_pem,
+        identity.cert_pem,
+        "generated once"
+    );
+
+    let token = unix(&fake).create_token("from-config", &[]).await.unwrap();
+    let data = lxd_client::token::decode(&token.token).unwrap();
+    config
+        .add_remote(
+            "r1",
+            &format!("https://{}", data.addresses[0]),
+            Some(fake.server_cert_pem()),
+        )
+        .unwrap();
+    let reloaded = ConfigDir::load(dir.path()).unwrap();
+    assert_eq!(
+        reloaded.server_fingerprint("r1").as_deref(),
+        Some(fake.server_fingerprint())
+    );
+    let client = Client::new(reloaded.target("r1", &|_| None, false).unwrap(), fast());
+    client.consume_token(&token.token).await.unwrap();
+    assert!(client.server_info().await.unwrap().trusted);
+    let err = reloaded.target("nope", &|_| None, false).unwrap_err();
+    assert!(err.to_string().contains("no remote \"nope\""), "{err}");
+    let local = reloaded
+        .target(
+            "local",
+            &|k| (k == "LXD_DIR").then(|| "/srv/lxd".to_owned()),
+            false,
+        )
+        .unwrap();
+    assert_eq!(format!("{local:?}"), "unix:/srv/lxd/unix.socket");
+}

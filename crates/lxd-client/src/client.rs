@@ -479,6 +479,23 @@ impl Client {
         serde_json::from_value(meta).map_err(|e| malformed(200, "the certificates list", e))
     }
 
+    /// Makes this client trusted with a trust password (LXD 5.0's `core.trust_password`).
+    pub async fn consume_password(&self, password: &Secret) -> Result<(), Error> {
+        let info = self.server_info().await?;
+        if info.generation() == Generation::TrustToken {
+            return Err(Error::Refused {
+                status: 501,
+                message: "this LXD server no longer accepts trust passwords; use a trust token"
+                    .into(),
+            });
+        }
+        let body = json!({"type": "client", "password": password.expose()});
+        let reply = self.once("POST", "/1.0/certificates", Some(&body)).await?;
+        metadata(&reply).map_err(|e| explain(e, info.generation()))?;
+        *self.info.lock().await = None;
+        Ok(())
+    }
+
     /// Makes this client trusted by presenting `token` (over HTTPS with a client certificate),
     /// as `lxc remote add NAME TOKEN` does. The field follows the server's generation.
     pub async fn consume_token(&self, token: &Secret) -> Result<(), Error> {

@@ -9,6 +9,7 @@
 pub mod codec;
 pub mod core;
 pub mod logging;
+pub mod lxd;
 pub mod oci;
 pub mod schema;
 pub mod serve;

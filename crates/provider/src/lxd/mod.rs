@@ -1,0 +1,373 @@
+//! `terraform-provider-lxd`: its configuration (remotes as lxc knows them), and one module per
+//! Terraform type.
+
+pub mod trust_token;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+
+use lxd_client::config::{ConfigDir, local_socket};
+use lxd_client::{Client, RetryPolicy, Secret, ServerTrust, Target};
+use model::diag::{AttrPath, Diagnostic};
+use model::plan::Plan;
+use model::schema::TypeSchema;
+use model::value::Value;
+
+use crate::core::{Outcome, Provider};
+
+#[derive(Default)]
+pub struct LxdProvider {
+    remotes: RwLock<Option<Remotes>>,
+}
+
+struct Remotes {
+    default: String,
+    clients: BTreeMap<String, Arc<Client>>,
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+fn string(value: &Value, name: &str) -> Option<String> {
+    value
+        .get(name)
+        .as_str()
+        .map(str::to_owned)
+        .filter(|s| !s.is_empty())
+}
+
+fn flag(value: &Value, name: &str, var: &str) -> bool {
+    match value.get(name) {
+        Value::Bool(b) => *b,
+        _ => env(var).is_some_and(|v| v == "true" || v == "1"),
+    }
+}
+
+fn error(path: AttrPath, summary: &str, detail: impl Into<String>) -> Vec<Diagnostic> {
+    vec![Diagnostic::error(path, summary, detail)]
+}
+
+/// One `remote` block.
+struct RemoteBlock {
+    name: String,
+    address: Option<String>,
+    port: Option<String>,
+    default: bool,
+    token: Option<Secret>,
+    password: Option<Secret>,
+}
+
+impl LxdProvider {
+    /// The client of `remote`, or of the default remote.
+    pub fn client(&self, remote: Option<&str>) -> Result<Arc<Client>, Vec<Diagnostic>> {
+        let guard = self.remotes.read().unwrap_or_else(|e| e.into_inner());
+        let Some(remotes) = guard.as_ref() else {
+            return Err(error(
+                AttrPath::default(),
+                "Provider not configured",
+                "The lxd provider could not be configured; see the earlier error.",
+            ));
+        };
+        let name = remote.unwrap_or(&remotes.default);
+        remotes.clients.get(name).cloned().ok_or_else(|| {
+            let known = remotes
+                .clients
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ");
+            error(
+                AttrPath::attr("remote"),
+                "Unknown remote",
+                format!("There is no remote {name:?}; the provider knows: {known}."),
+            )
+        })
+    }
+
+    async fn connect(
+        block: &RemoteBlock,
+        dir: &ConfigDir,
+        generate: bool,
+        accept_any: bool,
+    ) -> Result<Client, String> {
+        let address = block.address.clone().unwrap_or_default();
+        let retry = RetryPolicy::default();
+        if address.is_empty() || address.starts_with("unix:") || address.starts_with('/') {
+            let path = address
+                .trim_start_matches("unix://")
+                .trim_start_matches("unix:");
+            let socket = if path.is_empty() {
+                local_socket(&env)
+            } else {
+                PathBuf::from(path)
+            };
+            return Ok(Client::new(Target::Unix(socket), retry));
+        }
+        let mut host = address
+            .trim_start_matches("https://")
+            .trim_end_matches('/')
+            .to_owned();
+        if !host
+            .rsplit_once(':')
+            .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+        {
+            host = format!(
+                "{host}:{}",
+                block.port.clone().unwrap_or_else(|| "8443".into())
+            );
+        }
+        let token_fingerprint = match &block.token {
+            Some(token) => Some(
+                lxd_client::token::decode(token)
+                    .map_err(|e| format!("remote {:?}: the token is {e}", block.name))?
+                    .fingerprint,
+            ),
+            None => None,
+        };
+        let trust = match (
+            dir.server_fingerprint(&block.name),
+            token_fingerprint,
+            accept_any,
+        ) {
+            (Some(fp), _, _) | (None, Some(fp), _) => ServerTrust::Pinned(fp),
+            (None, None, true) => ServerTrust::AcceptAny,
+            (None, None, false) => {
+                return Err(format!(
+                    "remote {:?}: the server certificate is not known; give a `token` (its fingerprint is checked), set accept_remote_certificate = true, or add the remote with lxc first",
+                    block.name
+                ));
+            }
+        };
+        let identity = if generate {
+            Some(dir.ensure_client_identity().map_err(|e| e.to_string())?)
+        } else {
+            dir.client_identity().map_err(|e| e.to_string())?
+        };
+        if identity.is_none() && (block.token.is_some() || block.password.is_some()) {
+            return Err(format!(
+                "remote {:?}: there is no client certificate in {} to make trusted; set generate_client_certificates = true",
+                block.name,
+                dir.dir.display()
+            ));
+        }
+        let client = Client::new(
+            Target::https(&host, &trust, identity.as_ref()).map_err(|e| e.to_string())?,
+            retry,
+        );
+        let info = client
+            .server_info()
+            .await
+            .map_err(|e| format!("remote {:?}: {e}", block.name))?;
+        if !info.trusted {
+            match (&block.token, &block.password) {
+                (Some(token), _) => client
+                    .consume_token(token)
+                    .await
+                    .map_err(|e| format!("remote {:?}: {e}", block.name))?,
+                (None, Some(password)) => client
+                    .consume_password(password)
+                    .await
+                    .map_err(|e| format!("remote {:?}: {e}", block.name))?,
+                (None, None) => {}
+            }
+        }
+        Ok(client)
+    }
+}
+
+#[tonic::async_trait]
+impl Provider for LxdProvider {
+    fn provider_schema(&self) -> TypeSchema {
+        model::provider_lxd::schema()
+    }
+
+    fn resources(&self) -> Vec<TypeSchema> {
+        vec![model::lxd_trust_token::schema()]
+    }
+
+    fn data_sources(&self) -> Vec<TypeSchema> {
+        Vec::new()
+    }
+
+    fn validate_provider(&self, config: &Value) -> Vec<Diagnostic> {
+        let mut diags = model::plan::validate(&self.provider_schema().block, config);
+        if let Value::List(blocks) = config.get("remote") {
+            for (idx, block) in blocks.iter().enumerate() {
+                if string(block, "token").is_some() && string(block, "password").is_some() {
+                    diags.push(Diagnostic::error(
+                        AttrPath::attr("remote").index(idx).child("password"),
+                        "Conflicting arguments",
+                        "Give either `token` or `password`, not both.",
+                    ));
+                }
+                if let Some(protocol) = string(block, "protocol").filter(|p| p != "lxd") {
+                    diags.push(Diagnostic::error(
+                        AttrPath::attr("remote").index(idx).child("protocol"),
+                        "Invalid value for `protocol`",
+                        format!("Only \"lxd\" is supported; got {protocol:?}."),
+                    ));
+                }
+            }
+        }
+        diags
+    }
+
+    fn validate(&self, type_name: &str, config: &Value) -> Vec<Diagnostic> {
+        match type_name {
+            model::lxd_trust_token::NAME => model::lxd_trust_token::validate(config),
+            _ => Vec::new(),
+        }
+    }
+
+    async fn configure(&self, config: &Value) -> Vec<Diagnostic> {
+        if config.contains_unknown() {
+            return error(
+                AttrPath::default(),
+                "Provider configuration not known",
+                "The lxd provider's settings depend on values not known until apply.",
+            );
+        }
+        let home = env("HOME").map(PathBuf::from);
+        let dir = match string(config, "config_dir")
+            .map(PathBuf::from)
+            .or_else(|| lxd_client::config::config_dir(&env, home.as_deref()))
+        {
+            Some(d) => d,
+            None => {
+                return error(
+                    AttrPath::attr("config_dir"),
+                    "No lxc configuration directory",
+                    "Set config_dir, LXD_CONF or HOME.",
+                );
+            }
+        };
+        let dir = match ConfigDir::load(&dir) {
+            Ok(d) => d,
+            Err(e) => {
+                return error(
+                    AttrPath::attr("config_dir"),
+                    "Invalid lxc configuration",
+                    e.to_string(),
+                );
+            }
+        };
+        let generate = flag(
+            config,
+            "generate_client_certificates",
+            "LXD_GENERATE_CLIENT_CERTS",
+        );
+        let accept_any = flag(
+            config,
+            "accept_remote_certificate",
+            "LXD_ACCEPT_SERVER_CERTIFICATE",
+        );
+        let blocks: Vec<RemoteBlock> = match config.get("remote") {
+            Value::List(items) => items
+                .iter()
+                .map(|b| RemoteBlock {
+                    name: string(b, "name").unwrap_or_default(),
+                    address: string(b, "address"),
+                    port: string(b, "port"),
+                    default: b.get("default") == &Value::Bool(true),
+                    token: string(b, "token").map(Secret::new),
+                    password: string(b, "password").map(Secret::new),
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        let mut clients = BTreeMap::new();
+        let default;
+        if blocks.is_empty() {
+            // As lxc does: the lxc configuration's remotes, and the local unix socket.
+            default = dir.default_remote();
+            let mut names: Vec<String> = dir.config.remotes.keys().cloned().collect();
+            names.push("local".into());
+            for name in names {
+                if let Ok(target) = dir.target(&name, &env, accept_any) {
+                    clients.insert(name, Arc::new(Client::new(target, RetryPolicy::default())));
+                }
+            }
+        } else {
+            default = blocks
+                .iter()
+                .find(|b| b.default)
+                .or(blocks.first())
+                .map(|b| b.name.clone())
+                .unwrap_or_default();
+            for (idx, block) in blocks.iter().enumerate() {
+                match Self::connect(block, &dir, generate, accept_any).await {
+                    Ok(client) => {
+                        clients.insert(block.name.clone(), Arc::new(client));
+                    }
+                    Err(message) => {
+                        return error(
+                            AttrPath::attr("remote").index(idx),
+                            "Cannot use this LXD remote",
+                            message,
+                        );
+                    }
+                }
+            }
+        }
+        tracing::info!(default = %default, remotes = clients.len(), "lxd provider configured");
+        *self.remotes.write().unwrap_or_else(|e| e.into_inner()) =
+            Some(Remotes { default, clients });
+        Vec::new()
+    }
+
+    fn plan(
+        &self,
+        type_name: &str,
+        prior: Option<&Value>,
+        config: &Value,
+    ) -> Result<Plan, Vec<Diagnostic>> {
+        match type_name {
+            model::lxd_trust_token::NAME => Ok(model::lxd_trust_token::plan(prior, config)),
+            other => Err(error(
+                AttrPath::default(),
+                "Unknown resource type",
+                format!("This provider has no resource {other:?}."),
+            )),
+        }
+    }
+
+    async fn apply(
+        &self,
+        type_name: &str,
+        prior: Option<Value>,
+        planned: Option<Value>,
+        config: Value,
+    ) -> Outcome {
+        match type_name {
+            model::lxd_trust_token::NAME => trust_token::apply(self, prior, planned, config).await,
+            _ => (None, Vec::new()),
+        }
+    }
+
+    async fn read(&self, type_name: &str, current: Value) -> Outcome {
+        match type_name {
+            model::lxd_trust_token::NAME => trust_token::read(self, current).await,
+            _ => (Some(current), Vec::new()),
+        }
+    }
+
+    async fn import(&self, type_name: &str, id: &str) -> Outcome {
+        match type_name {
+            model::lxd_trust_token::NAME => trust_token::import(self, id).await,
+            _ => (None, Vec::new()),
+        }
+    }
+
+    async fn read_data(&self, _type_name: &str, _config: Value) -> Outcome {
+        (
+            None,
+            error(
+                AttrPath::default(),
+                "Unknown data source",
+                "The lxd provider has no data sources.",
+            ),
+        )
+    }
+}

@@ -109,9 +109,9 @@ impl LxdProvider {
             .trim_start_matches("https://")
             .trim_end_matches('/')
             .to_owned();
-        if !host
+        if host
             .rsplit_once(':')
-            .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+            .is_none_or(|(_, p)| p.parse::<u16>().is_err())
         {
             host = format!(
                 "{host}:{}",

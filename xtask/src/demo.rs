@@ -91,7 +91,7 @@ pub fn run_demo(root: &Path) -> Result<()> {
         ),
     )?;
     let config = work.join("config");
-    copy_dir(&root.join("examples"), &config)?;
+    write_root_module(root, &config)?;
 
     let tf = |args: &[&str]| {
         let mut cmd = Command::new(&terraform);
@@ -131,17 +131,28 @@ fn tempdir(root: &Path, name: &str) -> Result<PathBuf> {
     Ok(dir)
 }
 
-fn copy_dir(from: &Path, to: &Path) -> Result<()> {
-    std::fs::create_dir_all(to)?;
-    for entry in std::fs::read_dir(from).with_context(|| format!("reading {}", from.display()))? {
-        let entry = entry?;
-        let dest = to.join(entry.file_name());
-        if entry.file_type()?.is_dir() {
-            copy_dir(&entry.path(), &dest)?;
-        } else {
-            std::fs::copy(entry.path(), dest)?;
-        }
+/// One root module from the seed examples in `examples/`. The OCI seeds read the user from
+/// `oci_identity_user.test_user.id`, a resource outside our providers, so the demo supplies
+/// that OCID as the variable `user_ocid`.
+fn write_root_module(root: &Path, config: &Path) -> Result<()> {
+    std::fs::create_dir_all(config)?;
+    let mut main = String::from(
+        "variable \"auth_token_description\" {\n  default = \"demo token\"\n}\n\nvariable \"user_ocid\" {}\n\n",
+    );
+    for file in [
+        "examples/resources/lxd_trust_token/resource.tf",
+        "examples/resources/oci_identity_auth_token/resource.tf",
+        "examples/data-sources/oci_identity_auth_tokens/data-source.tf",
+    ] {
+        let text =
+            std::fs::read_to_string(root.join(file)).with_context(|| format!("reading {file}"))?;
+        main.push_str(&text.replace("oci_identity_user.test_user.id", "var.user_ocid"));
+        main.push('\n');
     }
+    main.push_str(
+        "output \"oci_token\" {\n  value = oci_identity_auth_token.test_auth_token.token\n}\n",
+    );
+    std::fs::write(config.join("main.tf"), main)?;
     Ok(())
 }
 

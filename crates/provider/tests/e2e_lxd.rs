@@ -38,7 +38,11 @@ fn workspace(terraform: &Path, scenario: &str, lxd_dir: &Path) -> Workspace {
 
 async fn once_scenario(terraform: std::path::PathBuf) {
     let (fake, lxd_dir) = fake().await;
-    let ws = workspace(&terraform, "lxd_trust_token", lxd_dir.path());
+    let mut ws = workspace(&terraform, "lxd_trust_token", lxd_dir.path());
+    // Every step logs at trace level; afterwards no token may appear in the log.
+    let log = ws.dir.path().join("terraform.log");
+    ws.set("TF_LOG", "trace");
+    ws.set("TF_LOG_PATH", log.display().to_string());
     tokio::task::spawn_blocking(move || {
         ws.ok(&["apply", "-auto-approve", "-input=false"]);
         let token = ws.output("token");
@@ -98,6 +102,18 @@ async fn once_scenario(terraform: std::path::PathBuf) {
         // Destroy revokes the pending token: the fake has none left.
         ws.ok(&["destroy", "-auto-approve", "-input=false"]);
         assert!(fake.control().pending_tokens().is_empty());
+        let log = std::fs::read_to_string(&log).unwrap();
+        assert!(
+            log.contains("lxd provider configured"),
+            "the provider's own log lines reach Terraform's log"
+        );
+        let secret = fake_lxd::state::decode_token(token.as_str().unwrap())
+            .unwrap()
+            .secret;
+        assert!(
+            !log.contains(&secret),
+            "a token secret reached the trace log"
+        );
     })
     .await
     .unwrap();

@@ -314,6 +314,8 @@ pub async fn health(channel: Channel) -> Result<i32, tonic::Status> {
 pub async fn shutdown(channel: Channel) -> Result<(), tonic::Status> {
     use provider::proto::plugin::Empty;
     use provider::proto::plugin::grpc_controller_client::GrpcControllerClient;
-    GrpcControllerClient::new(channel).shutdown(Empty {}).await?;
+    GrpcControllerClient::new(channel)
+        .shutdown(Empty {})
+        .await?;
     Ok(())
 }

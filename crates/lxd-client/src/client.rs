@@ -410,10 +410,13 @@ impl Client {
         }
     }
 
-    /// Creates a trust token. A create is not blindly retried: after an ambiguous failure the
-    /// client lists the tokens of that name that were not there before the request, adopts
-    /// exactly one, and revokes any extra it caused. Only when that shows nothing was created
-    /// is the create attempted again.
+    /// Creates a trust token. LXD has no idempotency key, so a create is never blindly
+    /// retried:
+    /// - when the request surely did not act (it was never sent, or LXD answered 5xx), the
+    ///   client checks that no token of that name appeared, then creates again;
+    /// - when it may have acted (the connection broke after sending, or the answer timed out),
+    ///   the client never sends it again: it watches the list until the deadline for tokens of
+    ///   that name that were not pending before the request, adopts one and revokes any extra.
     pub async fn create_token(
         &self,
         name: &str,
@@ -421,6 +424,7 @@ impl Client {
     ) -> Result<PendingToken, Error> {
         let info = self.server_info().await?;
         let body = json!({"name": name, "type": "client", "restricted": !projects.is_empty(), "projects": projects, "token": true});
+        let start = Instant::now();
         let mut attempts = 0;
         loop {
             attempts += 1;
@@ -448,23 +452,26 @@ impl Client {
                 Err(e) if e.is_transient() => e,
                 Err(e) => return Err(explain(e, info.generation())),
             };
-            tracing::debug!(name, attempts, error = %error, "ambiguous token create; reconciling");
-            let mut mine: Vec<PendingToken> = self
-                .list_tokens()
-                .await?
-                .into_iter()
-                .filter(|t| {
-                    !before.contains(&t.operation_id) && t.name == name && t.projects == projects
-                })
-                .collect();
-            if !mine.is_empty() {
-                let adopted = mine.remove(0);
-                for extra in mine {
-                    self.revoke(&extra.operation_id).await?;
+            tracing::debug!(name, attempts, error = %error, "token create failed; reconciling");
+            let mut polls = 0;
+            loop {
+                polls += 1;
+                if let Some(adopted) = self.adopt(name, projects, &before).await? {
+                    return Ok(adopted);
                 }
-                return Ok(adopted);
+                if !error.is_ambiguous() {
+                    break;
+                }
+                let wait = self.backoff(polls);
+                if start.elapsed() + wait > self.retry.deadline {
+                    return Err(Error::RetriesExhausted {
+                        attempts,
+                        last: Box::new(error),
+                    });
+                }
+                tokio::time::sleep(wait).await;
             }
-            if attempts >= self.retry.create_attempts {
+            if attempts >= self.retry.create_attempts || start.elapsed() > self.retry.deadline {
                 return Err(Error::RetriesExhausted {
                     attempts,
                     last: Box::new(error),
@@ -472,6 +479,32 @@ impl Client {
             }
             tokio::time::sleep(self.backoff(attempts)).await;
         }
+    }
+
+    /// The tokens named `name` that were not pending before: the first is adopted, the rest
+    /// (which only this client's retries could have made) revoked.
+    async fn adopt(
+        &self,
+        name: &str,
+        projects: &[String],
+        before: &BTreeSet<String>,
+    ) -> Result<Option<PendingToken>, Error> {
+        let mut mine: Vec<PendingToken> = self
+            .list_tokens()
+            .await?
+            .into_iter()
+            .filter(|t| {
+                !before.contains(&t.operation_id) && t.name == name && t.projects == projects
+            })
+            .collect();
+        if mine.is_empty() {
+            return Ok(None);
+        }
+        let adopted = mine.remove(0);
+        for extra in mine {
+            self.revoke(&extra.operation_id).await?;
+        }
+        Ok(Some(adopted))
     }
 
     pub async fn list_certificates(&self) -> Result<Vec<Certificate>, Error> {

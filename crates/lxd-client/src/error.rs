@@ -6,6 +6,9 @@ pub enum Error {
     Config(String),
     #[error("cannot reach LXD at {target}: {message}")]
     Connect { target: String, message: String },
+    /// The request may have reached the server, but no answer came back.
+    #[error("the connection to LXD at {target} broke before the answer: {message}")]
+    Interrupted { target: String, message: String },
     #[error("the request to LXD at {target} timed out")]
     Timeout { target: String },
     #[error(
@@ -31,10 +34,15 @@ impl Error {
     /// Failures a read is retried on: the network, timeouts and server errors.
     pub fn is_transient(&self) -> bool {
         match self {
-            Error::Connect { .. } | Error::Timeout { .. } => true,
+            Error::Connect { .. } | Error::Interrupted { .. } | Error::Timeout { .. } => true,
             Error::Api { status, .. } => *status >= 500,
             _ => false,
         }
+    }
+
+    /// `true` when the server may have acted although we got no answer.
+    pub fn is_ambiguous(&self) -> bool {
+        matches!(self, Error::Interrupted { .. } | Error::Timeout { .. })
     }
 
     pub fn status(&self) -> Option<u16> {

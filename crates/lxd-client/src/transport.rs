@@ -252,7 +252,13 @@ where
     tokio::spawn(async move {
         let _ = conn.await;
     });
-    let resp = sender.send_request(req).await.map_err(|e| connect(&e))?;
+    let resp = sender
+        .send_request(req)
+        .await
+        .map_err(|e| Error::Interrupted {
+            target: target.to_owned(),
+            message: e.to_string(),
+        })?;
     let status = resp.status().as_u16();
     let location = resp
         .headers()

@@ -219,31 +219,49 @@ async fn an_ambiguous_create_is_reconciled_not_repeated() {
     let fake = fake(Profile::V5_0).await;
     let control = fake.control();
     let client = unix(&fake);
-    // The server creates the token, then the connection drops before the answer.
-    control.add_fault(Rule {
+    let post_fault = |action| Rule {
         method: "POST".into(),
         path: "/1.0/certificates".into(),
         times: Some(1),
-        action: Action::Reset {
-            reset: ResetWhen::After,
-        },
-    });
+        action,
+    };
+    // The server creates the token, then the connection drops before the answer.
+    control.add_fault(post_fault(Action::Reset {
+        reset: ResetWhen::After,
+    }));
     let adopted = client.create_token("lost-reply", &[]).await.unwrap();
     let pending = control.pending_tokens();
     assert_eq!(pending.len(), 1, "no second token");
     assert_eq!(pending[0].0, adopted.operation_id);
-    // The connection drops before the server acts: the create is attempted again.
-    control.add_fault(Rule {
-        method: "POST".into(),
-        path: "/1.0/certificates".into(),
-        times: Some(1),
-        action: Action::Reset {
-            reset: ResetWhen::Before,
-        },
-    });
-    let second = client.create_token("dropped", &[]).await.unwrap();
+    // The server answers 503 without acting: the create is attempted again.
+    control.add_fault(post_fault(Action::Status {
+        status: 503,
+        body: None,
+        headers: None,
+    }));
+    let second = client.create_token("unavailable", &[]).await.unwrap();
     assert_eq!(control.pending_tokens().len(), 2);
-    assert_eq!(second.name, "dropped");
+    assert_eq!(second.name, "unavailable");
+    // The connection drops after sending and nothing appears: the client cannot know whether
+    // the server acted, so it never sends the create again; it reports the failure.
+    control.add_fault(post_fault(Action::Reset {
+        reset: ResetWhen::Before,
+    }));
+    let err = client.create_token("dropped", &[]).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::RetriesExhausted { last, .. } if last.is_ambiguous()),
+        "{err}"
+    );
+    assert_eq!(control.pending_tokens().len(), 2, "nothing was created");
+    let posts = control
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST")
+        .count();
+    assert_eq!(
+        posts, 4,
+        "one POST per create, plus the one retry after the 503"
+    );
 }
 
 #[tokio::test]

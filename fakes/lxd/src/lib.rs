@@ -347,13 +347,27 @@ impl Drop for InFlight {
     }
 }
 
+/// Handles one request in its own task, so that a client hanging up does not stop the work
+/// (a real daemon finishes what it started), and the fake counts it as in flight until done.
 async fn handle(
     app: Arc<AppState>,
     router: axum::Router,
     req: hyper::Request<Incoming>,
     transport: &'static str,
 ) -> Result<axum::response::Response, DropConnection> {
-    let _inflight = InFlight::new(&app);
+    let inflight = InFlight::new(&app);
+    tokio::spawn(handle_inner(app, router, req, transport, inflight))
+        .await
+        .unwrap_or(Err(DropConnection))
+}
+
+async fn handle_inner(
+    app: Arc<AppState>,
+    router: axum::Router,
+    req: hyper::Request<Incoming>,
+    transport: &'static str,
+    _inflight: InFlight,
+) -> Result<axum::response::Response, DropConnection> {
     let method = req.method().to_string();
     let path = req.uri().path().to_owned();
     let query = req.uri().query().map(str::to_owned);

@@ -204,38 +204,61 @@ pub async fn serve<P: Provider>(provider: P, mode: Mode) -> Result<(), ServeErro
         }
     }
 
+    // After Shutdown the server stops gracefully, but no longer than a second: go-plugin kills
+    // the process two seconds after Shutdown anyway.
+    let stop = Arc::new(tokio::sync::Notify::new());
+    let stopping = stop.clone();
     let shutdown = async move {
         tokio::select! {
             _ = shutdown_rx.recv() => {}
             _ = tokio::signal::ctrl_c() => {}
         }
+        stopping.notify_one();
+    };
+    let deadline = async move {
+        stop.notified().await;
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     };
     let incoming = UnixListenerStream::new(listener);
-    match mtls {
-        Some(mtls) => {
-            let acceptor = tokio_rustls::TlsAcceptor::from(mtls.config);
-            // A failed TLS handshake (a client without the pinned certificate) drops only that
-            // connection; the server goes on.
-            let tls_incoming = incoming.filter_map(|conn| conn.ok()).then(move |stream| {
-                let acceptor = acceptor.clone();
-                async move { acceptor.accept(stream).await }
-            });
-            let tls_incoming = tls_incoming.filter_map(|r| match r {
-                Ok(stream) => Some(Ok::<_, std::io::Error>(stream)),
-                Err(err) => {
-                    tracing::warn!(%err, "refused a TLS connection");
-                    None
-                }
-            });
-            router
-                .serve_with_incoming_shutdown(tls_incoming, shutdown)
-                .await?;
+    let served = async move {
+        match mtls {
+            Some(mtls) => {
+                // Each TLS handshake runs in its own task, so a client that stalls mid-handshake
+                // holds up nobody; one without the pinned certificate is dropped and logged.
+                let acceptor = tokio_rustls::TlsAcceptor::from(mtls.config);
+                let (tx, rx) = tokio::sync::mpsc::channel(16);
+                let mut incoming = incoming;
+                tokio::spawn(async move {
+                    while let Some(Ok(stream)) = incoming.next().await {
+                        let acceptor = acceptor.clone();
+                        let tx = tx.clone();
+                        tokio::spawn(async move {
+                            match acceptor.accept(stream).await {
+                                Ok(tls) => {
+                                    let _ = tx.send(Ok::<_, std::io::Error>(tls)).await;
+                                }
+                                Err(err) => tracing::warn!(%err, "refused a TLS connection"),
+                            }
+                        });
+                    }
+                });
+                router
+                    .serve_with_incoming_shutdown(
+                        tokio_stream::wrappers::ReceiverStream::new(rx),
+                        shutdown,
+                    )
+                    .await
+            }
+            None => {
+                router
+                    .serve_with_incoming_shutdown(incoming, shutdown)
+                    .await
+            }
         }
-        None => {
-            router
-                .serve_with_incoming_shutdown(incoming, shutdown)
-                .await?
-        }
+    };
+    tokio::select! {
+        result = served => result?,
+        _ = deadline => {}
     }
     Ok(())
 }

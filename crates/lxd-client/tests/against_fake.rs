@@ -305,3 +305,50 @@ async fn lxc_config_directories() {
         .unwrap();
     assert_eq!(format!("{local:?}"), "unix:/srv/lxd/unix.socket");
 }
+
+#[test]
+fn a_fixture_lxc_config_directory() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures/lxd-client/lxc-config");
+    let config = ConfigDir::load(&dir).unwrap();
+    assert_eq!(config.default_remote(), "prod");
+    assert_eq!(config.config.remotes.len(), 4);
+    let expected = std::fs::read_to_string(dir.join("servercerts/prod.sha256")).unwrap();
+    assert_eq!(
+        config.server_fingerprint("prod").as_deref(),
+        Some(expected.trim())
+    );
+    assert!(
+        config.client_identity().unwrap().is_none(),
+        "no client.crt in the fixture"
+    );
+    // HTTPS remotes are pinned from servercerts/; unix remotes name their socket.
+    assert_eq!(
+        format!("{:?}", config.target("prod", &|_| None, false).unwrap()),
+        "https://10.1.1.8:8443"
+    );
+    assert_eq!(
+        format!("{:?}", config.target("socket", &|_| None, false).unwrap()),
+        "unix:/srv/lxd/unix.socket"
+    );
+    assert_eq!(
+        format!(
+            "{:?}",
+            config
+                .target(
+                    "local",
+                    &|k| (k == "LXD_SOCKET").then(|| "/run/x.socket".to_owned()),
+                    false
+                )
+                .unwrap()
+        ),
+        "unix:/run/x.socket"
+    );
+    // A remote without a pinned certificate is refused unless accepted explicitly.
+    let err = config.target("images", &|_| None, false).unwrap_err();
+    assert!(
+        err.to_string().contains("no pinned server certificate"),
+        "{err}"
+    );
+    assert!(config.target("images", &|_| None, true).is_ok());
+}

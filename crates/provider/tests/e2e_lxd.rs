@@ -138,6 +138,24 @@ async fn always_scenario(terraform: std::path::PathBuf) {
         fake.control().restart();
         let (code, _) = ws.plan_code(&[]);
         assert_eq!(code, 2);
+        // An expired token (expiry "0M" expires at creation) is planned anew as well, and
+        // `expires_at` shows the expiry as lxc does.
+        fake.control()
+            .set_config("core.remote_token_expiry", "0M")
+            .unwrap();
+        ws.ok(&["apply", "-auto-approve", "-input=false"]);
+        let expires = ws.attrs("lxd_trust_token.token1")["expires_at"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let shape = regex::Regex::new(r"^\d{4}/\d{2}/\d{2} \d{2}:\d{2} UTC$").unwrap();
+        assert!(shape.is_match(&expires), "{expires}");
+        let (code, text) = ws.plan_code(&[]);
+        assert_eq!(code, 2, "an expired token must be planned anew:\n{text}");
+        fake.control()
+            .set_config("core.remote_token_expiry", "")
+            .unwrap();
+        ws.ok(&["apply", "-auto-approve", "-input=false"]);
         // Switching the trigger is a replacement (every input forces one).
         let (code, text) = ws.plan_code(&["-var", "trigger=once"]);
         assert_eq!(code, 2);

@@ -631,3 +631,36 @@ async fn the_control_api_answers_over_http() {
         .unwrap();
     assert_eq!(r.status(), 404);
 }
+
+#[tokio::test]
+async fn https_with_a_generated_certificate() {
+    let fake = FakeOci::start(Config {
+        tls: true,
+        ..Config::for_testing()
+    })
+    .await
+    .unwrap();
+    assert!(fake.endpoint().starts_with("https://127.0.0.1:"));
+    let signer = Signer::for_fake(&fake);
+    let url = tokens_url(&fake, TEST_USER);
+    let headers = signer.headers("GET", &url, b"", TEST_EPOCH);
+    // The certificate is self-signed for this run: a client must accept it explicitly.
+    let strict = reqwest::Client::new();
+    assert!(
+        strict.get(&url).send().await.is_err(),
+        "an unknown certificate is refused by default"
+    );
+    let client = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .build()
+        .unwrap();
+    let mut req = client.get(&url);
+    for (n, v) in &headers {
+        if n != "host" {
+            req = req.header(n, v);
+        }
+    }
+    let resp = req.send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.text().await.unwrap(), "[]");
+}

@@ -4,6 +4,7 @@
 //! `cargo xtask test` is the one test command: it installs what the tests need, runs the
 //! tidy checks and every test suite, then clippy and rustfmt.
 
+mod bench;
 mod demo;
 mod docs;
 mod fakes;
@@ -22,6 +23,7 @@ cargo xtask <command>
 Commands:
   test [--long]       install the test tools, run tidy checks, every test, clippy and rustfmt
                       (--long runs the property tests with 10,000 cases)
+  bench               our provider beside the Go terraform-provider-lxd: handshake time, RSS, size
   demo                apply the seed examples with real Terraform against both fakes, then destroy
   docs [--check]      regenerate docs/ and examples/ from the model schema (--check: fail when stale)
   fakes               start fake-lxd and fake-oci for the contributor loop (Ctrl-C stops them)
@@ -41,6 +43,7 @@ fn main() -> Result<()> {
         "test" => test(&root, rest.iter().any(|a| a == "--long")),
         "fakes" => fakes::start(&root),
         "demo" => demo::run_demo(&root),
+        "bench" => bench::run_bench(&root),
         "docs" => docs::run(&root, rest.iter().any(|a| a == "--check")),
         "tools" => {
             let tools = tools::ensure(&root)?;

@@ -105,7 +105,7 @@ fn ensure_lxd() -> Result<(PathBuf, PathBuf)> {
 }
 
 /// A virtual environment with one pinned requirement, installed once.
-fn ensure_venv(venv: &Path, requirement: &str) -> Result<PathBuf> {
+pub fn ensure_venv(venv: &Path, requirement: &str) -> Result<PathBuf> {
     let marker = venv.join(".xtask-installed");
     if std::fs::read_to_string(&marker).is_ok_and(|m| m.trim() == requirement) {
         return Ok(venv.to_path_buf());

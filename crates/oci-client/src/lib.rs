@@ -6,6 +6,17 @@
 //! so a retried create never makes a second token.
 //!
 //! This crate knows nothing about Terraform, and shares no code with `fake-oci`.
+//!
+//! Limits:
+//! - Only API-key authentication; every other `auth` value and a profile with
+//!   `security_token_file` (and no key given elsewhere) is refused as not supported yet.
+//! - A create whose every attempt failed ambiguously (connection lost after sending, or timed
+//!   out) until the deadline may have made a token that the caller never learns of; within
+//!   the deadline, the reused `opc-retry-token` makes the service replay the first result.
+//! - A `retry-after` longer than what is left of the deadline ends the retries at once.
+//! - HTTPS uses the WebPKI roots only; there is no option for a private CA.
+//! - The config file is `OCI_CONFIG_FILE` when set, else `~/.oci/config`; `~/.oraclebmc/config`
+//!   is not read. Region short keys (`iad`) are not translated.
 
 pub mod client;
 pub mod config;

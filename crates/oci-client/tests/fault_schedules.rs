@@ -208,7 +208,17 @@ fn creates_updates_and_deletes_survive_faults() {
         .and_then(|c| c.parse().ok())
         .unwrap_or(1000);
     let ran = std::sync::atomic::AtomicU32::new(0);
-    proptest!(ProptestConfig::with_cases(cases), |(ops in proptest::collection::vec(op(), 1..6))| {
+    // Integration tests have no lib.rs for proptest's default persistence; failures go to the
+    // crate's `proptest-regressions/` directory (relative to the package, where tests run).
+    let config = ProptestConfig {
+        failure_persistence: Some(Box::new(
+            proptest::test_runner::FileFailurePersistence::Direct(
+                "proptest-regressions/fault_schedules.txt",
+            ),
+        )),
+        ..ProptestConfig::with_cases(cases)
+    };
+    proptest!(config, |(ops in proptest::collection::vec(op(), 1..6))| {
         ran.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         runtime.block_on(async {
             fake.control().reset();

@@ -223,3 +223,119 @@ proptest! {
         prop_assert_eq!(state.token, prior.token);
     }
 }
+
+mod data_source {
+    use model::oci_identity_auth_token::ServerAuthToken;
+    use model::oci_identity_auth_tokens as ds;
+    use model::value::{Value, conforms_block};
+    use proptest::prelude::*;
+    use time::OffsetDateTime;
+
+    fn listed() -> impl Strategy<Value = Vec<ServerAuthToken>> {
+        proptest::collection::vec(
+            (
+                prop_oneof![Just("ci deploy"), Just("laptop"), Just("ci old"), Just("")],
+                prop_oneof![Just("ACTIVE"), Just("INACTIVE"), Just("DELETING")],
+                proptest::option::of(0i64..3),
+            ),
+            0..6,
+        )
+        .prop_map(|items| {
+            items
+                .into_iter()
+                .enumerate()
+                .map(|(idx, (description, state, expires))| ServerAuthToken {
+                    id: format!("ocid1.credential.oc1..{idx}"),
+                    user_id: "u1".into(),
+                    description: description.into(),
+                    token: Some(format!("secret-{idx}")),
+                    lifecycle_state: state.into(),
+                    inactive_status: None,
+                    time_created: OffsetDateTime::UNIX_EPOCH,
+                    time_expires: expires
+                        .map(|d| OffsetDateTime::UNIX_EPOCH + time::Duration::days(d)),
+                })
+                .collect()
+        })
+    }
+
+    fn filters() -> impl Strategy<Value = Vec<ds::Filter>> {
+        proptest::collection::vec(
+            (
+                prop_oneof![
+                    Just("description"),
+                    Just("state"),
+                    Just("time_expires"),
+                    Just("token")
+                ],
+                proptest::collection::vec(
+                    prop_oneof![
+                        Just("ci"),
+                        Just("^ci"),
+                        Just("laptop"),
+                        Just("ACTIVE"),
+                        Just("("),
+                        Just("")
+                    ],
+                    0..3,
+                ),
+                any::<bool>(),
+            ),
+            0..3,
+        )
+        .prop_map(|filters| {
+            filters
+                .into_iter()
+                .map(|(name, values, regex)| ds::Filter {
+                    name: name.into(),
+                    values: values.into_iter().map(String::from).collect(),
+                    regex,
+                })
+                .collect()
+        })
+    }
+
+    /// The filter rules written out independently: blocks AND, values OR, regex unanchored
+    /// (`^` anchors), an invalid pattern (`(`) matches nothing, a missing attribute never matches.
+    fn oracle_keeps(token: &ServerAuthToken, filters: &[ds::Filter]) -> bool {
+        filters.iter().all(|f| {
+            let actual = match f.name.as_str() {
+                "description" => Some(token.description.clone()),
+                "state" => Some(token.lifecycle_state.clone()),
+                "time_expires" => token
+                    .time_expires
+                    .map(model::oci_identity_auth_token::format_time),
+                _ => None,
+            };
+            let Some(actual) = actual else { return false };
+            f.values
+                .iter()
+                .any(|wanted| match (f.regex, wanted.as_str()) {
+                    (false, w) => w == actual,
+                    (true, "(") => false,
+                    (true, "^ci") => actual.starts_with("ci"),
+                    (true, w) => actual.contains(w),
+                })
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn filters_and_blocks_or_values_and_never_export_a_secret(listed in listed(), filters in filters()) {
+            let config = ds::Config { user_id: "u1".into(), filters };
+            let state = ds::read(&Value::object([("user_id", Value::string("u1"))]), &config, &listed);
+            prop_assert!(conforms_block(&ds::schema().block, &state), "{:?}", state);
+            prop_assert_eq!(state.get("auth_tokens"), state.get("tokens"));
+            prop_assert_eq!(state.get("id"), &Value::string(ds::data_source_id("u1")));
+            let Value::List(items) = state.get("auth_tokens") else { panic!("not a list") };
+            let ids: Vec<&str> = items.iter().filter_map(|i| i.get("id").as_str()).collect();
+            let expected: Vec<&str> = listed
+                .iter()
+                .filter(|t| oracle_keeps(t, &config.filters))
+                .map(|t| t.id.as_str())
+                .collect();
+            prop_assert_eq!(ids, expected);
+            prop_assert!(items.iter().all(|i| i.get("token").is_null()));
+        }
+    }
+}

@@ -131,8 +131,16 @@ pub struct State {
     pub creating: Delay,
     pub deleting: Delay,
     pub token_lifetime: Option<time::Duration>,
+    /// Draws object ids, secrets and etags: they depend only on the writes made, never on
+    /// how many reads came in between, so the same scenario gives the same objects whatever
+    /// the client (Terraform reads more often than a script does).
     rng: ChaCha8Rng,
+    /// Draws request ids.
+    request_rng: ChaCha8Rng,
 }
+
+/// Separates the request-id stream from the object stream of the same seed.
+const REQUEST_STREAM: u64 = 0x5245_5155_4553_5453;
 
 const SECRET_CHARS: &[u8] =
     b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789()+:;<>[]{}.#-_";
@@ -148,11 +156,13 @@ impl State {
             deleting: Delay::Immediate,
             token_lifetime: None,
             rng: ChaCha8Rng::seed_from_u64(seed),
+            request_rng: ChaCha8Rng::seed_from_u64(seed ^ REQUEST_STREAM),
         }
     }
 
     pub fn reseed(&mut self, seed: u64) {
         self.rng = ChaCha8Rng::seed_from_u64(seed);
+        self.request_rng = ChaCha8Rng::seed_from_u64(seed ^ REQUEST_STREAM);
     }
 
     /// Forgets every token and retry token; users, keys and settings stay.
@@ -168,7 +178,10 @@ impl State {
     }
 
     pub fn request_id(&mut self) -> String {
-        self.random_string(b"0123456789ABCDEF", 32)
+        const HEX: &[u8] = b"0123456789ABCDEF";
+        (0..32)
+            .map(|_| HEX[self.request_rng.random_range(0..HEX.len())] as char)
+            .collect()
     }
 
     fn user_exists(&self, user_id: &str) -> Result<(), ApiError> {

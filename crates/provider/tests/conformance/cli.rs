@@ -1,0 +1,204 @@
+//! The Terraform CLI frontend: a Terraform-compatible binary (Terraform, OpenTofu) runs the
+//! scenario offline, with the provider binaries through `dev_overrides`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+use serde_json::{Map, Value as Json};
+
+use crate::scenario::{Vars, Which};
+use crate::wire::UNKNOWN;
+
+pub struct Cli {
+    binary: PathBuf,
+    dir: tempfile::TempDir,
+    env: Vec<(String, String)>,
+}
+
+impl Cli {
+    /// A working directory holding `main.tf.json` (the module plus the provider block) and a
+    /// CLI configuration that points the provider's address at `provider_binary`.
+    pub fn new(
+        binary: &Path,
+        which: Which,
+        module: &Json,
+        provider_config: &Json,
+        provider_binary: &Path,
+    ) -> Result<Cli> {
+        let dir = tempfile::tempdir()?;
+        let name = match which {
+            Which::Lxd => "lxd",
+            Which::Oci => "oci",
+        };
+        let mut root = module.clone();
+        root.as_object_mut()
+            .context("a module is a JSON object")?
+            .insert(
+                "provider".into(),
+                serde_json::json!({ name: provider_config }),
+            );
+        std::fs::write(
+            dir.path().join("main.tf.json"),
+            serde_json::to_string_pretty(&root)?,
+        )?;
+        let plugins = provider_binary
+            .parent()
+            .context("the provider binary has a directory")?;
+        let rc = dir.path().join("cli.tfrc");
+        std::fs::write(
+            &rc,
+            format!(
+                "provider_installation {{\n  dev_overrides {{\n    \"hashicorp/{name}\" = \"{}\"\n  }}\n  direct {{}}\n}}\n",
+                plugins.display()
+            ),
+        )?;
+        let env = vec![
+            ("TF_CLI_CONFIG_FILE".into(), rc.display().to_string()),
+            ("CHECKPOINT_DISABLE".into(), "1".into()),
+            ("TF_IN_AUTOMATION".into(), "1".into()),
+            ("HOME".into(), dir.path().display().to_string()),
+            ("PATH".into(), std::env::var("PATH").unwrap_or_default()),
+        ];
+        Ok(Cli {
+            binary: binary.to_owned(),
+            dir,
+            env,
+        })
+    }
+
+    fn run(&self, args: &[&str], vars: &Vars) -> Result<String> {
+        let mut cmd = Command::new(&self.binary);
+        cmd.arg(format!("-chdir={}", self.dir.path().display()))
+            .args(args)
+            .env_clear();
+        // Variables go through the environment, which every command reads (and an apply of a
+        // saved plan ignores).
+        for (k, v) in vars {
+            cmd.env(format!("TF_VAR_{k}"), v);
+        }
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        let out = cmd
+            .output()
+            .with_context(|| format!("starting {}", self.binary.display()))?;
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        if !out.status.success() {
+            bail!(
+                "{} {args:?} failed ({}):\n{stdout}\n{}",
+                self.binary.display(),
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(stdout)
+    }
+
+    fn saved_plan(&self, vars: &Vars, destroy: bool) -> Result<Json> {
+        let mut args = vec!["plan", "-input=false", "-no-color", "-out=tfplan"];
+        if destroy {
+            args.push("-destroy");
+        }
+        self.run(&args, vars)?;
+        let shown = self.run(&["show", "-json", "tfplan"], vars)?;
+        let plan: Json = serde_json::from_str(&shown).context("terraform show -json")?;
+        Ok(changes(&plan))
+    }
+
+    pub fn plan(&self, vars: &Vars) -> Result<Json> {
+        self.saved_plan(vars, false)
+    }
+
+    pub fn apply(&self, vars: &Vars, destroy: bool) -> Result<Json> {
+        let record = self.saved_plan(vars, destroy)?;
+        self.run(&["apply", "-input=false", "-no-color", "tfplan"], vars)?;
+        Ok(record)
+    }
+
+    pub fn refresh(&self, vars: &Vars) -> Result<()> {
+        self.run(
+            &[
+                "apply",
+                "-refresh-only",
+                "-auto-approve",
+                "-input=false",
+                "-no-color",
+            ],
+            vars,
+        )
+        .map(|_| ())
+    }
+
+    pub fn import(&self, address: &str, id: &str, vars: &Vars) -> Result<()> {
+        self.run(&["import", "-input=false", "-no-color", address, id], vars)
+            .map(|_| ())
+    }
+
+    pub fn state_rm(&self, address: &str) -> Result<()> {
+        self.run(&["state", "rm", address], &Vars::new())
+            .map(|_| ())
+    }
+
+    pub fn outputs(&self) -> Result<Json> {
+        let text = self.run(&["output", "-json"], &Vars::new())?;
+        let all: Json = serde_json::from_str(&text).context("terraform output -json")?;
+        Ok(Json::Object(
+            all.as_object()
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| (k.clone(), v["value"].clone()))
+                        .collect::<Map<_, _>>()
+                })
+                .unwrap_or_default(),
+        ))
+    }
+}
+
+/// The managed resources' changes of a `terraform show -json` plan, as the kit records them:
+/// address, actions, before, and after with unknown values written as [`UNKNOWN`].
+pub fn changes(plan: &Json) -> Json {
+    let mut out = Vec::new();
+    for rc in plan["resource_changes"].as_array().into_iter().flatten() {
+        if rc["mode"] != "managed" || rc["change"]["actions"] == serde_json::json!(["no-op"]) {
+            continue;
+        }
+        let change = &rc["change"];
+        let mut after = change["after"].clone();
+        mark_unknown(&mut after, &change["after_unknown"]);
+        out.push(serde_json::json!({
+            "address": rc["address"],
+            "actions": change["actions"],
+            "before": change["before"],
+            "after": after,
+        }));
+    }
+    out.sort_by(|a, b| a["address"].as_str().cmp(&b["address"].as_str()));
+    Json::Array(out)
+}
+
+fn mark_unknown(value: &mut Json, unknown: &Json) {
+    match unknown {
+        Json::Bool(true) => *value = Json::String(UNKNOWN.to_owned()),
+        Json::Object(m) => {
+            if value.is_null() {
+                // An object Terraform left out because all of it is unknown or absent.
+                return;
+            }
+            for (k, u) in m {
+                if let Some(obj) = value.as_object_mut() {
+                    let slot = obj.entry(k.clone()).or_insert(Json::Null);
+                    mark_unknown(slot, u);
+                }
+            }
+        }
+        Json::Array(items) => {
+            if let Some(values) = value.as_array_mut() {
+                for (v, u) in values.iter_mut().zip(items) {
+                    mark_unknown(v, u);
+                }
+            }
+        }
+        _ => {}
+    }
+}

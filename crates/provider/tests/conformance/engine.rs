@@ -1,0 +1,699 @@
+//! A small Terraform core over the plugin protocol: it keeps state as Terraform does (JSON,
+//! upgraded and refreshed before planning), plans with Terraform's proposed-new-state rule,
+//! applies replacements destroy-first, and holds the provider to Terraform's checks (a plan
+//! must keep configured values; an apply must keep what the plan knew).
+//!
+//! It understands the subset of Terraform's JSON syntax the scenarios use: `variable` with
+//! `default`, `resource`, `data`, `output`, and `${...}` references to `var.NAME`,
+//! `TYPE.NAME.ATTR` and `data.TYPE.NAME.ATTR` (resources may refer to variables and data
+//! sources; data sources to variables; outputs to anything). Everything is applied in address
+//! order, one at a time.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context, Result, anyhow, bail};
+use provider::proto::tfplugin6 as pb;
+use serde_json::{Map, Value as Json, json};
+
+use crate::rpc::Rpc;
+use crate::scenario::Vars;
+use crate::wire::{self, Block, UNKNOWN};
+
+#[derive(Debug, Clone)]
+struct Instance {
+    type_name: String,
+    /// The state as Terraform stores it: JSON.
+    json: Json,
+    private: Vec<u8>,
+}
+
+/// One planned change of a managed resource.
+#[derive(Debug, Clone)]
+struct Change {
+    address: String,
+    type_name: String,
+    actions: Vec<&'static str>,
+    /// The refreshed prior state (msgpack), if any.
+    prior: Option<(Vec<u8>, Json, Vec<u8>)>,
+    planned: Option<(Vec<u8>, Json, Vec<u8>)>,
+    config: Vec<u8>,
+}
+
+pub struct Engine {
+    rpc: Box<dyn Rpc>,
+    provider_block: Block,
+    resources: BTreeMap<String, Block>,
+    data_sources: BTreeMap<String, Block>,
+    /// The root module without a provider block, and the provider block.
+    module: Json,
+    provider_config: Json,
+    state: BTreeMap<String, Instance>,
+    data: BTreeMap<String, Json>,
+    outputs: Map<String, Json>,
+}
+
+fn dynamic(msgpack: Vec<u8>) -> Option<pb::DynamicValue> {
+    Some(pb::DynamicValue {
+        msgpack,
+        json: Vec::new(),
+    })
+}
+
+fn bytes(value: &Option<pb::DynamicValue>) -> Vec<u8> {
+    value
+        .as_ref()
+        .map(|v| v.msgpack.clone())
+        .unwrap_or_default()
+}
+
+/// Fails on error diagnostics, with their text (which must never hold a secret).
+fn check(what: &str, diags: &[pb::Diagnostic]) -> Result<()> {
+    let errors: Vec<String> = diags
+        .iter()
+        .filter(|d| d.severity == pb::diagnostic::Severity::Error as i32)
+        .map(|d| format!("{}: {}", d.summary, d.detail))
+        .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        bail!("{what}: {}", errors.join("; "))
+    }
+}
+
+impl Engine {
+    pub async fn new(mut rpc: Box<dyn Rpc>, module: Json, provider_config: Json) -> Result<Engine> {
+        let schema = rpc
+            .get_provider_schema(pb::get_provider_schema::Request {})
+            .await?;
+        check("GetProviderSchema", &schema.diagnostics)?;
+        let block = |s: &pb::Schema| {
+            Block::from_proto(
+                s.block
+                    .as_ref()
+                    .ok_or_else(|| anyhow!("a schema without a block"))?,
+            )
+        };
+        let provider_block = block(
+            schema
+                .provider
+                .as_ref()
+                .ok_or_else(|| anyhow!("no provider schema"))?,
+        )?;
+        let resources = schema
+            .resource_schemas
+            .iter()
+            .map(|(k, s)| Ok((k.clone(), block(s)?)))
+            .collect::<Result<_>>()?;
+        let data_sources = schema
+            .data_source_schemas
+            .iter()
+            .map(|(k, s)| Ok((k.clone(), block(s)?)))
+            .collect::<Result<_>>()?;
+        Ok(Engine {
+            rpc,
+            provider_block,
+            resources,
+            data_sources,
+            module,
+            provider_config,
+            state: BTreeMap::new(),
+            data: BTreeMap::new(),
+            outputs: Map::new(),
+        })
+    }
+
+    pub fn outputs(&self) -> Json {
+        Json::Object(self.outputs.clone())
+    }
+
+    /// As every Terraform command starts: validate and configure the provider.
+    async fn configure(&mut self) -> Result<()> {
+        let config = wire::encode_block(&self.provider_block, &self.provider_config)?;
+        let valid = self
+            .rpc
+            .validate_provider_config(pb::validate_provider_config::Request {
+                config: dynamic(config.clone()),
+            })
+            .await?;
+        check("ValidateProviderConfig", &valid.diagnostics)?;
+        let configured = self
+            .rpc
+            .configure_provider(pb::configure_provider::Request {
+                terraform_version: "1.11.4".to_owned(),
+                config: dynamic(config),
+                client_capabilities: None,
+            })
+            .await?;
+        check("ConfigureProvider", &configured.diagnostics)
+    }
+
+    fn section(&self, name: &str) -> Vec<(String, String, Json)> {
+        let mut out = Vec::new();
+        if let Some(types) = self.module.get(name).and_then(Json::as_object) {
+            for (type_name, named) in types {
+                if let Some(named) = named.as_object() {
+                    for (name, body) in named {
+                        out.push((type_name.clone(), name.clone(), body.clone()));
+                    }
+                }
+            }
+        }
+        out.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+        out
+    }
+
+    fn var(&self, vars: &Vars, name: &str) -> Result<Json> {
+        if let Some(v) = vars.get(name) {
+            return Ok(json!(v));
+        }
+        self.module
+            .pointer(&format!("/variable/{name}/default"))
+            .cloned()
+            .ok_or_else(|| anyhow!("variable {name} has no value"))
+    }
+
+    /// The value of one reference.
+    fn resolve(&self, expr: &str, vars: &Vars, planned: &BTreeMap<String, Json>) -> Result<Json> {
+        let parts: Vec<&str> = expr.trim().split('.').collect();
+        let (root, path) = match parts.as_slice() {
+            ["var", name] => return self.var(vars, name),
+            ["data", t, n, path @ ..] => (self.data.get(&format!("data.{t}.{n}")), path),
+            [t, n, path @ ..] => {
+                let address = format!("{t}.{n}");
+                (
+                    planned
+                        .get(&address)
+                        .or_else(|| self.state.get(&address).map(|i| &i.json)),
+                    path,
+                )
+            }
+            _ => bail!("the kit cannot evaluate ${{{expr}}}"),
+        };
+        let mut value = root.cloned().unwrap_or(Json::Null);
+        for step in path {
+            value = match step.parse::<usize>() {
+                Ok(i) => value.get(i).cloned().unwrap_or(Json::Null),
+                Err(_) => value.get(*step).cloned().unwrap_or(Json::Null),
+            };
+        }
+        Ok(value)
+    }
+
+    /// Evaluates the `${...}` templates in a configuration value.
+    fn eval(&self, value: &Json, vars: &Vars, planned: &BTreeMap<String, Json>) -> Result<Json> {
+        Ok(match value {
+            Json::String(s) => {
+                if let Some(inner) = s.strip_prefix("${").and_then(|r| r.strip_suffix('}'))
+                    && !inner.contains("${")
+                {
+                    return self.resolve(inner, vars, planned);
+                }
+                let mut out = String::new();
+                let mut rest = s.as_str();
+                while let Some(open) = rest.find("${") {
+                    out.push_str(&rest[..open]);
+                    let close = rest[open..]
+                        .find('}')
+                        .ok_or_else(|| anyhow!("unclosed template in {s:?}"))?;
+                    let v = self.resolve(&rest[open + 2..open + close], vars, planned)?;
+                    match v {
+                        Json::String(t) if t == UNKNOWN => return Ok(json!(UNKNOWN)),
+                        Json::String(t) => out.push_str(&t),
+                        Json::Null => bail!("a null value in template {s:?}"),
+                        other => out.push_str(&other.to_string()),
+                    }
+                    rest = &rest[open + close + 1..];
+                }
+                out.push_str(rest);
+                json!(out)
+            }
+            Json::Array(items) => Json::Array(
+                items
+                    .iter()
+                    .map(|i| self.eval(i, vars, planned))
+                    .collect::<Result<_>>()?,
+            ),
+            Json::Object(map) => Json::Object(
+                map.iter()
+                    .map(|(k, v)| Ok((k.clone(), self.eval(v, vars, planned)?)))
+                    .collect::<Result<_>>()?,
+            ),
+            other => other.clone(),
+        })
+    }
+
+    fn schema(&self, type_name: &str) -> Result<&Block> {
+        self.resources
+            .get(type_name)
+            .ok_or_else(|| anyhow!("the provider has no resource type {type_name}"))
+    }
+
+    /// UpgradeResourceState then ReadResource for every instance, as a plan begins.
+    async fn refreshed(&mut self) -> Result<BTreeMap<String, (Vec<u8>, Json, Vec<u8>, String)>> {
+        let mut out = BTreeMap::new();
+        for (address, instance) in self.state.clone() {
+            let upgraded = self
+                .rpc
+                .upgrade_resource_state(pb::upgrade_resource_state::Request {
+                    type_name: instance.type_name.clone(),
+                    version: 0,
+                    raw_state: Some(pb::RawState {
+                        json: serde_json::to_vec(&instance.json)?,
+                        flatmap: Default::default(),
+                    }),
+                })
+                .await?;
+            check(
+                &format!("UpgradeResourceState {address}"),
+                &upgraded.diagnostics,
+            )?;
+            let read = self
+                .rpc
+                .read_resource(pb::read_resource::Request {
+                    type_name: instance.type_name.clone(),
+                    current_state: upgraded.upgraded_state,
+                    private: instance.private.clone(),
+                    provider_meta: None,
+                    client_capabilities: None,
+                })
+                .await?;
+            check(&format!("ReadResource {address}"), &read.diagnostics)?;
+            let new = bytes(&read.new_state);
+            let json = wire::decode(&new)?;
+            if !json.is_null() {
+                out.insert(address, (new, json, read.private, instance.type_name));
+            }
+        }
+        Ok(out)
+    }
+
+    async fn read_data(&mut self, vars: &Vars) -> Result<BTreeMap<String, Json>> {
+        let mut out = BTreeMap::new();
+        for (type_name, name, body) in self.section("data") {
+            let block = self
+                .data_sources
+                .get(&type_name)
+                .ok_or_else(|| anyhow!("the provider has no data source {type_name}"))?
+                .clone();
+            let config = self.eval(&body, vars, &BTreeMap::new())?;
+            let config = wire::encode_block(&block, &config)
+                .with_context(|| format!("data.{type_name}.{name}"))?;
+            let valid = self
+                .rpc
+                .validate_data_resource_config(pb::validate_data_resource_config::Request {
+                    type_name: type_name.clone(),
+                    config: dynamic(config.clone()),
+                })
+                .await?;
+            check(&format!("data.{type_name}.{name}"), &valid.diagnostics)?;
+            let read = self
+                .rpc
+                .read_data_source(pb::read_data_source::Request {
+                    type_name: type_name.clone(),
+                    config: dynamic(config),
+                    provider_meta: None,
+                    client_capabilities: None,
+                })
+                .await?;
+            check(&format!("ReadDataSource {type_name}"), &read.diagnostics)?;
+            out.insert(
+                format!("data.{type_name}.{name}"),
+                wire::decode(&bytes(&read.state))?,
+            );
+        }
+        Ok(out)
+    }
+
+    /// Terraform's proposed new state: the configuration, with the prior value wherever an
+    /// attribute is computed and not configured.
+    fn proposed(block: &Block, prior: &Json, config: &Json) -> Json {
+        let mut out = Map::new();
+        for attr in &block.attrs {
+            let c = config.get(&attr.name).cloned().unwrap_or(Json::Null);
+            let v = if attr.computed && c.is_null() {
+                prior.get(&attr.name).cloned().unwrap_or(Json::Null)
+            } else {
+                c
+            };
+            out.insert(attr.name.clone(), v);
+        }
+        for nested in &block.blocks {
+            out.insert(
+                nested.name.clone(),
+                config.get(&nested.name).cloned().unwrap_or(Json::Null),
+            );
+        }
+        Json::Object(out)
+    }
+
+    async fn plan_one(
+        &mut self,
+        type_name: &str,
+        prior: Option<&(Vec<u8>, Json, Vec<u8>, String)>,
+        config_json: &Json,
+        config: &[u8],
+    ) -> Result<(Vec<u8>, Json, Vec<u8>, Vec<pb::AttributePath>)> {
+        let block = self.schema(type_name)?.clone();
+        let prior_json = prior.map(|p| p.1.clone()).unwrap_or(Json::Null);
+        let proposed = Self::proposed(&block, &prior_json, config_json);
+        let resp = self
+            .rpc
+            .plan_resource_change(pb::plan_resource_change::Request {
+                type_name: type_name.to_owned(),
+                prior_state: dynamic(prior.map(|p| p.0.clone()).unwrap_or_else(wire::null)),
+                proposed_new_state: dynamic(wire::encode_block(&block, &proposed)?),
+                config: dynamic(config.to_vec()),
+                prior_private: prior.map(|p| p.2.clone()).unwrap_or_default(),
+                provider_meta: None,
+                client_capabilities: None,
+            })
+            .await?;
+        check(
+            &format!("PlanResourceChange {type_name}"),
+            &resp.diagnostics,
+        )?;
+        let planned = bytes(&resp.planned_state);
+        let json = wire::decode(&planned)?;
+        // Terraform's check: a configured value the provider may not change.
+        for attr in &block.attrs {
+            let c = config_json.get(&attr.name).cloned().unwrap_or(Json::Null);
+            let p = json.get(&attr.name).cloned().unwrap_or(Json::Null);
+            if (!attr.computed || !c.is_null()) && c != p {
+                bail!(
+                    "Provider produced invalid plan for {type_name}: planned {} = {p}, configured {c}",
+                    attr.name
+                );
+            }
+        }
+        Ok((planned, json, resp.planned_private, resp.requires_replace))
+    }
+
+    async fn plan_changes(
+        &mut self,
+        vars: &Vars,
+        destroy: bool,
+    ) -> Result<(
+        Vec<Change>,
+        BTreeMap<String, (Vec<u8>, Json, Vec<u8>, String)>,
+        BTreeMap<String, Json>,
+    )> {
+        self.configure().await?;
+        let refreshed = self.refreshed().await?;
+        let data = if destroy {
+            BTreeMap::new()
+        } else {
+            self.read_data(vars).await?
+        };
+        let saved = std::mem::replace(&mut self.data, data.clone());
+        let mut changes = Vec::new();
+        let mut configured = Vec::new();
+        let resources = if destroy {
+            Vec::new()
+        } else {
+            self.section("resource")
+        };
+        for (type_name, name, body) in resources {
+            let address = format!("{type_name}.{name}");
+            configured.push(address.clone());
+            let block = self.schema(&type_name)?.clone();
+            let config_json = self.eval(&body, vars, &BTreeMap::new())?;
+            let config =
+                wire::encode_block(&block, &config_json).with_context(|| address.clone())?;
+            let full = wire::decode(&config)?;
+            let valid = self
+                .rpc
+                .validate_resource_config(pb::validate_resource_config::Request {
+                    type_name: type_name.clone(),
+                    config: dynamic(config.clone()),
+                    client_capabilities: None,
+                })
+                .await?;
+            check(&address, &valid.diagnostics)?;
+            let prior = refreshed.get(&address);
+            let (planned, json, private, replace) =
+                self.plan_one(&type_name, prior, &full, &config).await?;
+            let (actions, planned) = match prior {
+                None => (vec!["create"], (planned, json, private)),
+                Some(p) if p.1 == json => (vec!["no-op"], (planned, json, private)),
+                Some(_) if !replace.is_empty() => {
+                    // As Terraform does for a replacement: plan the create without a prior.
+                    let (planned, json, private, _) =
+                        self.plan_one(&type_name, None, &full, &config).await?;
+                    (vec!["delete", "create"], (planned, json, private))
+                }
+                Some(_) => (vec!["update"], (planned, json, private)),
+            };
+            changes.push(Change {
+                address,
+                type_name,
+                actions,
+                prior: prior.map(|p| (p.0.clone(), p.1.clone(), p.2.clone())),
+                planned: Some(planned),
+                config,
+            });
+        }
+        for (address, p) in &refreshed {
+            if !configured.contains(address) {
+                changes.push(Change {
+                    address: address.clone(),
+                    type_name: p.3.clone(),
+                    actions: vec!["delete"],
+                    prior: Some((p.0.clone(), p.1.clone(), p.2.clone())),
+                    planned: None,
+                    config: wire::null(),
+                });
+            }
+        }
+        self.data = saved;
+        changes.sort_by(|a, b| a.address.cmp(&b.address));
+        Ok((changes, refreshed, data))
+    }
+
+    fn record(changes: &[Change]) -> Json {
+        Json::Array(
+            changes
+                .iter()
+                .filter(|c| c.actions != ["no-op"])
+                .map(|c| {
+                    json!({
+                        "address": c.address,
+                        "actions": c.actions,
+                        "before": c.prior.as_ref().map(|p| p.1.clone()).unwrap_or(Json::Null),
+                        "after": c.planned.as_ref().map(|p| p.1.clone()).unwrap_or(Json::Null),
+                    })
+                })
+                .collect(),
+        )
+    }
+
+    /// `terraform plan`: the changes, nothing stored.
+    pub async fn plan(&mut self, vars: &Vars) -> Result<Json> {
+        let (changes, _, _) = self.plan_changes(vars, false).await?;
+        Ok(Self::record(&changes))
+    }
+
+    /// `terraform plan -out` then `terraform apply` of that plan (or `-destroy`).
+    pub async fn apply(&mut self, vars: &Vars, destroy: bool) -> Result<Json> {
+        let (changes, refreshed, data) = self.plan_changes(vars, destroy).await?;
+        let record = Self::record(&changes);
+        self.state = refreshed
+            .into_iter()
+            .map(|(a, p)| {
+                (
+                    a,
+                    Instance {
+                        type_name: p.3,
+                        json: p.1,
+                        private: p.2,
+                    },
+                )
+            })
+            .collect();
+        self.data = data;
+        for change in changes {
+            if change.actions.contains(&"delete") {
+                let prior = change
+                    .prior
+                    .clone()
+                    .ok_or_else(|| anyhow!("delete without prior"))?;
+                let resp = self
+                    .rpc
+                    .apply_resource_change(pb::apply_resource_change::Request {
+                        type_name: change.type_name.clone(),
+                        prior_state: dynamic(prior.0),
+                        planned_state: dynamic(wire::null()),
+                        config: dynamic(wire::null()),
+                        planned_private: prior.2,
+                        provider_meta: None,
+                    })
+                    .await?;
+                check(&format!("destroying {}", change.address), &resp.diagnostics)?;
+                self.state.remove(&change.address);
+            }
+            let (Some(planned), true) = (
+                change.planned.clone(),
+                change
+                    .actions
+                    .iter()
+                    .any(|a| *a == "create" || *a == "update"),
+            ) else {
+                continue;
+            };
+            let prior = if change.actions == ["update"] {
+                change.prior.clone().map(|p| p.0).unwrap_or_else(wire::null)
+            } else {
+                wire::null()
+            };
+            let resp = self
+                .rpc
+                .apply_resource_change(pb::apply_resource_change::Request {
+                    type_name: change.type_name.clone(),
+                    prior_state: dynamic(prior),
+                    planned_state: dynamic(planned.0),
+                    config: dynamic(change.config.clone()),
+                    planned_private: planned.2,
+                    provider_meta: None,
+                })
+                .await?;
+            check(&format!("applying {}", change.address), &resp.diagnostics)?;
+            let new = wire::decode(&bytes(&resp.new_state))?;
+            consistent(&change.address, &planned.1, &new)?;
+            self.state.insert(
+                change.address.clone(),
+                Instance {
+                    type_name: change.type_name.clone(),
+                    json: new,
+                    private: resp.private,
+                },
+            );
+        }
+        self.update_outputs(vars, destroy)?;
+        Ok(record)
+    }
+
+    fn update_outputs(&mut self, vars: &Vars, destroy: bool) -> Result<()> {
+        self.outputs = Map::new();
+        if destroy {
+            return Ok(());
+        }
+        if let Some(outputs) = self.module.get("output").and_then(Json::as_object) {
+            for (name, body) in outputs.clone() {
+                let value = body.get("value").cloned().unwrap_or(Json::Null);
+                self.outputs
+                    .insert(name, self.eval(&value, vars, &BTreeMap::new())?);
+            }
+        }
+        Ok(())
+    }
+
+    /// `terraform apply -refresh-only`.
+    pub async fn refresh(&mut self, vars: &Vars) -> Result<()> {
+        self.configure().await?;
+        let refreshed = self.refreshed().await?;
+        self.state = refreshed
+            .into_iter()
+            .map(|(a, p)| {
+                (
+                    a,
+                    Instance {
+                        type_name: p.3,
+                        json: p.1,
+                        private: p.2,
+                    },
+                )
+            })
+            .collect();
+        self.data = self.read_data(vars).await?;
+        self.update_outputs(vars, false)
+    }
+
+    /// `terraform import ADDRESS ID`.
+    pub async fn import(&mut self, address: &str, id: &str) -> Result<()> {
+        self.configure().await?;
+        let type_name = address
+            .split('.')
+            .next()
+            .ok_or_else(|| anyhow!("bad address {address}"))?
+            .to_owned();
+        if self.state.contains_key(address) {
+            bail!("Resource already managed by Terraform: {address}");
+        }
+        let resp = self
+            .rpc
+            .import_resource_state(pb::import_resource_state::Request {
+                type_name: type_name.clone(),
+                id: id.to_owned(),
+                client_capabilities: None,
+            })
+            .await?;
+        check(&format!("importing {address}"), &resp.diagnostics)?;
+        let [imported] = resp.imported_resources.as_slice() else {
+            bail!(
+                "importing {address}: {} objects",
+                resp.imported_resources.len()
+            );
+        };
+        let read = self
+            .rpc
+            .read_resource(pb::read_resource::Request {
+                type_name: imported.type_name.clone(),
+                current_state: imported.state.clone(),
+                private: imported.private.clone(),
+                provider_meta: None,
+                client_capabilities: None,
+            })
+            .await?;
+        check(&format!("reading {address}"), &read.diagnostics)?;
+        let json = wire::decode(&bytes(&read.new_state))?;
+        if json.is_null() {
+            bail!("Cannot import non-existent remote object {address} ({id})");
+        }
+        self.state.insert(
+            address.to_owned(),
+            Instance {
+                type_name,
+                json,
+                private: read.private,
+            },
+        );
+        Ok(())
+    }
+
+    pub fn state_rm(&mut self, address: &str) -> Result<()> {
+        self.state
+            .remove(address)
+            .map(|_| ())
+            .ok_or_else(|| anyhow!("no resource {address} in state"))
+    }
+}
+
+/// Terraform's check after apply: every value the plan knew is unchanged, and nothing is left
+/// unknown.
+fn consistent(address: &str, planned: &Json, new: &Json) -> Result<()> {
+    fn walk(path: &str, planned: &Json, new: &Json) -> Result<()> {
+        if wire::has_unknown(new) {
+            bail!("{path} is still unknown after apply");
+        }
+        match (planned, new) {
+            (Json::String(s), _) if s == UNKNOWN => Ok(()),
+            (Json::Object(p), Json::Object(n)) => {
+                for (k, v) in p {
+                    walk(&format!("{path}.{k}"), v, n.get(k).unwrap_or(&Json::Null))?;
+                }
+                Ok(())
+            }
+            (Json::Array(p), Json::Array(n)) if p.len() == n.len() => {
+                for (i, (a, b)) in p.iter().zip(n).enumerate() {
+                    walk(&format!("{path}[{i}]"), a, b)?;
+                }
+                Ok(())
+            }
+            (p, n) if p == n => Ok(()),
+            // The values are left out: one of them may be a secret.
+            _ => bail!(
+                "Provider produced inconsistent result after apply: {path} differs from the plan"
+            ),
+        }
+    }
+    walk(address, planned, new)
+}

@@ -1,0 +1,325 @@
+//! The conformance kit: every scenario of `fixtures/conformance/` runs through four frontends —
+//! the provider service in this process, the provider binary over gRPC protocol 6 and over
+//! protocol 5 (driven by the kit's own small Terraform core, `engine`), and the Terraform CLI —
+//! and each must leave the same transcript: after every step the plan, the outputs and the
+//! fake's state. The in-process transcript is also pinned by an insta snapshot.
+//!
+//! `CONFORMANCE_FRONTEND` (a Terraform-compatible binary, e.g. OpenTofu) replaces the default
+//! frontends by that one; `CONFORMANCE_PROVIDER_DIR` tests the provider binaries found there
+//! instead of this build's. `cargo xtask conformance` sets both.
+
+mod cli;
+#[path = "../common/mod.rs"]
+mod common;
+mod engine;
+mod rpc;
+mod scenario;
+#[path = "../support/mod.rs"]
+mod support;
+mod wire;
+mod world;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use serde_json::{Value as Json, json};
+
+use engine::Engine;
+use provider::proto::{tfplugin5, tfplugin6};
+use scenario::{Scenario, Step, Vars, Which};
+use world::World;
+
+#[derive(Debug, Clone)]
+enum Frontend {
+    InProcess,
+    Grpc(u32),
+    Cli(PathBuf),
+}
+
+impl std::fmt::Display for Frontend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Frontend::InProcess => write!(f, "in-process service"),
+            Frontend::Grpc(v) => write!(f, "gRPC protocol {v}"),
+            Frontend::Cli(path) => write!(f, "CLI {}", path.display()),
+        }
+    }
+}
+
+enum Driver {
+    Engine(Box<Engine>, Option<support::Plugin>),
+    Cli(cli::Cli),
+}
+
+async fn driver(frontend: &Frontend, scenario: &Scenario, world: &World) -> Result<Driver> {
+    let module = scenario.config.clone();
+    let config = world.provider_config.clone();
+    let binary = world::provider_binary(scenario.provider);
+    Ok(match frontend {
+        Frontend::InProcess => {
+            let rpc: Box<dyn rpc::Rpc> = match scenario.provider {
+                Which::Lxd => Box::new(rpc::InProcess(provider::core::Service::new(Arc::new(
+                    provider::lxd::LxdProvider::default(),
+                )))),
+                Which::Oci => Box::new(rpc::InProcess(provider::core::Service::new(Arc::new(
+                    provider::oci::OciProvider::default(),
+                )))),
+            };
+            Driver::Engine(Box::new(Engine::new(rpc, module, config).await?), None)
+        }
+        Frontend::Grpc(version) => {
+            let identity = support::Identity::p521();
+            let mut plugin = support::Plugin::start(
+                &binary,
+                &version.to_string(),
+                &[("PLUGIN_CLIENT_CERT", identity.cert_pem.as_str())],
+            );
+            let handshake = plugin.handshake().await;
+            if handshake.protocol != *version {
+                bail!("asked for protocol {version}, got {}", handshake.protocol);
+            }
+            let channel = support::channel(&handshake, Some(&identity)).await?;
+            let rpc: Box<dyn rpc::Rpc> = match version {
+                5 => Box::new(rpc::Grpc5(tfplugin5::provider_client::ProviderClient::new(
+                    channel,
+                ))),
+                _ => Box::new(rpc::Grpc6(tfplugin6::provider_client::ProviderClient::new(
+                    channel,
+                ))),
+            };
+            Driver::Engine(
+                Box::new(Engine::new(rpc, module, config).await?),
+                Some(plugin),
+            )
+        }
+        Frontend::Cli(terraform) => Driver::Cli(cli::Cli::new(
+            terraform,
+            scenario.provider,
+            &module,
+            &config,
+            &binary,
+        )?),
+    })
+}
+
+/// Runs a blocking CLI call without stalling the fakes that share this runtime.
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    tokio::task::block_in_place(f)
+}
+
+/// The transcript of one scenario through one frontend.
+async fn transcript(scenario: &Scenario, frontend: &Frontend) -> Result<Json> {
+    let world = World::start(scenario).await?;
+    let mut driver = driver(frontend, scenario, &world).await?;
+    let mut vars = Vars::new();
+    let mut steps = Vec::new();
+    for (i, step) in scenario.steps.iter().enumerate() {
+        if let Some(v) = step.vars() {
+            vars.extend(v.clone());
+        }
+        let mut record = serde_json::Map::new();
+        record.insert("step".into(), json!(step.label()));
+        let context = || format!("{}: step {i} ({})", scenario.name, step.label());
+        let mut outputs = false;
+        match (step, &mut driver) {
+            (Step::Apply(_), Driver::Engine(e, _)) => {
+                record.insert(
+                    "plan".into(),
+                    e.apply(&vars, false).await.with_context(context)?,
+                );
+                outputs = true;
+            }
+            (Step::Apply(_), Driver::Cli(c)) => {
+                record.insert(
+                    "plan".into(),
+                    blocking(|| c.apply(&vars, false)).with_context(context)?,
+                );
+                outputs = true;
+            }
+            (Step::Destroy(_), Driver::Engine(e, _)) => {
+                record.insert(
+                    "plan".into(),
+                    e.apply(&vars, true).await.with_context(context)?,
+                );
+                outputs = true;
+            }
+            (Step::Destroy(_), Driver::Cli(c)) => {
+                record.insert(
+                    "plan".into(),
+                    blocking(|| c.apply(&vars, true)).with_context(context)?,
+                );
+                outputs = true;
+            }
+            (Step::Plan(_), Driver::Engine(e, _)) => {
+                record.insert("plan".into(), e.plan(&vars).await.with_context(context)?);
+            }
+            (Step::Plan(_), Driver::Cli(c)) => {
+                record.insert(
+                    "plan".into(),
+                    blocking(|| c.plan(&vars)).with_context(context)?,
+                );
+            }
+            (Step::Refresh(_), Driver::Engine(e, _)) => {
+                e.refresh(&vars).await.with_context(context)?;
+                outputs = true;
+            }
+            (Step::Refresh(_), Driver::Cli(c)) => {
+                blocking(|| c.refresh(&vars)).with_context(context)?;
+                outputs = true;
+            }
+            (Step::Import(import), driver) => {
+                let id = world
+                    .expand(&import.id, &vars)
+                    .await
+                    .with_context(context)?;
+                match driver {
+                    Driver::Engine(e, _) => e.import(&import.address, &id).await,
+                    Driver::Cli(c) => blocking(|| c.import(&import.address, &id, &vars)),
+                }
+                .with_context(context)?;
+            }
+            (Step::StateRm(address), Driver::Engine(e, _)) => {
+                e.state_rm(address).with_context(context)?
+            }
+            (Step::StateRm(address), Driver::Cli(c)) => {
+                blocking(|| c.state_rm(address)).with_context(context)?
+            }
+            (Step::Event(event), _) => {
+                record.insert(
+                    "event".into(),
+                    world.event(event).await.with_context(context)?,
+                );
+            }
+        }
+        if outputs {
+            let values = match &driver {
+                Driver::Engine(e, _) => e.outputs(),
+                Driver::Cli(c) => blocking(|| c.outputs())?,
+            };
+            record.insert("outputs".into(), values);
+        }
+        record.insert("fake".into(), world.state().await);
+        steps.push(world.normalise(&Json::Object(record)));
+    }
+    if let Driver::Engine(_, Some(mut plugin)) = driver {
+        plugin.child.kill().await.ok();
+    }
+    Ok(json!({
+        "scenario": scenario.name,
+        "description": scenario.description,
+        "steps": steps,
+    }))
+}
+
+/// The frontends to compare with the in-process reference.
+fn frontends() -> Vec<Frontend> {
+    if let Some(cmd) = std::env::var_os("CONFORMANCE_FRONTEND") {
+        return vec![Frontend::Cli(PathBuf::from(cmd))];
+    }
+    let mut all = vec![Frontend::Grpc(6), Frontend::Grpc(5)];
+    all.extend(common::tool("XTASK_TERRAFORM").map(Frontend::Cli));
+    all
+}
+
+/// The first step where two transcripts differ, both sides shown.
+fn difference(reference: &Json, other: &Json) -> String {
+    let empty = Vec::new();
+    let a = reference["steps"].as_array().unwrap_or(&empty);
+    let b = other["steps"].as_array().unwrap_or(&empty);
+    for i in 0..a.len().max(b.len()) {
+        if a.get(i) != b.get(i) {
+            return format!(
+                "step {i}:\n--- in-process service\n{}\n--- this frontend\n{}",
+                serde_yaml::to_string(&a.get(i)).unwrap_or_default(),
+                serde_yaml::to_string(&b.get(i)).unwrap_or_default()
+            );
+        }
+    }
+    "the headers differ".to_owned()
+}
+
+async fn conformance(name: &str) {
+    let scenario = scenario::load(name).unwrap();
+    let reference = transcript(&scenario, &Frontend::InProcess)
+        .await
+        .unwrap_or_else(|e| panic!("in-process service: {e:#}"));
+    insta::with_settings!({
+        description => scenario.description.clone(),
+        omit_expression => true,
+        prepend_module_to_snapshot => false,
+    }, {
+        insta::assert_yaml_snapshot!(name, reference);
+    });
+    for frontend in frontends() {
+        let other = transcript(&scenario, &frontend)
+            .await
+            .unwrap_or_else(|e| panic!("{frontend}: {e:#}"));
+        assert!(
+            other == reference,
+            "{name}: {frontend} differs from the in-process service at {}",
+            difference(&reference, &other)
+        );
+        eprintln!("{name}: {frontend} conforms");
+    }
+}
+
+macro_rules! scenarios {
+    ($($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $name() {
+                conformance(stringify!($name)).await;
+            }
+        )*
+
+        #[test]
+        fn every_scenario_file_has_a_test() {
+            let listed: Vec<String> = vec![$(stringify!($name).to_owned()),*];
+            assert_eq!(scenario::all(), listed, "list each fixtures/conformance/*.yaml in scenarios! (sorted)");
+        }
+    };
+}
+
+scenarios!(
+    lxd_trust_token_always,
+    lxd_trust_token_expiry,
+    lxd_trust_token_once,
+    oci_auth_token,
+);
+
+#[test]
+fn the_kit_reads_unknowns_and_types_as_terraform_writes_them() {
+    // A hand-written msgpack object: {"a": unknown, "b": 3, "c": ["x"]} (cty's encoding of an
+    // unknown is extension type 0).
+    let bytes = [
+        0x83, 0xa1, b'a', 0xd4, 0x00, 0x00, 0xa1, b'b', 0x03, 0xa1, b'c', 0x91, 0xa1, b'x',
+    ];
+    let value = wire::decode(&bytes).unwrap();
+    assert_eq!(value, json!({"a": wire::UNKNOWN, "b": 3, "c": ["x"]}));
+    assert!(wire::has_unknown(&value));
+    let plan = json!({"resource_changes": [
+        {"address": "t.a", "mode": "managed", "change": {"actions": ["create"], "before": null,
+         "after": {"x": "1"}, "after_unknown": {"id": true}}},
+        {"address": "t.b", "mode": "managed", "change": {"actions": ["no-op"]}},
+        {"address": "data.t.c", "mode": "data", "change": {"actions": ["read"]}},
+    ]});
+    assert_eq!(
+        cli::changes(&plan),
+        json!([{"address": "t.a", "actions": ["create"], "before": null,
+                "after": {"x": "1", "id": wire::UNKNOWN}}])
+    );
+}
+
+#[tokio::test]
+async fn placeholders_read_the_fake_and_variables() -> Result<()> {
+    let scenario = scenario::load("oci_auth_token")?;
+    let world = World::start(&scenario).await?;
+    let vars = Vars::from([("user".to_owned(), "u1".to_owned())]);
+    // `/tokens` is an array, not a string.
+    assert!(world.expand("x/{fake:/tokens}", &vars).await.is_err());
+    assert_eq!(world.expand("users/{var:user}", &vars).await?, "users/u1");
+    assert!(world.expand("{nope:x}", &vars).await.is_err());
+    assert!(world.expand("{var:missing}", &vars).await.is_err());
+    Ok(())
+}

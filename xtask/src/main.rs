@@ -5,6 +5,7 @@
 //! tidy checks and every test suite, then clippy and rustfmt.
 
 mod bench;
+mod conformance;
 mod demo;
 mod docs;
 mod fakes;
@@ -24,6 +25,10 @@ Commands:
   test [--long]       install the test tools, run tidy checks, every test, clippy and rustfmt
                       (--long runs the property tests with 10,000 cases)
   bench               our provider beside the Go terraform-provider-lxd: handshake time, RSS, size
+  conformance [--frontend CMD] [--provider-dir DIR]
+                      run the conformance scenarios (fixtures/conformance) through a frontend:
+                      CMD is a Terraform-compatible binary (terraform, tofu); DIR holds another
+                      build of terraform-provider-lxd and terraform-provider-oci
   demo                apply the seed examples with real Terraform against both fakes, then destroy
   docs [--check]      regenerate docs/ and examples/ from the model schema (--check: fail when stale)
   fakes               start fake-lxd and fake-oci for the contributor loop (Ctrl-C stops them)
@@ -43,6 +48,7 @@ fn main() -> Result<()> {
         "test" => test(&root, rest.iter().any(|a| a == "--long")),
         "fakes" => fakes::start(&root),
         "demo" => demo::run_demo(&root),
+        "conformance" => conformance::run_conformance(&root, rest),
         "bench" => bench::run_bench(&root),
         "docs" => docs::run(&root, rest.iter().any(|a| a == "--check")),
         "tools" => {
@@ -89,7 +95,7 @@ pub fn cache_home() -> PathBuf {
     base.join("tf-short-lived-credentials")
 }
 
-fn cargo() -> Command {
+pub fn cargo() -> Command {
     Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".to_string()))
 }
 

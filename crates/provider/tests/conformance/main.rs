@@ -48,7 +48,7 @@ impl std::fmt::Display for Frontend {
 }
 
 enum Driver {
-    Engine(Box<Engine>, Option<support::Plugin>),
+    Engine(Box<Engine>, Option<Box<support::Plugin>>),
     Cli(cli::Cli),
 }
 
@@ -90,7 +90,7 @@ async fn driver(frontend: &Frontend, scenario: &Scenario, world: &World) -> Resu
             };
             Driver::Engine(
                 Box::new(Engine::new(rpc, module, config).await?),
-                Some(plugin),
+                Some(Box::new(plugin)),
             )
         }
         Frontend::Cli(terraform) => Driver::Cli(cli::Cli::new(

@@ -14,6 +14,10 @@ pub struct Cli {
     binary: PathBuf,
     dir: tempfile::TempDir,
     env: Vec<(String, String)>,
+    /// What each plan printed, with the strings it may show: the values already in state
+    /// (Terraform renders the prior values of non-sensitive attributes and outputs it changes,
+    /// and of objects that changed outside Terraform).
+    plans: std::sync::Mutex<Vec<(String, Vec<String>)>>,
 }
 
 impl Cli {
@@ -58,13 +62,29 @@ impl Cli {
             ("CHECKPOINT_DISABLE".into(), "1".into()),
             ("TF_IN_AUTOMATION".into(), "1".into()),
             ("HOME".into(), dir.path().display().to_string()),
+            // Every command logs at trace level; the kit greps the log for secrets.
+            ("TF_LOG".into(), "trace".into()),
+            (
+                "TF_LOG_PATH".into(),
+                dir.path().join("terraform.log").display().to_string(),
+            ),
             ("PATH".into(), std::env::var("PATH").unwrap_or_default()),
         ];
         Ok(Cli {
             binary: binary.to_owned(),
             dir,
             env,
+            plans: Default::default(),
         })
+    }
+
+    /// Terraform's trace log of every command so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("terraform.log")).unwrap_or_default()
+    }
+
+    pub fn plan_outputs(&self) -> Vec<(String, Vec<String>)> {
+        self.plans.lock().map(|p| p.clone()).unwrap_or_default()
     }
 
     fn run(&self, args: &[&str], vars: &Vars) -> Result<String> {
@@ -100,9 +120,16 @@ impl Cli {
         if destroy {
             args.push("-destroy");
         }
-        self.run(&args, vars)?;
+        let state: Json = serde_json::from_str(&self.run(&["show", "-json"], vars)?)
+            .context("terraform show -json")?;
+        let mut in_state = Vec::new();
+        strings(&state["values"], &mut in_state);
+        let printed = self.run(&args, vars)?;
         let shown = self.run(&["show", "-json", "tfplan"], vars)?;
         let plan: Json = serde_json::from_str(&shown).context("terraform show -json")?;
+        if let Ok(mut plans) = self.plans.lock() {
+            plans.push((printed, in_state));
+        }
         Ok(changes(&plan))
     }
 
@@ -175,6 +202,15 @@ pub fn changes(plan: &Json) -> Json {
     }
     out.sort_by(|a, b| a["address"].as_str().cmp(&b["address"].as_str()));
     Json::Array(out)
+}
+
+fn strings(value: &Json, out: &mut Vec<String>) {
+    match value {
+        Json::String(s) => out.push(s.clone()),
+        Json::Array(items) => items.iter().for_each(|i| strings(i, out)),
+        Json::Object(m) => m.values().for_each(|v| strings(v, out)),
+        _ => {}
+    }
 }
 
 fn mark_unknown(value: &mut Json, unknown: &Json) {

@@ -669,7 +669,7 @@ impl Engine {
 
 /// Terraform's check after apply: every value the plan knew is unchanged, and nothing is left
 /// unknown.
-fn consistent(address: &str, planned: &Json, new: &Json) -> Result<()> {
+pub fn consistent(address: &str, planned: &Json, new: &Json) -> Result<()> {
     fn walk(path: &str, planned: &Json, new: &Json) -> Result<()> {
         if wire::has_unknown(new) {
             bail!("{path} is still unknown after apply");

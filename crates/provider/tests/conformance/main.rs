@@ -73,7 +73,11 @@ async fn driver(frontend: &Frontend, scenario: &Scenario, world: &World) -> Resu
             let mut plugin = support::Plugin::start(
                 &binary,
                 &version.to_string(),
-                &[("PLUGIN_CLIENT_CERT", identity.cert_pem.as_str())],
+                &[
+                    ("PLUGIN_CLIENT_CERT", identity.cert_pem.as_str()),
+                    // The provider logs everything; the kit greps its log for secrets.
+                    ("TF_LOG", "trace"),
+                ],
             );
             let handshake = plugin.handshake().await;
             if handshake.protocol != *version {
@@ -114,6 +118,7 @@ async fn transcript(scenario: &Scenario, frontend: &Frontend) -> Result<Json> {
     let mut driver = driver(frontend, scenario, &world).await?;
     let mut vars = Vars::new();
     let mut steps = Vec::new();
+    let mut secrets = std::collections::BTreeSet::new();
     for (i, step) in scenario.steps.iter().enumerate() {
         if let Some(v) = step.vars() {
             vars.extend(v.clone());
@@ -199,8 +204,50 @@ async fn transcript(scenario: &Scenario, frontend: &Frontend) -> Result<Json> {
             };
             record.insert("outputs".into(), values);
         }
-        record.insert("fake".into(), world.state().await);
+        let state = world.state().await;
+        world::secrets(&state, &mut secrets);
+        record.insert("fake".into(), state);
         steps.push(world.normalise(&Json::Object(record)));
+    }
+    // No secret the fake issued may reach a log, at any level, or a plan's text unless it was
+    // already in state (Terraform shows the prior values of non-sensitive attributes and
+    // outputs that change; `token` is not sensitive so that the seeds' outputs apply).
+    let logs = match &driver {
+        Driver::Engine(_, Some(plugin)) => {
+            std::fs::read_to_string(&plugin.stderr_path).unwrap_or_default()
+        }
+        Driver::Engine(_, None) => String::new(),
+        Driver::Cli(c) => {
+            for (i, (printed, in_state)) in c.plan_outputs().iter().enumerate() {
+                for secret in &secrets {
+                    if printed.contains(secret.as_str())
+                        && !in_state.iter().any(|b| b.contains(secret.as_str()))
+                    {
+                        bail!(
+                            "{}: plan #{i} printed a token that was not in state",
+                            scenario.name
+                        );
+                    }
+                }
+            }
+            c.log()
+        }
+    };
+    if let Frontend::Grpc(_) | Frontend::Cli(_) = frontend
+        && logs.is_empty()
+    {
+        bail!("{}: {frontend} wrote no log at trace level", scenario.name);
+    }
+    if secrets.is_empty() {
+        bail!("{}: the fake issued no secret to look for", scenario.name);
+    }
+    for secret in &secrets {
+        if logs.contains(secret.as_str()) {
+            bail!(
+                "{}: a token reached the trace log of {frontend}",
+                scenario.name
+            );
+        }
     }
     if let Driver::Engine(_, Some(mut plugin)) = driver {
         plugin.child.kill().await.ok();
@@ -322,4 +369,53 @@ async fn placeholders_read_the_fake_and_variables() -> Result<()> {
     assert!(world.expand("{nope:x}", &vars).await.is_err());
     assert!(world.expand("{var:missing}", &vars).await.is_err());
     Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_kit_notices_a_different_outcome() -> Result<()> {
+    // The same scenario against a fake with another seed issues other ids and secrets: the
+    // transcripts must differ, or the comparison would prove nothing.
+    let scenario = scenario::load("oci_auth_token")?;
+    let reference = transcript(&scenario, &Frontend::InProcess).await?;
+    let mut other = scenario.clone();
+    other.fake.seed += 1;
+    let changed = transcript(&other, &Frontend::InProcess).await?;
+    assert_ne!(reference, changed);
+    assert!(difference(&reference, &changed).starts_with("step 0:"));
+    Ok(())
+}
+
+#[test]
+fn the_engine_holds_applies_to_their_plans() {
+    let planned = json!({"id": wire::UNKNOWN, "name": "a", "list": ["x"]});
+    assert!(
+        engine::consistent(
+            "t.a",
+            &planned,
+            &json!({"id": "1", "name": "a", "list": ["x"]})
+        )
+        .is_ok()
+    );
+    let changed = engine::consistent(
+        "t.a",
+        &planned,
+        &json!({"id": "1", "name": "b", "list": ["x"]}),
+    );
+    assert!(changed.unwrap_err().to_string().contains("t.a.name"));
+    assert!(
+        engine::consistent(
+            "t.a",
+            &planned,
+            &json!({"id": wire::UNKNOWN, "name": "a", "list": ["x"]})
+        )
+        .is_err()
+    );
+    assert!(
+        engine::consistent(
+            "t.a",
+            &planned,
+            &json!({"id": "1", "name": "a", "list": []})
+        )
+        .is_err()
+    );
 }

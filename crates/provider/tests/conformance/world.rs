@@ -267,6 +267,23 @@ impl World {
     }
 }
 
+/// The secrets in a fake's (raw) state: LXD token secrets and token strings, OCI token
+/// secrets.
+pub fn secrets(state: &Json, out: &mut std::collections::BTreeSet<String>) {
+    for op in state["operations"].as_array().into_iter().flatten() {
+        for s in [&op["metadata"]["secret"], &op["token"]] {
+            if let Some(s) = s.as_str().filter(|s| !s.is_empty()) {
+                out.insert(s.to_owned());
+            }
+        }
+    }
+    for token in state["tokens"].as_array().into_iter().flatten() {
+        if let Some(s) = token["secret"].as_str().filter(|s| !s.is_empty()) {
+            out.insert(s.to_owned());
+        }
+    }
+}
+
 /// `YYYY/MM/DD hh:mm UTC`, the seed's form of `expires_at`.
 fn minutes_time(s: &str) -> Option<OffsetDateTime> {
     let format = time::macros::format_description!("[year]/[month]/[day] [hour]:[minute] UTC");

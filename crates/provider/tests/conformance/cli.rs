@@ -21,31 +21,47 @@ pub struct Cli {
 }
 
 impl Cli {
-    /// A working directory holding `main.tf.json` (the module plus the provider block) and a
-    /// CLI configuration that points the provider's address at `provider_binary`.
+    /// A working directory holding the module (`main.tf.json`, or the HCL files of `hcl`
+    /// with the provider block beside them) and a CLI configuration that points the
+    /// provider's address at `provider_binary`.
     pub fn new(
         binary: &Path,
         which: Which,
         module: &Json,
         provider_config: &Json,
         provider_binary: &Path,
+        hcl: Option<&Path>,
     ) -> Result<Cli> {
         let dir = tempfile::tempdir()?;
         let name = match which {
             Which::Lxd => "lxd",
             Which::Oci => "oci",
         };
-        let mut root = module.clone();
-        root.as_object_mut()
-            .context("a module is a JSON object")?
-            .insert(
-                "provider".into(),
-                serde_json::json!({ name: provider_config }),
-            );
-        std::fs::write(
-            dir.path().join("main.tf.json"),
-            serde_json::to_string_pretty(&root)?,
-        )?;
+        let provider = serde_json::json!({ name: provider_config });
+        match hcl {
+            Some(hcl) => {
+                for entry in
+                    std::fs::read_dir(hcl).with_context(|| format!("reading {}", hcl.display()))?
+                {
+                    let entry = entry?;
+                    std::fs::copy(entry.path(), dir.path().join(entry.file_name()))?;
+                }
+                std::fs::write(
+                    dir.path().join("provider.tf.json"),
+                    serde_json::to_string_pretty(&serde_json::json!({ "provider": provider }))?,
+                )?;
+            }
+            None => {
+                let mut root = module.clone();
+                root.as_object_mut()
+                    .context("a module is a JSON object")?
+                    .insert("provider".into(), provider);
+                std::fs::write(
+                    dir.path().join("main.tf.json"),
+                    serde_json::to_string_pretty(&root)?,
+                )?;
+            }
+        }
         let plugins = provider_binary
             .parent()
             .context("the provider binary has a directory")?;

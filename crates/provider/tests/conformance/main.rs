@@ -103,6 +103,11 @@ async fn driver(frontend: &Frontend, scenario: &Scenario, world: &World) -> Resu
             &module,
             &config,
             &binary,
+            scenario
+                .hcl
+                .as_ref()
+                .map(|dir| common::fixture(&format!("scenarios/{dir}")))
+                .as_deref(),
         )?),
     })
 }
@@ -325,6 +330,24 @@ macro_rules! scenarios {
             let listed: Vec<String> = vec![$(stringify!($name).to_owned()),*];
             assert_eq!(scenario::all(), listed, "list each fixtures/conformance/*.yaml in scenarios! (sorted)");
         }
+
+        #[test]
+        fn every_hcl_scenario_is_held_to_a_transcript() {
+            let held: Vec<String> = scenario::all()
+                .iter()
+                .filter_map(|name| scenario::load(name).unwrap().hcl)
+                .collect();
+            let mut dirs: Vec<String> = std::fs::read_dir(common::fixture("scenarios"))
+                .unwrap()
+                .filter_map(|e| e.ok())
+                .filter(|e| e.path().is_dir())
+                .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+                .collect();
+            dirs.sort();
+            for dir in dirs {
+                assert!(held.contains(&dir), "fixtures/scenarios/{dir} is not the `hcl` of any conformance scenario");
+            }
+        }
     };
 }
 
@@ -332,6 +355,7 @@ scenarios!(
     lxd_trust_token_always,
     lxd_trust_token_expiry,
     lxd_trust_token_once,
+    lxd_trust_token_projects,
     oci_auth_token,
 );
 

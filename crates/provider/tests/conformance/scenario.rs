@@ -20,6 +20,10 @@ pub struct Scenario {
     /// The root module, in Terraform's JSON configuration syntax, without a `provider` block
     /// (the kit writes one that points at the fake).
     pub config: serde_json::Value,
+    /// A directory of `fixtures/scenarios/` whose HCL is the same module as `config`: the CLI
+    /// frontend runs the HCL instead, so the HCL scenarios are held to the same transcript.
+    #[serde(default)]
+    pub hcl: Option<String>,
     pub steps: Vec<Step>,
 }
 

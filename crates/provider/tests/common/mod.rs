@@ -33,6 +33,15 @@ pub fn fixture(path: &str) -> PathBuf {
         .join(path)
 }
 
+/// A Terraform CLI configuration that takes our providers from `bin_dir` (`dev_overrides`:
+/// no registry, no `terraform init`).
+pub fn cli_config(bin_dir: &Path) -> String {
+    format!(
+        "provider_installation {{\n  dev_overrides {{\n    \"hashicorp/lxd\" = \"{0}\"\n    \"hashicorp/oci\" = \"{0}\"\n  }}\n  direct {{}}\n}}\n",
+        bin_dir.display()
+    )
+}
+
 /// A working directory with a copy of a scenario, a CLI config that points Terraform at our
 /// binaries (`dev_overrides`, no registry, no `terraform init`), and the environment.
 pub struct Workspace {
@@ -48,16 +57,8 @@ impl Workspace {
             let entry = entry.unwrap();
             std::fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
         }
-        let bin_dir = provider_binary.parent().unwrap();
         let rc = dir.path().join("test.tfrc");
-        std::fs::write(
-            &rc,
-            format!(
-                "provider_installation {{\n  dev_overrides {{\n    \"hashicorp/lxd\" = \"{0}\"\n    \"hashicorp/oci\" = \"{0}\"\n  }}\n  direct {{}}\n}}\n",
-                bin_dir.display()
-            ),
-        )
-        .unwrap();
+        std::fs::write(&rc, cli_config(provider_binary.parent().unwrap())).unwrap();
         let env = vec![
             ("TF_CLI_CONFIG_FILE".to_owned(), rc.display().to_string()),
             ("CHECKPOINT_DISABLE".to_owned(), "1".to_owned()),

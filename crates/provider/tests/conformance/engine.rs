@@ -496,19 +496,7 @@ impl Engine {
     pub async fn apply(&mut self, vars: &Vars, destroy: bool) -> Result<Json> {
         let (changes, refreshed, data) = self.plan_changes(vars, destroy).await?;
         let record = Self::record(&changes);
-        self.state = refreshed
-            .into_iter()
-            .map(|(a, p)| {
-                (
-                    a,
-                    Instance {
-                        type_name: p.3,
-                        json: p.1,
-                        private: p.2,
-                    },
-                )
-            })
-            .collect();
+        self.state = stored(refreshed);
         self.data = data;
         for change in changes {
             if change.actions.contains(&"delete") {
@@ -590,19 +578,7 @@ impl Engine {
     pub async fn refresh(&mut self, vars: &Vars) -> Result<()> {
         self.configure().await?;
         let refreshed = self.refreshed().await?;
-        self.state = refreshed
-            .into_iter()
-            .map(|(a, p)| {
-                (
-                    a,
-                    Instance {
-                        type_name: p.3,
-                        json: p.1,
-                        private: p.2,
-                    },
-                )
-            })
-            .collect();
+        self.state = stored(refreshed);
         self.data = self.read_data(vars).await?;
         self.update_outputs(vars, false)
     }
@@ -665,6 +641,23 @@ impl Engine {
             .map(|_| ())
             .ok_or_else(|| anyhow!("no resource {address} in state"))
     }
+}
+
+/// Refreshed objects as Terraform stores them.
+fn stored(
+    refreshed: BTreeMap<String, (Vec<u8>, Json, Vec<u8>, String)>,
+) -> BTreeMap<String, Instance> {
+    refreshed
+        .into_iter()
+        .map(|(address, (_, json, private, type_name))| {
+            let instance = Instance {
+                type_name,
+                json,
+                private,
+            };
+            (address, instance)
+        })
+        .collect()
 }
 
 /// Terraform's check after apply: every value the plan knew is unchanged, and nothing is left

@@ -117,6 +117,51 @@ fn blocking<T>(f: impl FnOnce() -> T) -> T {
     tokio::task::block_in_place(f)
 }
 
+/// One Terraform command, whichever frontend carries it out.
+impl Driver {
+    async fn apply(&mut self, vars: &Vars, destroy: bool) -> Result<Json> {
+        match self {
+            Driver::Engine(e, _) => e.apply(vars, destroy).await,
+            Driver::Cli(c) => blocking(|| c.apply(vars, destroy)),
+        }
+    }
+
+    async fn plan(&mut self, vars: &Vars) -> Result<Json> {
+        match self {
+            Driver::Engine(e, _) => e.plan(vars).await,
+            Driver::Cli(c) => blocking(|| c.plan(vars)),
+        }
+    }
+
+    async fn refresh(&mut self, vars: &Vars) -> Result<()> {
+        match self {
+            Driver::Engine(e, _) => e.refresh(vars).await,
+            Driver::Cli(c) => blocking(|| c.refresh(vars)),
+        }
+    }
+
+    async fn import(&mut self, address: &str, id: &str, vars: &Vars) -> Result<()> {
+        match self {
+            Driver::Engine(e, _) => e.import(address, id).await,
+            Driver::Cli(c) => blocking(|| c.import(address, id, vars)),
+        }
+    }
+
+    fn state_rm(&mut self, address: &str) -> Result<()> {
+        match self {
+            Driver::Engine(e, _) => e.state_rm(address),
+            Driver::Cli(c) => blocking(|| c.state_rm(address)),
+        }
+    }
+
+    fn outputs(&self) -> Result<Json> {
+        match self {
+            Driver::Engine(e, _) => Ok(e.outputs()),
+            Driver::Cli(c) => blocking(|| c.outputs()),
+        }
+    }
+}
+
 /// The transcript of one scenario through one frontend.
 async fn transcript(scenario: &Scenario, frontend: &Frontend) -> Result<Json> {
     let world = World::start(scenario).await?;
@@ -132,70 +177,35 @@ async fn transcript(scenario: &Scenario, frontend: &Frontend) -> Result<Json> {
         record.insert("step".into(), json!(step.label()));
         let context = || format!("{}: step {i} ({})", scenario.name, step.label());
         let mut outputs = false;
-        match (step, &mut driver) {
-            (Step::Apply(_), Driver::Engine(e, _)) => {
+        match step {
+            Step::Apply(_) | Step::Destroy(_) => {
+                let destroy = matches!(step, Step::Destroy(_));
+                let plan = driver.apply(&vars, destroy).await.with_context(context)?;
+                record.insert("plan".into(), plan);
+                outputs = true;
+            }
+            Step::Plan(_) => {
                 record.insert(
                     "plan".into(),
-                    e.apply(&vars, false).await.with_context(context)?,
-                );
-                outputs = true;
-            }
-            (Step::Apply(_), Driver::Cli(c)) => {
-                record.insert(
-                    "plan".into(),
-                    blocking(|| c.apply(&vars, false)).with_context(context)?,
-                );
-                outputs = true;
-            }
-            (Step::Destroy(_), Driver::Engine(e, _)) => {
-                record.insert(
-                    "plan".into(),
-                    e.apply(&vars, true).await.with_context(context)?,
-                );
-                outputs = true;
-            }
-            (Step::Destroy(_), Driver::Cli(c)) => {
-                record.insert(
-                    "plan".into(),
-                    blocking(|| c.apply(&vars, true)).with_context(context)?,
-                );
-                outputs = true;
-            }
-            (Step::Plan(_), Driver::Engine(e, _)) => {
-                record.insert("plan".into(), e.plan(&vars).await.with_context(context)?);
-            }
-            (Step::Plan(_), Driver::Cli(c)) => {
-                record.insert(
-                    "plan".into(),
-                    blocking(|| c.plan(&vars)).with_context(context)?,
+                    driver.plan(&vars).await.with_context(context)?,
                 );
             }
-            (Step::Refresh(_), Driver::Engine(e, _)) => {
-                e.refresh(&vars).await.with_context(context)?;
+            Step::Refresh(_) => {
+                driver.refresh(&vars).await.with_context(context)?;
                 outputs = true;
             }
-            (Step::Refresh(_), Driver::Cli(c)) => {
-                blocking(|| c.refresh(&vars)).with_context(context)?;
-                outputs = true;
-            }
-            (Step::Import(import), driver) => {
+            Step::Import(import) => {
                 let id = world
                     .expand(&import.id, &vars)
                     .await
                     .with_context(context)?;
-                match driver {
-                    Driver::Engine(e, _) => e.import(&import.address, &id).await,
-                    Driver::Cli(c) => blocking(|| c.import(&import.address, &id, &vars)),
-                }
-                .with_context(context)?;
+                driver
+                    .import(&import.address, &id, &vars)
+                    .await
+                    .with_context(context)?;
             }
-            (Step::StateRm(address), Driver::Engine(e, _)) => {
-                e.state_rm(address).with_context(context)?
-            }
-            (Step::StateRm(address), Driver::Cli(c)) => {
-                blocking(|| c.state_rm(address)).with_context(context)?
-            }
-            (Step::Event(event), _) => {
+            Step::StateRm(address) => driver.state_rm(address).with_context(context)?,
+            Step::Event(event) => {
                 record.insert(
                     "event".into(),
                     world.event(event).await.with_context(context)?,
@@ -203,11 +213,7 @@ async fn transcript(scenario: &Scenario, frontend: &Frontend) -> Result<Json> {
             }
         }
         if outputs {
-            let values = match &driver {
-                Driver::Engine(e, _) => e.outputs(),
-                Driver::Cli(c) => blocking(|| c.outputs())?,
-            };
-            record.insert("outputs".into(), values);
+            record.insert("outputs".into(), driver.outputs()?);
         }
         let state = world.state().await;
         world::secrets(&state, &mut secrets);

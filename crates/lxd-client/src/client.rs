@@ -523,10 +523,7 @@ impl Client {
             });
         }
         let body = json!({"type": "client", "password": password.expose()});
-        let reply = self.once("POST", "/1.0/certificates", Some(&body)).await?;
-        metadata(&reply).map_err(|e| explain(e, info.generation()))?;
-        *self.info.lock().await = None;
-        Ok(())
+        self.become_trusted(&body, info.generation()).await
     }
 
     /// Makes this client trusted by presenting `token` (over HTTPS with a client certificate),
@@ -538,8 +535,18 @@ impl Client {
             Generation::Password => json!({"type": "client", "password": token.expose()}),
             Generation::TrustToken => json!({"type": "client", "trust_token": token.expose()}),
         };
-        let reply = self.once("POST", "/1.0/certificates", Some(&body)).await?;
-        metadata(&reply).map_err(|e| explain(e, info.generation()))?;
+        self.become_trusted(&body, info.generation()).await
+    }
+
+    /// Sends a trust request (password or token) once, never retried: a second try of a
+    /// used token fails.
+    async fn become_trusted(
+        &self,
+        body: &serde_json::Value,
+        generation: Generation,
+    ) -> Result<(), Error> {
+        let reply = self.once("POST", "/1.0/certificates", Some(body)).await?;
+        metadata(&reply).map_err(|e| explain(e, generation))?;
         // Trusted now: what the server shows us changes.
         *self.info.lock().await = None;
         Ok(())

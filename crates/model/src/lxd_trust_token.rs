@@ -467,6 +467,22 @@ mod tests {
     }
 
     #[test]
+    fn an_unknown_input_plans_a_replacement() {
+        // Terraform replaces when a force-new value is unknown; planning an update instead
+        // would turn into a replacement at apply time, which Terraform refuses.
+        let state = created_state(Trigger::Once, None).to_value();
+        let mut cfg = config(None);
+        if let Value::Object(map) = &mut cfg {
+            map.insert("name".to_owned(), Value::Unknown);
+        }
+        let plan = plan(Some(&state), &cfg);
+        assert_eq!(plan.action, Action::Replace);
+        assert_eq!(plan.requires_replace, vec![AttrPath::attr("name")]);
+        assert_eq!(plan.planned.get("name"), &Value::Unknown);
+        assert_eq!(plan.planned.get("token"), &Value::Unknown);
+    }
+
+    #[test]
     fn trigger_accepts_only_once_and_always() {
         let diags = validate(&config(Some("sometimes")));
         assert_eq!(diags.len(), 1);

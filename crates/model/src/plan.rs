@@ -106,12 +106,13 @@ pub fn plan(block: &Block, prior: Option<&Value>, config: &Value) -> Plan {
     }
 }
 
-/// `true` when `after` is known and differs from `before`.
+/// `true` when `after` differs from `before`, or may differ because it is not known yet.
 ///
-/// An unknown planned value may still turn out equal, so it does not force a replacement at
-/// plan time; Terraform plans again once the value is known.
+/// Terraform replaces an object when a force-new attribute is planned unknown, and the plan it
+/// makes again at apply time, with the value known, must keep that action: an in-place update
+/// planned here would become a replacement then ("Provider produced inconsistent final plan").
 fn changes(before: &Value, after: &Value) -> bool {
-    !after.contains_unknown() && before != after
+    after.contains_unknown() || before != after
 }
 
 /// Checks a configuration against the schema: required attributes, computed-only attributes,

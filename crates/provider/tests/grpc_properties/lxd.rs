@@ -77,7 +77,7 @@ impl LxdCfg {
 }
 
 pub fn lxd_cfg() -> impl Strategy<Value = LxdCfg> {
-    let names = &["tok-a", "tok-b", "ci-runner"];
+    let names = &["tok-a", "tok-b", "ci runner ✓", "a/b?c=\"d\"\\"];
     let name = prop_oneof![
         12 => pick(names).prop_map(known),
         4 => pick(names).prop_map(later),

@@ -76,7 +76,7 @@ impl OciCfg {
 }
 
 pub fn oci_cfg() -> impl Strategy<Value = OciCfg> {
-    let descriptions = &["", "ci", "deploy key", "ünïcode ✓"];
+    let descriptions = &["", "ci", "deploy key", "ünïcode ✓", "say \"hi\" \\ /?%20"];
     let description = prop_oneof![
         12 => pick(descriptions).prop_map(known),
         4 => pick(descriptions).prop_map(later),
@@ -126,6 +126,9 @@ pub fn oci_event() -> impl Strategy<Value = Option<OciEvent>> {
 #[derive(Debug, Clone)]
 pub struct OciCase {
     pub seed: u64,
+    /// Tokens pass through CREATING and DELETING (each completes on the next read) instead of
+    /// changing state at once.
+    pub transitions: bool,
     pub first: OciCfg,
     /// Each step's configuration (`None`: the same as before) and the server event after it.
     pub steps: Vec<(Option<OciCfg>, Option<OciEvent>)>,
@@ -134,13 +137,19 @@ pub struct OciCase {
 pub fn oci_case() -> impl Strategy<Value = OciCase> {
     (
         0u64..4,
+        any::<bool>(),
         oci_cfg(),
         proptest::collection::vec(
             (proptest::option::weighted(0.5, oci_cfg()), oci_event()),
             1..=6,
         ),
     )
-        .prop_map(|(seed, first, steps)| OciCase { seed, first, steps })
+        .prop_map(|(seed, transitions, first, steps)| OciCase {
+            seed,
+            transitions,
+            first,
+            steps,
+        })
 }
 
 pub fn no_defaults(_: &str) -> Option<Tv> {
@@ -186,6 +195,9 @@ pub async fn run_oci(case: OciCase, proto: Proto) {
     control
         .add_user(TEST_TENANCY, OTHER_USER, TEST_PUBLIC_KEY)
         .expect("second user");
+    if case.transitions {
+        control.set_lifecycle(fake_oci::Delay::Reads(1), fake_oci::Delay::Reads(1));
+    }
     let id = fake.test_identity();
 
     let front = Front::new(provider::oci::OciProvider::default(), proto);

@@ -1,11 +1,12 @@
 //! Terraform's rules for plan and apply, checked on random configurations and random server
 //! events through the gRPC service in-process (protocol 6, and protocol 5 through `v5`).
 //!
-//! The test plays Terraform's part: it validates, refreshes, plans (twice for a replacement),
-//! re-plans at apply time with the values that were unknown at plan time, applies, and plans
-//! once more. It encodes its own msgpack with `rmpv` and reads the provider's answers the same
-//! way, so a codec bug cannot cancel out. Each step checks what Terraform checks, or what
-//! Terraform would trip over:
+//! The test plays Terraform's part: it validates, upgrades the stored (JSON) state and
+//! refreshes it, plans (twice for a replacement), validates and re-plans at apply time with the
+//! values that were unknown at plan time, applies, and plans once more.
+//! It encodes its own msgpack with `rmpv` and reads the provider's answers the same way, so a
+//! codec bug cannot cancel out.
+//! Each step checks what Terraform checks, or what Terraform would trip over:
 //! - validation errors name the attribute, and valid configurations get none;
 //! - a planned value equals the configured one wherever the configuration sets it, unknowns
 //!   stay unknown, defaults fill unset optional-computed attributes, `requires_replace` names
@@ -13,7 +14,8 @@
 //! - the plan made at apply time keeps the action and every value known at plan time;
 //! - the applied object has no unknowns and keeps every value known in the plan;
 //! - a refresh then a plan with the same configuration changes nothing when nothing happened
-//!   on the server, and after server events the refresh shows what the documentation says;
+//!   on the server (unless the documentation says the refresh forgets the object: an expired
+//!   `always` token), and after server events the refresh shows what the documentation says;
 //! - no diagnostic ever carries a token.
 //!
 //! The modules live in `grpc_properties/`: `value` (values and msgpack), `schema`, `front` (the

@@ -245,6 +245,48 @@ impl Front {
         }
     }
 
+    /// UpgradeResourceState of a state as the state file stores it (JSON, schema version 0).
+    pub async fn upgrade(&self, type_name: &str, json: &[u8]) -> (Tv, Vec<Diag>) {
+        match self {
+            Front::V6(s) => {
+                let r = s
+                    .upgrade_resource_state(Request::new(v6::upgrade_resource_state::Request {
+                        type_name: type_name.into(),
+                        version: 0,
+                        raw_state: Some(v6::RawState {
+                            json: json.to_vec(),
+                            ..Default::default()
+                        }),
+                    }))
+                    .await
+                    .expect("UpgradeResourceState")
+                    .into_inner();
+                (
+                    returned(r.upgraded_state.map(|v| v.msgpack), "upgraded_state"),
+                    r.diagnostics.iter().map(diag6).collect(),
+                )
+            }
+            Front::V5(s) => {
+                let r = s
+                    .upgrade_resource_state(Request::new(v5::upgrade_resource_state::Request {
+                        type_name: type_name.into(),
+                        version: 0,
+                        raw_state: Some(v5::RawState {
+                            json: json.to_vec(),
+                            ..Default::default()
+                        }),
+                    }))
+                    .await
+                    .expect("UpgradeResourceState")
+                    .into_inner();
+                (
+                    returned(r.upgraded_state.map(|v| v.msgpack), "upgraded_state"),
+                    r.diagnostics.iter().map(diag5).collect(),
+                )
+            }
+        }
+    }
+
     pub async fn read(&self, type_name: &str, state: &Tv) -> (Tv, Vec<Diag>) {
         match self {
             Front::V6(s) => {

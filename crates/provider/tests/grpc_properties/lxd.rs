@@ -70,10 +70,6 @@ impl LxdCfg {
             invalid,
         }
     }
-
-    pub fn trigger_always(&self) -> bool {
-        self.trigger.apply.as_str() == Some("always")
-    }
 }
 
 pub fn lxd_cfg() -> impl Strategy<Value = LxdCfg> {
@@ -155,6 +151,10 @@ pub fn lxd_event() -> impl Strategy<Value = Option<LxdEvent>> {
 #[derive(Debug, Clone)]
 pub struct LxdCase {
     pub v6_profile: bool,
+    /// The fake's clock starts three days behind the provider's (the wall clock), so every
+    /// token with an expiry is already past it when the provider looks, as a token is that
+    /// expired but that the server has not swept yet.
+    pub behind: bool,
     pub seed: u64,
     pub expiry: &'static str,
     pub first: LxdCfg,
@@ -165,6 +165,7 @@ pub struct LxdCase {
 pub fn lxd_case() -> impl Strategy<Value = LxdCase> {
     (
         any::<bool>(),
+        proptest::bool::weighted(0.25),
         0u64..4,
         proptest::sample::select(VALID_EXPIRY),
         lxd_cfg(),
@@ -173,8 +174,9 @@ pub fn lxd_case() -> impl Strategy<Value = LxdCase> {
             1..=6,
         ),
     )
-        .prop_map(|(v6_profile, seed, expiry, first, steps)| LxdCase {
+        .prop_map(|(v6_profile, behind, seed, expiry, first, steps)| LxdCase {
             v6_profile,
+            behind,
             seed,
             expiry,
             first,
@@ -207,14 +209,54 @@ pub fn lxd_secrets(fake: &FakeLxd, into: &mut BTreeSet<String>) {
     }
 }
 
+/// What a refresh of `state` must show, from the server's pending tokens and the users'
+/// document: with `trigger = "always"` a token that is no longer pending, or whose expiry is
+/// past by the provider's clock, is forgotten; with `once` the state stays as it is.
+fn lxd_expect(control: &fake_lxd::Control, state: &Tv) -> Expect {
+    let Some(id) = state.get("operation_id").as_str() else {
+        return Expect::Unchanged;
+    };
+    if state.get("trigger").as_str() != Some("always") {
+        return Expect::Unchanged;
+    }
+    let pending = control.pending_tokens();
+    let Some((_, token)) = pending.iter().find(|(op, _)| op == id) else {
+        return Expect::Gone;
+    };
+    match token_expiry(token) {
+        Some(at) if at <= time::OffsetDateTime::now_utc() => Expect::Gone,
+        _ => Expect::Unchanged,
+    }
+}
+
+/// The expiry a token string carries (`0001-01-01T00:00:00Z` when it does not expire).
+fn token_expiry(token: &str) -> Option<time::OffsetDateTime> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(token)
+        .ok()?;
+    let json: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    let at = time::OffsetDateTime::parse(
+        json["expires_at"].as_str()?,
+        &time::format_description::well_known::Rfc3339,
+    )
+    .ok()?;
+    (at.year() > 1).then_some(at)
+}
+
 pub async fn run_lxd(case: LxdCase, proto: Proto) {
     let dir = tempfile::tempdir().expect("temp dir");
     let socket = dir.path().join("unix.socket");
     // The provider compares expiry with the wall clock, so the fake's manual clock starts at
-    // the wall clock and then moves only when an event says so.
+    // the wall clock (or three days before it) and then moves only when an event says so.
+    let skew = if case.behind {
+        time::Duration::days(3)
+    } else {
+        time::Duration::ZERO
+    };
     let start = time::OffsetDateTime::now_utc()
         .replace_nanosecond(0)
-        .expect("whole second");
+        .expect("whole second")
+        - skew;
     let fake = FakeLxd::start(fake_lxd::Config {
         profile: if case.v6_profile {
             Profile::V6
@@ -264,17 +306,13 @@ pub async fn run_lxd(case: LxdCase, proto: Proto) {
         diags: Vec::new(),
     };
     let mut secrets = BTreeSet::new();
-    // The trigger of the configuration the saved state came from.
-    let mut always = false;
-    let mut expect = Expect::Unchanged;
+    let after = |state: &Tv| lxd_expect(&control, state);
     let mut lxd_cfg = &case.first;
     for (next, event) in &case.steps {
         lxd_cfg = next.as_ref().unwrap_or(lxd_cfg);
         let cfg = lxd_cfg.cfg(&schema);
-        if tf.step(&cfg, &expect).await {
-            always = lxd_cfg.trigger_always();
-            expect = Expect::Unchanged;
-        }
+        let expect = lxd_expect(&control, &tf.state);
+        tf.step(&cfg, &expect, &after).await;
         lxd_secrets(&fake, &mut secrets);
         if let Some(token) = tf.state.get("token").as_str() {
             secrets.insert(token.to_owned());
@@ -320,13 +358,6 @@ pub async fn run_lxd(case: LxdCase, proto: Proto) {
                     assert!(result.is_ok(), "expiry {e:?} is accepted");
                 }
             }
-        }
-        // A token that is gone stays in state with `once` and is forgotten with `always`.
-        let gone = op_id
-            .as_ref()
-            .is_some_and(|id| !control.pending_tokens().iter().any(|(o, _)| o == id));
-        if gone && always {
-            expect = Expect::Gone;
         }
     }
     lxd_secrets(&fake, &mut secrets);

@@ -231,7 +231,7 @@ pub async fn run_oci(case: OciCase, proto: Proto) {
     for (next, event) in &case.steps {
         oci_cfg = next.as_ref().unwrap_or(oci_cfg);
         let cfg = oci_cfg.cfg(&schema);
-        if tf.step(&cfg, &expect).await {
+        if tf.step(&cfg, &expect, &|_| Expect::Unchanged).await {
             expect = Expect::Unchanged;
         }
         if let Some(token) = tf.state.get("token").as_str() {

@@ -8,7 +8,7 @@ use proptest::test_runner::RngSeed;
 
 use crate::front::{Diag, Front, Planned, Step};
 use crate::schema::BlockS;
-use crate::value::{Tv, compatible};
+use crate::value::{Tv, compatible, to_json};
 
 /// One configuration as Terraform sends it while planning (unknowns allowed) and once every
 /// value is known at apply time, with the attribute paths that must be reported invalid.
@@ -205,6 +205,15 @@ impl Terraform {
         if self.state.is_null() {
             return;
         }
+        // Terraform keeps state as JSON and has the provider upgrade it before every refresh.
+        let json = serde_json::to_vec(&to_json(&self.state)).expect("JSON");
+        let (upgraded, diags) = self.front.upgrade(self.rules.type_name, &json).await;
+        self.record(&diags);
+        assert!(errors(&diags).is_empty(), "upgrade failed: {diags:?}");
+        assert_eq!(
+            upgraded, self.state,
+            "upgrading the stored state changes nothing"
+        );
         let (found, diags) = self.front.read(self.rules.type_name, &self.state).await;
         self.record(&diags);
         assert!(errors(&diags).is_empty(), "refresh failed: {diags:?}");
@@ -276,6 +285,13 @@ impl Terraform {
             assert_eq!(gone, Tv::Null, "a destroyed object is null");
             self.state = Tv::Null;
         }
+        // Terraform validates the configuration again once its values are known.
+        let diags = self.front.validate(ty, &cfg.apply).await;
+        self.record(&diags);
+        assert!(
+            errors(&diags).is_empty(),
+            "the known configuration is valid: {diags:?}"
+        );
         let prior = self.state.clone();
         let fin = self
             .front
@@ -323,9 +339,11 @@ impl Terraform {
         action
     }
 
-    /// With nothing changed on the server, a refresh keeps the state and the next plan is empty.
-    pub async fn next_plan_is_empty(&mut self, cfg: &Cfg) {
-        self.refresh(&Expect::Unchanged).await;
+    /// With nothing changed on the server, a refresh keeps the state and the next plan is
+    /// empty; unless the refresh legitimately forgets the object (`after` says what it must
+    /// show now), and then the next plan creates it again.
+    pub async fn next_plan(&mut self, cfg: &Cfg, after: &Expect) {
+        self.refresh(after).await;
         let prior = self.state.clone();
         let p = self
             .front
@@ -338,19 +356,35 @@ impl Terraform {
             .await;
         self.record(&p.diags);
         let action = self.check_plan(&prior, &cfg.apply, &p);
+        if *after == Expect::Gone {
+            assert_eq!(
+                action,
+                Action::Create,
+                "a forgotten object is created again"
+            );
+            return;
+        }
         assert_eq!(action, Action::NoOp, "the plan after an apply is empty");
         assert!(p.requires_replace.is_empty());
         assert_eq!(p.planned, prior);
     }
 
     /// One `terraform apply` of `cfg`, then the next plan, unless validation stops it.
-    pub async fn step(&mut self, cfg: &Cfg, expect: &Expect) -> bool {
+    /// `expect` is what the refresh before it must show; `after` tells, for the state the apply
+    /// leaves, what a refresh must show at once.
+    pub async fn step(
+        &mut self,
+        cfg: &Cfg,
+        expect: &Expect,
+        after: &dyn Fn(&Tv) -> Expect,
+    ) -> bool {
         if !self.validate(cfg).await {
             return false;
         }
         self.refresh(expect).await;
         self.plan_and_apply(cfg).await;
-        self.next_plan_is_empty(cfg).await;
+        let now = after(&self.state);
+        self.next_plan(cfg, &now).await;
         true
     }
 

@@ -126,6 +126,21 @@ pub fn from_mp(mp: &Mp) -> Tv {
     }
 }
 
+/// The JSON a state file stores for a wholly known value.
+pub fn to_json(value: &Tv) -> serde_json::Value {
+    match value {
+        Tv::Null => serde_json::Value::Null,
+        Tv::Unknown => panic!("a state has no unknown values"),
+        Tv::Bool(b) => serde_json::Value::Bool(*b),
+        Tv::Num(n) => serde_json::json!(n),
+        Tv::Str(s) => serde_json::Value::String(s.clone()),
+        Tv::List(items) => serde_json::Value::Array(items.iter().map(to_json).collect()),
+        Tv::Obj(map) => {
+            serde_json::Value::Object(map.iter().map(|(k, v)| (k.clone(), to_json(v))).collect())
+        }
+    }
+}
+
 pub fn encode(value: &Tv) -> Vec<u8> {
     let mut out = Vec::new();
     rmpv::encode::write_value(&mut out, &to_mp(value)).expect("msgpack encoding");

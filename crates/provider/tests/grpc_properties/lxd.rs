@@ -312,7 +312,23 @@ pub async fn run_lxd(case: LxdCase, proto: Proto) {
         lxd_cfg = next.as_ref().unwrap_or(lxd_cfg);
         let cfg = lxd_cfg.cfg(&schema);
         let expect = lxd_expect(&control, &tf.state);
-        tf.step(&cfg, &expect, &after).await;
+        if tf.step(&cfg, &expect, &after).await {
+            // Replacements revoke what they replace: no usable token is left behind.
+            let mine = tf.state.get("operation_id").as_str();
+            let now = time::OffsetDateTime::now_utc();
+            let others: Vec<String> = control
+                .pending_tokens()
+                .into_iter()
+                .filter(|(id, token)| {
+                    Some(id.as_str()) != mine && token_expiry(token).is_none_or(|at| at > now)
+                })
+                .map(|(id, _)| id)
+                .collect();
+            assert!(
+                others.is_empty(),
+                "tokens left behind on the server: {others:?}"
+            );
+        }
         lxd_secrets(&fake, &mut secrets);
         if let Some(token) = tf.state.get("token").as_str() {
             secrets.insert(token.to_owned());

@@ -233,6 +233,22 @@ pub async fn run_oci(case: OciCase, proto: Proto) {
         let cfg = oci_cfg.cfg(&schema);
         if tf.step(&cfg, &expect, &|_| Expect::Unchanged).await {
             expect = Expect::Unchanged;
+            // Replacements delete what they replace: no token is left behind.
+            control.idle().await;
+            let mine = tf.state.get("id").as_str();
+            let server = control.state();
+            let others: Vec<&str> = server["tokens"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|t| t["state"] != "DELETING")
+                .filter_map(|t| t["id"].as_str())
+                .filter(|id| Some(*id) != mine)
+                .collect();
+            assert!(
+                others.is_empty(),
+                "tokens left behind on the server: {others:?}"
+            );
         }
         if let Some(token) = tf.state.get("token").as_str() {
             secrets.insert(token.to_owned());

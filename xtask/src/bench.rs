@@ -186,5 +186,5 @@ pub fn run_bench(root: &Path) -> Result<()> {
         rust.rss_kib as f64 / golang.rss_kib.max(1) as f64,
         rust.size as f64 / golang.size.max(1) as f64
     );
-    Ok(())
+    crate::bench_suite::run(root)
 }

@@ -5,6 +5,7 @@
 //! tidy checks and every test suite, then clippy and rustfmt.
 
 mod bench;
+mod bench_suite;
 mod conformance;
 mod demo;
 mod docs;
@@ -24,7 +25,10 @@ cargo xtask <command>
 Commands:
   test [--long]       install the test tools, run tidy checks, every test, clippy and rustfmt
                       (--long runs the property tests with 10,000 cases)
-  bench               our provider beside the Go terraform-provider-lxd: handshake time, RSS, size
+  bench               our provider beside the Go terraform-provider-lxd: handshake time, RSS, size;
+                      then the criterion benches, each pair with its ratio and target: terraform
+                      apply of 100 lxd_trust_token vs terraform_data, fake-lxd vs the real LXD
+                      daemon, fake-oci under 100 concurrent clients
   conformance [--frontend CMD] [--provider-dir DIR]
                       run the conformance scenarios (fixtures/conformance) through a frontend:
                       CMD is a Terraform-compatible binary (terraform, tofu); DIR holds another

@@ -1,0 +1,192 @@
+//! `terraform apply` of 100 `lxd_trust_token` against an in-process fake-lxd, beside
+//! `terraform apply` of 100 built-in `terraform_data`: the floor Terraform itself sets.
+//!
+//! Each iteration applies into a fresh state (the state file is removed and the fake reset
+//! first, outside the measurement), with Terraform's default parallelism (10). Only the apply
+//! is measured: Terraform's start, the provider's start and handshake, plan and apply.
+//! Terraform comes from `XTASK_TERRAFORM`; the provider is this build's binary (release under
+//! `cargo bench`), found through `dev_overrides` as in the end-to-end tests.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, SamplingMode, criterion_group, criterion_main};
+use fake_lxd::{ClockMode, Config, FakeLxd};
+
+const RESOURCES: usize = 100;
+
+fn provider_binary() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_terraform-provider-lxd"))
+}
+
+/// A Terraform working directory with one configuration and the environment to run it.
+struct Workspace {
+    dir: tempfile::TempDir,
+    terraform: PathBuf,
+    env: Vec<(&'static str, String)>,
+}
+
+impl Workspace {
+    fn new(terraform: &Path, main_tf: &str, lxd_dir: &Path) -> Workspace {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(dir.path().join("main.tf"), main_tf).expect("main.tf");
+        let rc = dir.path().join("bench.tfrc");
+        let bin_dir = provider_binary().parent().expect("the binary's directory");
+        std::fs::write(&rc, common::cli_config(bin_dir)).expect("CLI config");
+        let lxc_conf = dir.path().join("lxc-config");
+        // Both sides get the same environment, though only the provider reads the LXD part.
+        let env = vec![
+            ("TF_CLI_CONFIG_FILE", rc.display().to_string()),
+            ("CHECKPOINT_DISABLE", "1".to_owned()),
+            ("TF_IN_AUTOMATION", "1".to_owned()),
+            ("LXD_DIR", lxd_dir.display().to_string()),
+            ("LXD_CONF", lxc_conf.display().to_string()),
+        ];
+        Workspace {
+            dir,
+            terraform: terraform.to_owned(),
+            env,
+        }
+    }
+
+    /// Forgets the previous apply: the next one starts from an empty state.
+    fn fresh_state(&self) {
+        for name in ["terraform.tfstate", "terraform.tfstate.backup"] {
+            let _ = std::fs::remove_file(self.dir.path().join(name));
+        }
+    }
+
+    fn apply(&self) {
+        let mut cmd = Command::new(&self.terraform);
+        cmd.arg(format!("-chdir={}", self.dir.path().display()))
+            .args(["apply", "-auto-approve", "-input=false", "-no-color"])
+            .env_remove("TF_LOG");
+        for (key, value) in &self.env {
+            cmd.env(key, value);
+        }
+        let out = cmd.output().expect("run terraform");
+        assert!(
+            out.status.success(),
+            "terraform apply failed\nstdout:\n{}\nstderr:\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// How many resource instances the state holds.
+    fn instances(&self) -> usize {
+        let text = std::fs::read_to_string(self.dir.path().join("terraform.tfstate"))
+            .expect("a state file after apply");
+        let state: serde_json::Value = serde_json::from_str(&text).expect("state JSON");
+        state["resources"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r["instances"].as_array())
+            .map(Vec::len)
+            .sum()
+    }
+}
+
+fn main_tf(kind: &str) -> String {
+    match kind {
+        "lxd_trust_token" => format!(
+            "resource \"lxd_trust_token\" \"t\" {{\n  count = {RESOURCES}\n  name  = \"bench-${{count.index}}\"\n}}\n"
+        ),
+        _ => format!(
+            "resource \"terraform_data\" \"t\" {{\n  count = {RESOURCES}\n  input = \"bench-${{count.index}}\"\n}}\n"
+        ),
+    }
+}
+
+/// The fake and the two workspaces, made on first use (never while criterion only lists).
+struct Setup {
+    fake: FakeLxd,
+    _lxd_dir: tempfile::TempDir,
+    lxd: Workspace,
+    floor: Workspace,
+}
+
+impl Setup {
+    fn start(rt: &tokio::runtime::Runtime, terraform: &Path) -> Setup {
+        let lxd_dir = tempfile::tempdir().expect("temp dir");
+        let fake = rt
+            .block_on(FakeLxd::start(Config {
+                clock: ClockMode::System,
+                unix_socket: Some(lxd_dir.path().join("unix.socket")),
+                ..Config::for_testing()
+            }))
+            .expect("start the fake");
+        Setup {
+            lxd: Workspace::new(terraform, &main_tf("lxd_trust_token"), lxd_dir.path()),
+            floor: Workspace::new(terraform, &main_tf("terraform_data"), lxd_dir.path()),
+            fake,
+            _lxd_dir: lxd_dir,
+        }
+    }
+}
+
+fn benches(c: &mut Criterion) {
+    let Some(terraform) = common::tool("XTASK_TERRAFORM") else {
+        return;
+    };
+    // The fake serves from the runtime's threads while Terraform runs as a child process.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let mut setup: Option<Setup> = None;
+    let mut group = c.benchmark_group("apply_100");
+    group.sampling_mode(SamplingMode::Flat);
+    group.bench_function("terraform_data", |b| {
+        let s = setup.get_or_insert_with(|| Setup::start(&rt, &terraform));
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                s.floor.fresh_state();
+                let started = Instant::now();
+                s.floor.apply();
+                total += started.elapsed();
+                assert_eq!(s.floor.instances(), RESOURCES);
+            }
+            total
+        });
+    });
+    group.bench_function("lxd_trust_token", |b| {
+        let s = setup.get_or_insert_with(|| Setup::start(&rt, &terraform));
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                s.lxd.fresh_state();
+                s.fake.control().reset();
+                let started = Instant::now();
+                s.lxd.apply();
+                total += started.elapsed();
+                assert_eq!(s.lxd.instances(), RESOURCES);
+                assert_eq!(s.fake.control().pending_tokens().len(), RESOURCES);
+            }
+            total
+        });
+    });
+    group.finish();
+}
+
+fn config() -> Criterion {
+    Criterion::default()
+        .without_plots()
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(20))
+}
+
+criterion_group! {
+    name = group;
+    config = config();
+    targets = benches
+}
+criterion_main!(group);

@@ -45,7 +45,12 @@ pub fn main<P: core::Provider>(
     } else {
         serve::Mode::Plugin
     };
-    let runtime = match tokio::runtime::Runtime::new() {
+    // One thread serves everything: a provider waits on the network, and every worker thread
+    // of a multi-threaded runtime would cost stacks and allocator arenas for nothing.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(err) => {
             eprintln!("cannot start: {err}");

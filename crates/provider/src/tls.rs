@@ -5,9 +5,18 @@
 //! end-entity certificate, which WebPKI verifiers refuse. Instead of switching client
 //! authentication off, [`PinnedClientCert`] requires a client certificate, compares it byte for
 //! byte with the pinned one, and verifies the handshake signature (aws-lc-rs handles P-521).
+//!
+//! Everything else (our key, the certificate's signature, key exchange, the TLS randomness) is
+//! done with ring. The first use of aws-lc's random generator seeds it from CPU jitter entropy,
+//! which costs about 30 ms of CPU in every process; that was nine tenths of the time Terraform
+//! waited for the handshake line. Verifying a signature draws no randomness, so with ring
+//! doing the rest aws-lc's generator is never started, neither before the handshake line nor
+//! in the first TLS handshake.
 
 use std::sync::Arc;
 
+use ring::rand::{SecureRandom as _, SystemRandom};
+use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair as _};
 use rustls::DistinguishedName;
 use rustls::client::danger::HandshakeSignatureValid;
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
@@ -87,6 +96,45 @@ impl ClientCertVerifier for PinnedClientCert {
     }
 }
 
+/// Our server key: ECDSA P-256 made and used by ring, so that signing the certificate draws its
+/// randomness from the operating system and not from aws-lc's jitter-seeded generator.
+struct ServerKey {
+    pair: EcdsaKeyPair,
+    pkcs8: Vec<u8>,
+    rng: SystemRandom,
+}
+
+impl ServerKey {
+    fn generate() -> Result<ServerKey, TlsError> {
+        let rng = SystemRandom::new();
+        let generated = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng)
+            .map_err(|_| TlsError::Generate("ring could not generate a P-256 key".to_owned()))?;
+        let pkcs8 = generated.as_ref().to_vec();
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &pkcs8, &rng)
+            .map_err(|e| TlsError::Generate(e.to_string()))?;
+        Ok(ServerKey { pair, pkcs8, rng })
+    }
+}
+
+impl rcgen::PublicKeyData for ServerKey {
+    fn der_bytes(&self) -> &[u8] {
+        self.pair.public_key().as_ref()
+    }
+
+    fn algorithm(&self) -> &'static rcgen::SignatureAlgorithm {
+        &rcgen::PKCS_ECDSA_P256_SHA256
+    }
+}
+
+impl rcgen::SigningKey for ServerKey {
+    fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, rcgen::Error> {
+        self.pair
+            .sign(&self.rng, msg)
+            .map(|signature| signature.as_ref().to_vec())
+            .map_err(|_| rcgen::Error::RingUnspecified)
+    }
+}
+
 /// The server side of AutoMTLS: our certificate (DER, for the handshake line) and the rustls
 /// configuration that pins Terraform's certificate.
 pub struct AutoMtls {
@@ -96,7 +144,6 @@ pub struct AutoMtls {
 
 /// Sets up AutoMTLS for the client certificate PEM Terraform passed.
 pub fn auto_mtls(client_cert_pem: &str) -> Result<AutoMtls, TlsError> {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let client = rustls_pemfile::certs(&mut client_cert_pem.as_bytes())
         .next()
         .and_then(Result::ok)
@@ -120,25 +167,104 @@ pub fn auto_mtls(client_cert_pem: &str) -> Result<AutoMtls, TlsError> {
     params
         .distinguished_name
         .push(rcgen::DnType::OrganizationName, "HashiCorp");
-    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
-        .map_err(|e| TlsError::Generate(e.to_string()))?;
+    let key = ServerKey::generate()?;
+    // rcgen would derive the serial number and the key identifier with aws-lc's SHA-256; made
+    // here with ring, aws-lc stays untouched until the first TLS handshake (and then only
+    // verifies). The serial is random, as go-plugin's is.
+    let mut serial = [0u8; 16];
+    key.rng
+        .fill(&mut serial)
+        .map_err(|_| TlsError::Generate("no randomness for the serial number".to_owned()))?;
+    serial[0] &= 0x7f;
+    params.serial_number = Some(rcgen::SerialNumber::from_slice(&serial));
+    let spki = rcgen::PublicKeyData::subject_public_key_info(&key);
+    params.key_identifier_method = rcgen::KeyIdMethod::PreSpecified(
+        ring::digest::digest(&ring::digest::SHA256, &spki).as_ref()[..20].to_vec(),
+    );
     let cert = params
         .self_signed(&key)
         .map_err(|e| TlsError::Generate(e.to_string()))?;
     let server_cert_der = cert.der().to_vec();
-    let key_der = PrivateKeyDer::try_from(key.serialize_der())
-        .map_err(|e| TlsError::Generate(e.to_string()))?;
+    let key_der = PrivateKeyDer::Pkcs8(key.pkcs8.into());
 
-    let verifier = Arc::new(PinnedClientCert::new(client, &provider));
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| TlsError::Config(e.to_string()))?
-        .with_client_cert_verifier(verifier)
-        .with_single_cert(vec![CertificateDer::from(server_cert_der.clone())], key_der)
-        .map_err(|e| TlsError::Config(e.to_string()))?;
+    // Terraform signs with P-521, which ring cannot verify: the verifier uses aws-lc-rs's
+    // algorithms, the connection itself ring's provider.
+    let verifier = Arc::new(PinnedClientCert::new(
+        client,
+        &rustls::crypto::aws_lc_rs::default_provider(),
+    ));
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| TlsError::Config(e.to_string()))?
+    .with_client_cert_verifier(verifier)
+    .with_single_cert(vec![CertificateDer::from(server_cert_der.clone())], key_der)
+    .map_err(|e| TlsError::Config(e.to_string()))?;
     config.alpn_protocols = vec![b"h2".to_vec()];
     Ok(AutoMtls {
         server_cert_der,
         config: Arc::new(config),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CLIENT_PEM: &str = "-----BEGIN CERTIFICATE-----\nMAA=\n-----END CERTIFICATE-----\n";
+
+    #[test]
+    fn the_server_certificate_is_a_self_signed_p256_ca_whose_signature_verifies() {
+        let mtls = auto_mtls(CLIENT_PEM).unwrap();
+        let (rest, cert) = x509_parser::parse_x509_certificate(&mtls.server_cert_der).unwrap();
+        assert!(rest.is_empty());
+        assert!(cert.is_ca());
+        assert_eq!(cert.subject(), cert.issuer());
+        let serial = cert.raw_serial();
+        assert!(!serial.is_empty() && serial.len() <= 17 && serial[0] & 0x80 == 0);
+
+        // The subject key identifier is the SHA-256 of the public key info, cut to 20 bytes.
+        let spki = cert.public_key().raw;
+        let ski = cert
+            .extensions()
+            .iter()
+            .find_map(|e| match e.parsed_extension() {
+                x509_parser::extensions::ParsedExtension::SubjectKeyIdentifier(id) => Some(id.0),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(
+            ski,
+            &ring::digest::digest(&ring::digest::SHA256, spki).as_ref()[..20]
+        );
+
+        let key = ring::signature::UnparsedPublicKey::new(
+            &ring::signature::ECDSA_P256_SHA256_ASN1,
+            cert.public_key().subject_public_key.data.as_ref(),
+        );
+        key.verify(
+            cert.tbs_certificate.as_ref(),
+            cert.signature_value.data.as_ref(),
+        )
+        .expect("the self-signature verifies");
+    }
+
+    #[test]
+    fn each_start_makes_a_new_key_and_serial() {
+        let a = auto_mtls(CLIENT_PEM).unwrap();
+        let b = auto_mtls(CLIENT_PEM).unwrap();
+        let (_, a) = x509_parser::parse_x509_certificate(&a.server_cert_der).unwrap();
+        let (_, b) = x509_parser::parse_x509_certificate(&b.server_cert_der).unwrap();
+        assert_ne!(a.public_key().raw, b.public_key().raw);
+        assert_ne!(a.raw_serial(), b.raw_serial());
+    }
+
+    #[test]
+    fn a_client_pem_without_a_certificate_is_refused() {
+        assert!(matches!(
+            auto_mtls("no pem here"),
+            Err(TlsError::NoClientCert)
+        ));
+    }
 }

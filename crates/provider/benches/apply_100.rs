@@ -4,6 +4,8 @@
 //! Each iteration applies into a fresh state (the state file is removed and the fake reset
 //! first, outside the measurement), with Terraform's default parallelism (10). Only the apply
 //! is measured: Terraform's start, the provider's start and handshake, plan and apply.
+//! The same with one resource each shows what a plugin costs Terraform before any resource
+//! (`cargo xtask bench` prints the cost of the other 99 side by side too).
 //! Terraform comes from `XTASK_TERRAFORM`; the provider is this build's binary (release under
 //! `cargo bench`), found through `dev_overrides` as in the end-to-end tests.
 
@@ -92,13 +94,13 @@ impl Workspace {
     }
 }
 
-fn main_tf(kind: &str) -> String {
+fn main_tf(kind: &str, count: usize) -> String {
     match kind {
         "lxd_trust_token" => format!(
-            "resource \"lxd_trust_token\" \"t\" {{\n  count = {RESOURCES}\n  name  = \"bench-${{count.index}}\"\n}}\n"
+            "resource \"lxd_trust_token\" \"t\" {{\n  count = {count}\n  name  = \"bench-${{count.index}}\"\n}}\n"
         ),
         _ => format!(
-            "resource \"terraform_data\" \"t\" {{\n  count = {RESOURCES}\n  input = \"bench-${{count.index}}\"\n}}\n"
+            "resource \"terraform_data\" \"t\" {{\n  count = {count}\n  input = \"bench-${{count.index}}\"\n}}\n"
         ),
     }
 }
@@ -109,6 +111,9 @@ struct Setup {
     _lxd_dir: tempfile::TempDir,
     lxd: Workspace,
     floor: Workspace,
+    /// One resource each: what a plugin costs Terraform before any resource.
+    lxd_one: Workspace,
+    floor_one: Workspace,
 }
 
 impl Setup {
@@ -121,9 +126,13 @@ impl Setup {
                 ..Config::for_testing()
             }))
             .expect("start the fake");
+        let workspace =
+            |kind, count| Workspace::new(terraform, &main_tf(kind, count), lxd_dir.path());
         Setup {
-            lxd: Workspace::new(terraform, &main_tf("lxd_trust_token"), lxd_dir.path()),
-            floor: Workspace::new(terraform, &main_tf("terraform_data"), lxd_dir.path()),
+            lxd: workspace("lxd_trust_token", RESOURCES),
+            floor: workspace("terraform_data", RESOURCES),
+            lxd_one: workspace("lxd_trust_token", 1),
+            floor_one: workspace("terraform_data", 1),
             fake,
             _lxd_dir: lxd_dir,
         }
@@ -141,39 +150,43 @@ fn benches(c: &mut Criterion) {
         .build()
         .expect("tokio runtime");
     let mut setup: Option<Setup> = None;
-    let mut group = c.benchmark_group("apply_100");
-    group.sampling_mode(SamplingMode::Flat);
-    group.bench_function("terraform_data", |b| {
-        let s = setup.get_or_insert_with(|| Setup::start(&rt, &terraform));
-        b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                s.floor.fresh_state();
-                let started = Instant::now();
-                s.floor.apply();
-                total += started.elapsed();
-                assert_eq!(s.floor.instances(), RESOURCES);
-            }
-            total
+    for (group_name, count) in [("apply_100", RESOURCES), ("apply_1", 1)] {
+        let mut group = c.benchmark_group(group_name);
+        group.sampling_mode(SamplingMode::Flat);
+        group.bench_function("terraform_data", |b| {
+            let s = setup.get_or_insert_with(|| Setup::start(&rt, &terraform));
+            let ws = if count == 1 { &s.floor_one } else { &s.floor };
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    ws.fresh_state();
+                    let started = Instant::now();
+                    ws.apply();
+                    total += started.elapsed();
+                    assert_eq!(ws.instances(), count);
+                }
+                total
+            });
         });
-    });
-    group.bench_function("lxd_trust_token", |b| {
-        let s = setup.get_or_insert_with(|| Setup::start(&rt, &terraform));
-        b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                s.lxd.fresh_state();
-                s.fake.control().reset();
-                let started = Instant::now();
-                s.lxd.apply();
-                total += started.elapsed();
-                assert_eq!(s.lxd.instances(), RESOURCES);
-                assert_eq!(s.fake.control().pending_tokens().len(), RESOURCES);
-            }
-            total
+        group.bench_function("lxd_trust_token", |b| {
+            let s = setup.get_or_insert_with(|| Setup::start(&rt, &terraform));
+            let ws = if count == 1 { &s.lxd_one } else { &s.lxd };
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    ws.fresh_state();
+                    s.fake.control().reset();
+                    let started = Instant::now();
+                    ws.apply();
+                    total += started.elapsed();
+                    assert_eq!(ws.instances(), count);
+                    assert_eq!(s.fake.control().pending_tokens().len(), count);
+                }
+                total
+            });
         });
-    });
-    group.finish();
+        group.finish();
+    }
 }
 
 fn config() -> Criterion {

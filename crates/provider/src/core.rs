@@ -162,7 +162,7 @@ impl<P: Provider> ProviderRpc for Service<P> {
         Ok(Response::new(pb::get_metadata::Response {
             server_capabilities: Some(pb::ServerCapabilities {
                 plan_destroy: false,
-                get_provider_schema_optional: false,
+                get_provider_schema_optional: true,
                 move_resource_state: false,
             }),
             diagnostics: Vec::new(),
@@ -207,7 +207,7 @@ impl<P: Provider> ProviderRpc for Service<P> {
             provider_meta: None,
             server_capabilities: Some(pb::ServerCapabilities {
                 plan_destroy: false,
-                get_provider_schema_optional: false,
+                get_provider_schema_optional: true,
                 move_resource_state: false,
             }),
         }))

@@ -60,7 +60,7 @@ impl Control {
             "now": crate::envelope::time(now),
             "profile": profile,
             "config": state.config,
-            "operations": state.operations.iter().map(|o| {
+            "operations": state.operations().map(|o| {
                 let mut v = operation_json(o, profile);
                 v["token"] = json!(token_string(o, profile));
                 v
@@ -76,8 +76,7 @@ impl Control {
         state.tick(now);
         let profile = state.profile;
         state
-            .operations
-            .iter()
+            .operations()
             .filter(|o| o.status == crate::state::Status::Running)
             .filter_map(|o| Some((o.id.clone(), token_string(o, profile)?)))
             .collect()

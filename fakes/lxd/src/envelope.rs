@@ -3,7 +3,6 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use serde_json::json;
 use time::format_description::well_known::Rfc3339;
 
 use crate::state::{Operation, Profile};
@@ -21,17 +20,7 @@ struct Envelope<'a> {
 }
 
 fn json_response(status: u16, body: &Envelope<'_>) -> Response {
-    let text = serde_json::to_string(body).unwrap_or_default();
-    let mut response = (
-        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-        text,
-    )
-        .into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
+    text_response(status, serde_json::to_string(body).unwrap_or_default())
 }
 
 pub fn sync(metadata: serde_json::Value) -> Response {
@@ -53,20 +42,38 @@ pub fn sync_status(http: u16, metadata: serde_json::Value) -> Response {
     )
 }
 
+/// A success envelope around metadata that is already JSON text; the same bytes as [`sync`].
+pub fn sync_raw(metadata: &str) -> Response {
+    let mut text = String::with_capacity(SYNC_PREFIX.len() + metadata.len() + 1);
+    text.push_str(SYNC_PREFIX);
+    text.push_str(metadata);
+    text.push('}');
+    text_response(200, text)
+}
+
+const SYNC_PREFIX: &str = r#"{"type":"sync","status":"Success","status_code":200,"operation":"","error_code":0,"error":"","metadata":"#;
+
+fn text_response(status: u16, text: String) -> Response {
+    let mut response = (
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        text,
+    )
+        .into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
 pub fn async_op(op: &Operation, profile: Profile) -> Response {
     let location = format!("/1.0/operations/{}", op.id);
-    let mut response = json_response(
-        202,
-        &Envelope {
-            kind: "async",
-            status: "Operation created",
-            status_code: 100,
-            operation: &location,
-            error_code: 0,
-            error: "",
-            metadata: operation_json(op, profile),
-        },
+    let head = serde_json::to_string(&location).unwrap_or_default();
+    let metadata = operation_text(op, profile);
+    let text = format!(
+        r#"{{"type":"async","status":"Operation created","status_code":100,"operation":{head},"error_code":0,"error":"","metadata":{metadata}}}"#
     );
+    let mut response = text_response(202, text);
     if let Ok(value) = HeaderValue::from_str(&location) {
         response.headers_mut().insert(header::LOCATION, value);
     }
@@ -102,11 +109,22 @@ struct OperationJson<'a> {
     updated_at: String,
     status: &'a str,
     status_code: u16,
-    resources: serde_json::Value,
-    metadata: serde_json::Value,
+    resources: Option<()>,
+    metadata: Option<TokenJson<'a>>,
     may_cancel: bool,
     err: &'a str,
     location: &'a str,
+}
+
+/// A token operation's metadata; the daemon emits its keys sorted.
+#[derive(Serialize)]
+struct TokenJson<'a> {
+    addresses: &'a [String],
+    #[serde(rename = "expiresAt", skip_serializing_if = "Option::is_none")]
+    expires_at: Option<String>,
+    fingerprint: &'a str,
+    request: &'a crate::state::CertificatesPost,
+    secret: &'a str,
 }
 
 pub fn time(at: ::time::OffsetDateTime) -> String {
@@ -115,30 +133,19 @@ pub fn time(at: ::time::OffsetDateTime) -> String {
         .unwrap_or_default()
 }
 
-pub fn operation_json(op: &Operation, profile: Profile) -> serde_json::Value {
-    let metadata = match &op.token {
-        // serde_json's map keeps keys sorted, as the daemon emits them.
-        Some(meta) => {
-            let mut m = serde_json::Map::new();
-            m.insert("addresses".into(), json!(meta.addresses));
-            if let Some(expires) = meta.expires_at {
-                m.insert("expiresAt".into(), json!(time(expires)));
-            }
-            m.insert("fingerprint".into(), json!(meta.fingerprint));
-            m.insert(
-                "request".into(),
-                serde_json::to_value(&meta.request).unwrap_or_default(),
-            );
-            m.insert("secret".into(), json!(meta.secret));
-            serde_json::Value::Object(m)
-        }
-        None => serde_json::Value::Null,
-    };
+fn render_operation(op: &Operation, profile: Profile) -> String {
+    let metadata = op.token.as_ref().map(|meta| TokenJson {
+        addresses: &meta.addresses,
+        expires_at: meta.expires_at.map(time),
+        fingerprint: &meta.fingerprint,
+        request: &meta.request,
+        secret: &meta.secret,
+    });
     let description = match (op.class, profile) {
         ("token", Profile::V6) => "Certificate add token",
         _ => op.description,
     };
-    serde_json::to_value(OperationJson {
+    serde_json::to_string(&OperationJson {
         id: &op.id,
         class: op.class,
         description,
@@ -150,11 +157,99 @@ pub fn operation_json(op: &Operation, profile: Profile) -> serde_json::Value {
             crate::state::Status::Success => "Success",
         },
         status_code: op.status.code(),
-        resources: serde_json::Value::Null,
+        resources: None,
         metadata,
         may_cancel: op.class == "token",
         err: "",
         location: "none",
     })
     .unwrap_or_default()
+}
+
+/// The operation's compact JSON, rendered once and kept on the operation until it changes.
+/// Nothing in it depends on the time of the request.
+pub fn operation_text(op: &Operation, profile: Profile) -> std::borrow::Cow<'_, str> {
+    let (cached_for, text) = op
+        .rendered
+        .get_or_init(|| (profile, render_operation(op, profile).into_boxed_str()));
+    if *cached_for == profile {
+        std::borrow::Cow::Borrowed(text)
+    } else {
+        std::borrow::Cow::Owned(render_operation(op, profile))
+    }
+}
+
+pub fn operation_json(op: &Operation, profile: Profile) -> serde_json::Value {
+    serde_json::from_str(&operation_text(op, profile)).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::{CertificatesPost, State};
+
+    async fn body(response: Response) -> Vec<u8> {
+        axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .map(|b| b.to_vec())
+            .unwrap_or_default()
+    }
+
+    fn state(profile: Profile) -> (State, Operation) {
+        let now = ::time::OffsetDateTime::UNIX_EPOCH + ::time::Duration::days(20_000);
+        let mut state = State::new(profile, 7, "127.0.0.1:8443".into(), "ab".into(), now);
+        let config = [
+            ("core.https_address".to_owned(), "127.0.0.1:8443".to_owned()),
+            ("core.remote_token_expiry".to_owned(), "1H".to_owned()),
+        ];
+        state.set_config(config.into(), false).unwrap_or_default();
+        let req = CertificatesPost {
+            name: "n\"ame".into(),
+            kind: "client".into(),
+            projects: vec!["default".into()],
+            token: true,
+            ..Default::default()
+        };
+        let op = state.create_token(req, now).ok();
+        let op = op.unwrap_or_else(|| panic!("a token operation"));
+        (state, op)
+    }
+
+    /// The raw envelopes give the bytes the generic ones give.
+    #[tokio::test]
+    async fn raw_envelopes_match_the_generic_ones() {
+        for profile in [Profile::V5_0, Profile::V6] {
+            let (mut state, op) = state(profile);
+            let generic = body(json_response(
+                202,
+                &Envelope {
+                    kind: "async",
+                    status: "Operation created",
+                    status_code: 100,
+                    operation: &format!("/1.0/operations/{}", op.id),
+                    error_code: 0,
+                    error: "",
+                    metadata: operation_json(&op, profile),
+                },
+            ))
+            .await;
+            assert_eq!(body(async_op(&op, profile)).await, generic);
+            let value = operation_json(&op, profile);
+            let text = operation_text(&op, profile).into_owned();
+            assert_eq!(body(sync_raw(&text)).await, body(sync(value)).await);
+            // A change empties the cache: the cancelled operation renders as cancelled.
+            let before = state.operation(&op.id).map(|o| operation_json(o, profile));
+            assert_eq!(
+                before.ok().map(|v| v["status"].clone()),
+                Some(serde_json::json!("Running"))
+            );
+            let now = op.created_at;
+            assert!(state.cancel(&op.id, now).is_ok());
+            let listed = state.operation(&op.id).map(|o| operation_json(o, profile));
+            assert_eq!(
+                listed.ok().map(|v| v["status"].clone()),
+                Some(serde_json::json!("Cancelled"))
+            );
+        }
+    }
 }

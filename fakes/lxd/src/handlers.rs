@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::AppState;
-use crate::envelope::{async_op, error, operation_json, sync, sync_status};
+use crate::envelope::{async_op, error, operation_text, sync, sync_raw, sync_status};
 use crate::state::{Caller, CertificatesPost, LxdError, Status};
 
 type App = State<Arc<AppState>>;
@@ -273,21 +273,9 @@ pub async fn post_certificates(
     if trusted && state.profile == crate::state::Profile::V5_0 && req.password.is_empty() {
         return error(501, "not implemented");
     }
-    let before: Vec<String> = state
-        .operations
-        .iter()
-        .filter(|o| o.status == Status::Running)
-        .map(|o| o.id.clone())
-        .collect();
-    let result = state.consume(&caller, &req, now);
-    let burnt: Vec<_> = state
-        .operations
-        .iter()
-        .filter(|o| before.contains(&o.id) && o.status != Status::Running)
-        .cloned()
-        .collect();
+    let (result, burnt) = state.consume_reporting(&caller, &req, now);
     drop(state);
-    for op in &burnt {
+    if let Some(op) = &burnt {
         app.event(op);
     }
     match result {
@@ -373,25 +361,36 @@ pub async fn list_operations(
         return forbidden();
     }
     state.tick(now);
-    let mut buckets = serde_json::Map::new();
+    // Built from each operation's cached JSON, in the bytes `sync` would give.
+    let mut body = String::from("{");
     for status in [Status::Running, Status::Cancelled, Status::Success] {
-        let ops: Vec<serde_json::Value> = state
-            .operations
-            .iter()
-            .filter(|o| o.status == status)
-            .map(|o| {
-                if q.on() {
-                    operation_json(o, state.profile)
-                } else {
-                    json!(format!("/1.0/operations/{}", o.id))
+        let mut first = true;
+        for op in state.operations().filter(|o| o.status == status) {
+            if first {
+                if body.len() > 1 {
+                    body.push(',');
                 }
-            })
-            .collect();
-        if !ops.is_empty() {
-            buckets.insert(status.bucket().into(), serde_json::Value::Array(ops));
+                body.push('"');
+                body.push_str(status.bucket());
+                body.push_str("\":[");
+                first = false;
+            } else {
+                body.push(',');
+            }
+            if q.on() {
+                body.push_str(&operation_text(op, state.profile));
+            } else {
+                body.push_str("\"/1.0/operations/");
+                body.push_str(&op.id);
+                body.push('"');
+            }
+        }
+        if !first {
+            body.push(']');
         }
     }
-    sync(serde_json::Value::Object(buckets))
+    body.push('}');
+    sync_raw(&body)
 }
 
 pub async fn get_operation(
@@ -406,7 +405,7 @@ pub async fn get_operation(
     }
     state.tick(now);
     match state.operation(&id) {
-        Ok(op) => sync(operation_json(op, state.profile)),
+        Ok(op) => sync_raw(&operation_text(op, state.profile)),
         Err(e) => fail(e),
     }
 }

@@ -114,6 +114,10 @@ impl AppState {
 
     /// Sends an operation lifecycle event to the `/1.0/events` listeners.
     pub(crate) fn event(&self, op: &state::Operation) {
+        // Nobody listens: nothing to render.
+        if self.events.receiver_count() == 0 {
+            return;
+        }
         let profile = self.lock().profile;
         let event = serde_json::json!({
             "type": "operation",

@@ -5,7 +5,8 @@
 //! enforced as LXD does it: by a periodic sweep and at consumption, so an expired token can be
 //! listed as Running until the next sweep.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::OnceLock;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -107,6 +108,33 @@ pub struct Operation {
     pub token: Option<TokenMeta>,
     #[serde(skip)]
     pub finished_at: Option<OffsetDateTime>,
+    /// The operation's JSON as the API renders it, for the profile it was rendered for.
+    /// The envelope module fills it; the state machine empties it whenever the operation changes.
+    #[serde(skip)]
+    pub(crate) rendered: OnceLock<(Profile, Box<str>)>,
+}
+
+impl Operation {
+    fn new(
+        id: String,
+        class: &'static str,
+        description: &'static str,
+        created_at: OffsetDateTime,
+        status: Status,
+        token: Option<TokenMeta>,
+        finished_at: Option<OffsetDateTime>,
+    ) -> Operation {
+        Operation {
+            id,
+            class,
+            description,
+            created_at,
+            status,
+            token,
+            finished_at,
+            rendered: OnceLock::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -161,7 +189,18 @@ pub struct Consumed {
 pub struct State {
     pub profile: Profile,
     pub config: BTreeMap<String, String>,
-    pub operations: Vec<Operation>,
+    /// Every retained operation, keyed by a sequence number in creation order.
+    operations: BTreeMap<u64, Operation>,
+    next_seq: u64,
+    /// The sequence numbers of the operations with each id, oldest first (ids repeat only when
+    /// the random source is reseeded).
+    by_id: HashMap<String, Vec<u64>>,
+    /// The running token operations by secret, oldest first.
+    by_secret: HashMap<String, Vec<u64>>,
+    /// The running token operations that expire, by expiry: what a sweep looks at.
+    expiring: BTreeSet<(OffsetDateTime, u64)>,
+    /// The finished operations by the time they finished: what the pruning looks at.
+    finished: BTreeSet<(OffsetDateTime, u64)>,
     pub certificates: Vec<Certificate>,
     /// The address of the HTTPS listener, which `core.https_address` names.
     pub listen_address: String,
@@ -202,7 +241,12 @@ impl State {
         State {
             profile,
             config: BTreeMap::new(),
-            operations: Vec::new(),
+            operations: BTreeMap::new(),
+            next_seq: 0,
+            by_id: HashMap::new(),
+            by_secret: HashMap::new(),
+            expiring: BTreeSet::new(),
+            finished: BTreeSet::new(),
             certificates: Vec::new(),
             listen_address,
             server_fingerprint,
@@ -340,85 +384,169 @@ impl State {
             .map(|d| now + d);
         let mut request = req;
         request.trust_token = if v6 { Some(String::new()) } else { None };
-        let op = Operation {
-            id: self.uuid(),
-            class: "token",
-            description: "Executing operation",
-            created_at: now,
-            status: Status::Running,
-            token: Some(TokenMeta {
-                addresses: self.addresses(),
-                expires_at,
-                fingerprint: self.server_fingerprint.clone(),
-                request,
-                secret: self.hex(32),
-            }),
-            finished_at: None,
+        let id = self.uuid();
+        let token = TokenMeta {
+            addresses: self.addresses(),
+            expires_at,
+            fingerprint: self.server_fingerprint.clone(),
+            request,
+            secret: self.hex(32),
         };
-        self.operations.push(op.clone());
+        let op = Operation::new(
+            id,
+            "token",
+            "Executing operation",
+            now,
+            Status::Running,
+            Some(token),
+            None,
+        );
+        self.insert(op.clone());
         Ok(op)
     }
 
+    /// Every retained operation, in creation order.
+    pub fn operations(&self) -> impl Iterator<Item = &Operation> {
+        self.operations.values()
+    }
+
+    fn insert(&mut self, op: Operation) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.by_id.entry(op.id.clone()).or_default().push(seq);
+        match (&op.token, op.status, op.finished_at) {
+            (Some(meta), Status::Running, _) => {
+                self.by_secret
+                    .entry(meta.secret.clone())
+                    .or_default()
+                    .push(seq);
+                if let Some(expires) = meta.expires_at {
+                    self.expiring.insert((expires, seq));
+                }
+            }
+            (_, _, Some(at)) => {
+                self.finished.insert((at, seq));
+            }
+            _ => {}
+        }
+        self.operations.insert(seq, op);
+    }
+
+    /// Ends the running operation `seq` with `status` at `at`.
+    fn finish(&mut self, seq: u64, status: Status, at: OffsetDateTime) {
+        let Some(op) = self.operations.get_mut(&seq) else {
+            return;
+        };
+        op.status = status;
+        op.finished_at = Some(at);
+        op.rendered = OnceLock::new();
+        if let Some(meta) = &op.token {
+            if let Some(expires) = meta.expires_at {
+                self.expiring.remove(&(expires, seq));
+            }
+            remove_seq(&mut self.by_secret, &meta.secret, seq);
+        }
+        self.finished.insert((at, seq));
+    }
+
+    fn remove(&mut self, seq: u64) {
+        let Some(op) = self.operations.remove(&seq) else {
+            return;
+        };
+        remove_seq(&mut self.by_id, &op.id, seq);
+        if let Some(meta) = &op.token {
+            if let Some(expires) = meta.expires_at {
+                self.expiring.remove(&(expires, seq));
+            }
+            remove_seq(&mut self.by_secret, &meta.secret, seq);
+        }
+        if let Some(at) = op.finished_at {
+            self.finished.remove(&(at, seq));
+        }
+    }
+
+    /// The oldest operation with `id`.
+    fn seq_of(&self, id: &str) -> Option<u64> {
+        self.by_id.get(id).and_then(|seqs| seqs.first().copied())
+    }
+
     /// Runs what became due at `now`: the expiry sweep and the pruning of finished operations.
+    /// Its cost depends on what is due, not on how many operations are retained.
     pub fn tick(&mut self, now: OffsetDateTime) {
+        let interval = self.profile.sweep_interval();
         while self.next_sweep <= now {
             let at = self.next_sweep;
-            let mut swept = 0;
-            for op in &mut self.operations {
-                let expired = op
-                    .token
-                    .as_ref()
-                    .and_then(|t| t.expires_at)
-                    .is_some_and(|e| e <= at);
-                if op.status == Status::Running && expired {
-                    op.status = Status::Cancelled;
-                    op.finished_at = Some(at);
-                    swept += 1;
-                }
+            // Sweeps before the first expiry find nothing: skip them, but never past the first
+            // sweep after `now`, which a token made later may need.
+            let step = interval.whole_nanoseconds().max(1);
+            let to_now = (now - at).whole_nanoseconds() / step + 1;
+            let to_due = match self.expiring.first() {
+                Some((e, _)) if *e > at => ((*e - at).whole_nanoseconds() + step - 1) / step,
+                Some(_) => 0,
+                None => to_now,
+            };
+            let skipped = i32::try_from(to_now.min(to_due)).unwrap_or(i32::MAX);
+            if skipped > 0 {
+                self.next_sweep = at.saturating_add(interval.saturating_mul(skipped));
+                continue;
+            }
+            let expired: Vec<u64> = self
+                .expiring
+                .iter()
+                .take_while(|(e, _)| *e <= at)
+                .map(|(_, seq)| *seq)
+                .collect();
+            let swept = expired.len();
+            for seq in expired {
+                self.finish(seq, Status::Cancelled, at);
             }
             if swept > 0 {
                 let id = self.uuid();
-                self.operations.push(Operation {
+                self.insert(Operation::new(
                     id,
-                    class: "task",
-                    description: "Remove expired tokens",
-                    created_at: at,
-                    status: Status::Success,
-                    token: None,
-                    finished_at: Some(at),
-                });
+                    "task",
+                    "Remove expired tokens",
+                    at,
+                    Status::Success,
+                    None,
+                    Some(at),
+                ));
             }
-            self.next_sweep = at + self.profile.sweep_interval();
+            self.next_sweep = at + interval;
         }
-        self.operations
-            .retain(|op| op.finished_at.is_none_or(|f| f + RETENTION > now));
+        while let Some(&(at, seq)) = self.finished.first() {
+            if at + RETENTION > now {
+                break;
+            }
+            self.remove(seq);
+        }
     }
 
     pub fn operation(&self, id: &str) -> Result<&Operation, LxdError> {
-        self.operations
-            .iter()
-            .find(|op| op.id == id)
+        self.seq_of(id)
+            .and_then(|seq| self.operations.get(&seq))
             .ok_or_else(|| err(404, "Operation not found"))
     }
 
     /// `DELETE /1.0/operations/{id}`: a running token is cancelled.
     pub fn cancel(&mut self, id: &str, now: OffsetDateTime) -> Result<(), LxdError> {
-        let op = self
-            .operations
-            .iter_mut()
-            .find(|op| op.id == id)
+        let seq = self
+            .seq_of(id)
             .ok_or_else(|| err(404, "Operation not found"))?;
-        if op.status != Status::Running {
+        if self.operations.get(&seq).map(|op| op.status) != Some(Status::Running) {
             return Err(err(400, "Only running operations can be cancelled"));
         }
-        op.status = Status::Cancelled;
-        op.finished_at = Some(now);
+        self.finish(seq, Status::Cancelled, now);
         Ok(())
     }
 
     /// A daemon restart: pending tokens live in memory only and are lost.
     pub fn restart(&mut self, now: OffsetDateTime) {
         self.operations.clear();
+        self.by_id.clear();
+        self.by_secret.clear();
+        self.expiring.clear();
+        self.finished.clear();
         self.started_at = now;
         self.next_sweep = now + self.profile.sweep_interval();
     }
@@ -429,6 +557,29 @@ impl State {
         caller: &Caller,
         body: &CertificatesPost,
         now: OffsetDateTime,
+    ) -> Result<Consumed, LxdError> {
+        self.consume_reporting(caller, body, now).0
+    }
+
+    /// [`State::consume`], which also returns the token operation it burnt, if any.
+    pub fn consume_reporting(
+        &mut self,
+        caller: &Caller,
+        body: &CertificatesPost,
+        now: OffsetDateTime,
+    ) -> (Result<Consumed, LxdError>, Option<Operation>) {
+        let mut burnt = None;
+        let result = self.consume_inner(caller, body, now, &mut burnt);
+        let op = burnt.and_then(|seq| self.operations.get(&seq).cloned());
+        (result, op)
+    }
+
+    fn consume_inner(
+        &mut self,
+        caller: &Caller,
+        body: &CertificatesPost,
+        now: OffsetDateTime,
+        burnt: &mut Option<u64>,
     ) -> Result<Consumed, LxdError> {
         let v6 = self.profile == Profile::V6;
         let token_text = if v6 {
@@ -449,16 +600,21 @@ impl State {
         let Some(token) = decode_token(&token_text) else {
             return Err(err(403, "not authorized"));
         };
-        let Some(op) = self.operations.iter_mut().find(|op| {
-            op.status == Status::Running
-                && op.token.as_ref().is_some_and(|t| t.secret == token.secret)
-        }) else {
+        let found = self
+            .by_secret
+            .get(&token.secret)
+            .and_then(|seqs| seqs.first().copied());
+        let Some(seq) = found else {
             return Err(err(403, "No matching certificate add operation found"));
         };
         // The token is burnt as soon as the secret matches, before the later checks.
-        op.status = Status::Cancelled;
-        op.finished_at = Some(now);
-        let meta = op.token.clone().unwrap_or_else(unreachable_meta);
+        self.finish(seq, Status::Cancelled, now);
+        *burnt = Some(seq);
+        let meta = self
+            .operations
+            .get(&seq)
+            .and_then(|op| op.token.clone())
+            .unwrap_or_else(unreachable_meta);
         if meta.expires_at.is_some_and(|e| e <= now) {
             let text =
                 "Failed during search for certificate add token operation: Token has expired";
@@ -506,6 +662,15 @@ impl State {
         let fingerprint = self.certificate(prefix)?.fingerprint.clone();
         self.certificates.retain(|c| c.fingerprint != fingerprint);
         Ok(())
+    }
+}
+
+fn remove_seq(index: &mut HashMap<String, Vec<u64>>, key: &str, seq: u64) {
+    if let Some(seqs) = index.get_mut(key) {
+        seqs.retain(|s| *s != seq);
+        if seqs.is_empty() {
+            index.remove(key);
+        }
     }
 }
 

@@ -74,11 +74,7 @@ fn run(profile: Profile, expiry: Option<&str>, steps: &[Step]) -> Result<(), Tes
                 });
             }
             Step::List => {
-                for op in state
-                    .operations
-                    .iter()
-                    .filter(|o| o.status == Status::Running)
-                {
+                for op in state.operations().filter(|o| o.status == Status::Running) {
                     if let Some(t) = tokens.iter().find(|t| t.id == op.id) {
                         prop_assert!(!t.dead, "a used-up token is listed as running: {}", t.id);
                     }

@@ -44,11 +44,30 @@ pub fn sync_status(http: u16, metadata: serde_json::Value) -> Response {
 
 /// A success envelope around metadata that is already JSON text; the same bytes as [`sync`].
 pub fn sync_raw(metadata: &str) -> Response {
+    bytes_response(200, sync_raw_body(metadata))
+}
+
+/// The body [`sync_raw`] sends.
+pub fn sync_raw_body(metadata: &str) -> axum::body::Bytes {
     let mut text = String::with_capacity(SYNC_PREFIX.len() + metadata.len() + 1);
     text.push_str(SYNC_PREFIX);
     text.push_str(metadata);
     text.push('}');
-    text_response(200, text)
+    text.into()
+}
+
+/// A success envelope whose whole body is already rendered.
+pub fn bytes_response(status: u16, body: axum::body::Bytes) -> Response {
+    let mut response = (
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        body,
+    )
+        .into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
 }
 
 const SYNC_PREFIX: &str = r#"{"type":"sync","status":"Success","status_code":200,"operation":"","error_code":0,"error":"","metadata":"#;

@@ -11,7 +11,9 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::AppState;
-use crate::envelope::{async_op, error, operation_text, sync, sync_raw, sync_status};
+use crate::envelope::{
+    async_op, bytes_response, error, operation_text, sync, sync_raw, sync_raw_body, sync_status,
+};
 use crate::state::{Caller, CertificatesPost, LxdError, Status};
 
 type App = State<Arc<AppState>>;
@@ -361,8 +363,38 @@ pub async fn list_operations(
         return forbidden();
     }
     state.tick(now);
-    // Built from each operation's cached JSON, in the bytes `sync` would give.
-    let mut body = String::from("{");
+    let recursion = q.on();
+    let version = state.version();
+    let mut cache = app.listing.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((v, r, body)) = cache.as_ref()
+        && *v == version
+        && *r == recursion
+    {
+        return bytes_response(200, body.clone());
+    }
+    let body = sync_raw_body(&listing(&state, recursion));
+    *cache = Some((version, recursion, body.clone()));
+    bytes_response(200, body)
+}
+
+/// The metadata of an operations listing, joined from each operation's cached JSON in the
+/// bytes `sync` would give.
+fn listing(state: &crate::state::State, recursion: bool) -> String {
+    fn item(
+        op: &crate::state::Operation,
+        profile: crate::state::Profile,
+        recursion: bool,
+    ) -> std::borrow::Cow<'_, str> {
+        if recursion {
+            operation_text(op, profile)
+        } else {
+            std::borrow::Cow::Owned(format!("\"/1.0/operations/{}\"", op.id))
+        }
+    }
+    let item = |op| item(op, state.profile, recursion);
+    let size: usize = state.operations().map(|op| item(op).len() + 1).sum();
+    let mut body = String::with_capacity(size + 64);
+    body.push('{');
     for status in [Status::Running, Status::Cancelled, Status::Success] {
         let mut first = true;
         for op in state.operations().filter(|o| o.status == status) {
@@ -377,20 +409,14 @@ pub async fn list_operations(
             } else {
                 body.push(',');
             }
-            if q.on() {
-                body.push_str(&operation_text(op, state.profile));
-            } else {
-                body.push_str("\"/1.0/operations/");
-                body.push_str(&op.id);
-                body.push('"');
-            }
+            body.push_str(&item(op));
         }
         if !first {
             body.push(']');
         }
     }
     body.push('}');
-    sync_raw(&body)
+    body
 }
 
 pub async fn get_operation(

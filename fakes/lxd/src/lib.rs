@@ -93,6 +93,8 @@ pub struct AppState {
     pub(crate) clock: clock::Clock,
     pub(crate) faults: Mutex<Vec<faults::Rule>>,
     pub(crate) log: Mutex<Vec<RequestRecord>>,
+    /// The last operations listing body: the state's version, recursion, and the bytes.
+    pub(crate) listing: Mutex<Option<(u64, bool, axum::body::Bytes)>>,
     pub(crate) events: tokio::sync::broadcast::Sender<serde_json::Value>,
     pub(crate) server_cert_pem: String,
     inflight: std::sync::atomic::AtomicUsize,
@@ -197,6 +199,7 @@ impl FakeLxd {
             clock,
             faults: Mutex::new(Vec::new()),
             log: Mutex::new(Vec::new()),
+            listing: Mutex::new(None),
             events,
             server_cert_pem: identity.cert_pem.clone(),
             inflight: std::sync::atomic::AtomicUsize::new(0),

@@ -192,6 +192,8 @@ pub struct State {
     /// Every retained operation, keyed by a sequence number in creation order.
     operations: BTreeMap<u64, Operation>,
     next_seq: u64,
+    /// Changes whenever an operation is added, changed or removed.
+    version: u64,
     /// The sequence numbers of the operations with each id, oldest first (ids repeat only when
     /// the random source is reseeded).
     by_id: HashMap<String, Vec<u64>>,
@@ -243,6 +245,7 @@ impl State {
             config: BTreeMap::new(),
             operations: BTreeMap::new(),
             next_seq: 0,
+            version: 0,
             by_id: HashMap::new(),
             by_secret: HashMap::new(),
             expiring: BTreeSet::new(),
@@ -410,7 +413,14 @@ impl State {
         self.operations.values()
     }
 
+    /// A number that changes whenever an operation is added, changed or removed, so that
+    /// what is derived from the operations can be kept until it does.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
     fn insert(&mut self, op: Operation) {
+        self.version += 1;
         let seq = self.next_seq;
         self.next_seq += 1;
         self.by_id.entry(op.id.clone()).or_default().push(seq);
@@ -437,6 +447,7 @@ impl State {
         let Some(op) = self.operations.get_mut(&seq) else {
             return;
         };
+        self.version += 1;
         op.status = status;
         op.finished_at = Some(at);
         op.rendered = OnceLock::new();
@@ -453,6 +464,7 @@ impl State {
         let Some(op) = self.operations.remove(&seq) else {
             return;
         };
+        self.version += 1;
         remove_seq(&mut self.by_id, &op.id, seq);
         if let Some(meta) = &op.token {
             if let Some(expires) = meta.expires_at {
@@ -543,6 +555,7 @@ impl State {
     /// A daemon restart: pending tokens live in memory only and are lost.
     pub fn restart(&mut self, now: OffsetDateTime) {
         self.operations.clear();
+        self.version += 1;
         self.by_id.clear();
         self.by_secret.clear();
         self.expiring.clear();

@@ -752,6 +752,52 @@ pub fn token_string(op: &Operation, profile: Profile) -> Option<String> {
 mod tests {
     use super::*;
 
+    fn running(state: &State) -> usize {
+        state
+            .operations()
+            .filter(|o| o.status == Status::Running)
+            .count()
+    }
+
+    /// Sweeps skipped while nothing can expire never delay the sweep a later token needs, and
+    /// finished operations leave after the retention.
+    #[test]
+    fn sweeps_and_retention_after_idle_time() {
+        let start = OffsetDateTime::UNIX_EPOCH;
+        let minutes = time::Duration::minutes;
+        let mut state = State::new(Profile::V5_0, 1, "a:1".into(), "f".into(), start);
+        let config = [
+            ("core.https_address".to_owned(), "a:1".to_owned()),
+            ("core.remote_token_expiry".to_owned(), "90S".to_owned()),
+        ];
+        assert!(state.set_config(config.into(), false).is_ok());
+        // Ten idle hours: no token, so every sweep is skipped.
+        let later = start + time::Duration::hours(10) + time::Duration::seconds(30);
+        state.tick(later);
+        let req = CertificatesPost {
+            kind: "client".into(),
+            token: true,
+            ..Default::default()
+        };
+        assert!(state.create_token(req, later).is_ok());
+        // Expires at 10:02:00; the sweep at 10:02 cancels it, not the one at 10:01.
+        state.tick(later + minutes(1));
+        assert_eq!(running(&state), 1);
+        state.tick(later + time::Duration::seconds(90));
+        assert_eq!(running(&state), 0);
+        let finished: Vec<_> = state.operations().map(|o| (o.class, o.status)).collect();
+        assert_eq!(
+            finished,
+            [("token", Status::Cancelled), ("task", Status::Success)]
+        );
+        // Both finished at 10:02:00 and leave five seconds later.
+        let swept_at = start + time::Duration::hours(10) + minutes(2);
+        state.tick(swept_at + time::Duration::seconds(4));
+        assert_eq!(state.operations().count(), 2);
+        state.tick(swept_at + RETENTION);
+        assert_eq!(state.operations().count(), 0);
+    }
+
     #[test]
     fn expiry_expressions() {
         assert_eq!(parse_expiry("20M"), Some(time::Duration::minutes(20)));

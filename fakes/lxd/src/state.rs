@@ -72,7 +72,7 @@ impl Status {
 }
 
 /// The body of `POST /1.0/certificates`, echoed in the token operation as `request`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CertificatesPost {
     #[serde(default)]
     pub name: String,
@@ -92,11 +92,30 @@ pub struct CertificatesPost {
     pub token: bool,
 }
 
+/// Redacts the password and the trust token: `Debug` output may reach logs and panic text.
+impl std::fmt::Debug for CertificatesPost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CertificatesPost")
+            .field("name", &self.name)
+            .field("type", &self.kind)
+            .field("restricted", &self.restricted)
+            .field("projects", &self.projects)
+            .field("password", &redacted(!self.password.is_empty()))
+            .field("trust_token", &redacted(self.trust_token.is_some()))
+            .field("token", &self.token)
+            .finish_non_exhaustive()
+    }
+}
+
+fn redacted(present: bool) -> &'static str {
+    if present { "<redacted>" } else { "<none>" }
+}
+
 fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     Ok(Option::<Vec<String>>::deserialize(d)?.unwrap_or_default())
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Clone, Serialize)]
 pub struct Operation {
     pub id: String,
     pub class: &'static str,
@@ -137,7 +156,22 @@ impl Operation {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// Leaves out the secret and the rendered JSON (which holds it): `Debug` output may reach logs
+/// and panic text.
+impl std::fmt::Debug for Operation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Operation")
+            .field("id", &self.id)
+            .field("class", &self.class)
+            .field("status", &self.status)
+            .field("created_at", &self.created_at)
+            .field("finished_at", &self.finished_at)
+            .field("token", &self.token)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Clone, Serialize)]
 pub struct TokenMeta {
     pub addresses: Vec<String>,
     #[serde(with = "time::serde::rfc3339::option")]
@@ -145,6 +179,18 @@ pub struct TokenMeta {
     pub fingerprint: String,
     pub request: CertificatesPost,
     pub secret: String,
+}
+
+impl std::fmt::Debug for TokenMeta {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenMeta")
+            .field("addresses", &self.addresses)
+            .field("expires_at", &self.expires_at)
+            .field("fingerprint", &self.fingerprint)
+            .field("request", &self.request)
+            .field("secret", &"<redacted>")
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -818,5 +864,36 @@ mod tests {
             .encode(r#"{"client_name":"","fingerprint":"f","addresses":["a"],"secret":"s"}"#);
         assert!(decode_token(&nameless).is_none());
         assert!(decode_token("not-a-token").is_none());
+    }
+
+    #[test]
+    fn debug_output_never_shows_a_secret() {
+        let start = OffsetDateTime::UNIX_EPOCH;
+        let mut state = State::new(Profile::V6, 1, "a:1".into(), "f".into(), start);
+        let config = [("core.https_address".to_owned(), "a:1".to_owned())];
+        assert!(state.set_config(config.into(), false).is_ok());
+        let req = CertificatesPost {
+            name: "n".into(),
+            kind: "client".into(),
+            token: true,
+            ..CertificatesPost::default()
+        };
+        assert!(state.create_token(req, start).is_ok());
+        let op = state.operations().next().expect("the token operation");
+        let secret = op.token.as_ref().expect("token metadata").secret.clone();
+        crate::envelope::operation_json(op, Profile::V6);
+        let text = format!("{op:?} {:?}", op.token);
+        assert!(!text.contains(&secret), "{text}");
+        assert!(text.contains("<redacted>"));
+        let join = CertificatesPost {
+            password: "hunter2-password".into(),
+            trust_token: Some("a-trust-token".into()),
+            ..CertificatesPost::default()
+        };
+        let text = format!("{join:?}");
+        assert!(
+            !text.contains("hunter2-password") && !text.contains("a-trust-token"),
+            "{text}"
+        );
     }
 }

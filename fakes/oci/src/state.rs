@@ -61,7 +61,7 @@ struct Pending {
     due: Option<OffsetDateTime>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Clone, Serialize)]
 pub struct Token {
     pub id: String,
     pub user_id: String,
@@ -85,12 +85,38 @@ pub struct User {
     pub keys: BTreeMap<String, RsaPublicKey>,
 }
 
+/// Leaves out the secret: `Debug` output may reach logs and panic text.
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Token")
+            .field("id", &self.id)
+            .field("user_id", &self.user_id)
+            .field("description", &self.description)
+            .field("secret", &"<redacted>")
+            .field("time_created", &self.time_created)
+            .field("time_expires", &self.time_expires)
+            .field("state", &self.state)
+            .field("etag", &self.etag)
+            .field("pending", &self.pending)
+            .finish()
+    }
+}
+
 /// What a create returned, remembered under its `opc-retry-token`.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 struct Retried {
     body_hash: [u8; 32],
     token_id: String,
     response: serde_json::Value,
+}
+
+/// Leaves out the remembered response, which holds the secret.
+impl std::fmt::Debug for Retried {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Retried")
+            .field("token_id", &self.token_id)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Typed errors of the Identity API; the handlers turn them into OCI's envelope.
@@ -454,4 +480,29 @@ pub fn token_json(token: &Token, with_secret: bool) -> serde_json::Value {
         value["token"] = json!(token.secret);
     }
     value
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_never_shows_a_secret() {
+        let mut state = State::new(0);
+        state.users.insert(
+            "u".to_owned(),
+            User {
+                tenancy: "t".to_owned(),
+                keys: BTreeMap::new(),
+            },
+        );
+        let now = OffsetDateTime::UNIX_EPOCH;
+        let (response, _) = state
+            .create("u", "d", Some("retry"), b"{}", now)
+            .expect("a token");
+        let secret = response["token"].as_str().expect("the secret").to_owned();
+        let text = format!("{state:?}");
+        assert!(text.contains("<redacted>"), "{text}");
+        assert!(!text.contains(&secret), "{text}");
+    }
 }

@@ -2,11 +2,12 @@
 
 use std::sync::Arc;
 
+use prost::Message;
 use provider::proto::tfplugin5 as v5;
 use provider::proto::tfplugin6 as v6;
 use tonic::Request;
 
-use crate::schema::{BlockS, block5, block6};
+use crate::schema::{BlockS, block6};
 use crate::value::{Tv, decode, encode};
 
 /// One step of an attribute path.
@@ -47,27 +48,6 @@ pub fn diag6(d: &v6::Diagnostic) -> Diag {
     }
 }
 
-pub fn diag5(d: &v5::Diagnostic) -> Diag {
-    use v5::attribute_path::step::Selector;
-    Diag {
-        error: d.severity == v5::diagnostic::Severity::Error as i32,
-        summary: d.summary.clone(),
-        detail: d.detail.clone(),
-        path: d
-            .attribute
-            .iter()
-            .flat_map(|p| &p.steps)
-            .map(
-                |s| match s.selector.as_ref().expect("a path step has a selector") {
-                    Selector::AttributeName(n) => Step::Attr(n.clone()),
-                    Selector::ElementKeyInt(i) => Step::Int(*i),
-                    Selector::ElementKeyString(k) => Step::Key(k.clone()),
-                },
-            )
-            .collect(),
-    }
-}
-
 pub fn path6(p: &v6::AttributePath) -> Vec<Step> {
     diag6(&v6::Diagnostic {
         attribute: Some(p.clone()),
@@ -76,12 +56,31 @@ pub fn path6(p: &v6::AttributePath) -> Vec<Step> {
     .path
 }
 
-pub fn path5(p: &v5::AttributePath) -> Vec<Step> {
-    diag5(&v5::Diagnostic {
-        attribute: Some(p.clone()),
-        ..Default::default()
-    })
-    .path
+/// Re-reads a message as its twin of the other protocol version (same field numbers): the
+/// test speaks protocol 6 and reaches a protocol-5 service through its twin messages.
+fn recode<A: Message, B: Message + Default>(a: &A) -> B {
+    B::decode(a.encode_to_vec().as_slice()).expect("protocol 5 and 6 messages are twins")
+}
+
+/// Calls the RPC `$m6` of a protocol-6 service, or `$m5` of a protocol-5 one with the
+/// request and reply re-read as their twins; panics (the test fails) on a transport error.
+macro_rules! call {
+    ($front:expr, $m6:ident, $m5:ident, $req:expr) => {{
+        let req = $req;
+        match $front {
+            Front::V6(s) => s
+                .$m6(Request::new(req))
+                .await
+                .expect(stringify!($m6))
+                .into_inner(),
+            Front::V5(s) => recode(
+                &s.$m5(Request::new(recode(&req)))
+                    .await
+                    .expect(stringify!($m5))
+                    .into_inner(),
+            ),
+        }
+    }};
 }
 
 pub type Rpc6 = dyn v6::provider_server::Provider;
@@ -101,13 +100,6 @@ pub enum Proto {
 
 pub fn dv6(value: &Tv) -> Option<v6::DynamicValue> {
     Some(v6::DynamicValue {
-        msgpack: encode(value),
-        json: Vec::new(),
-    })
-}
-
-pub fn dv5(value: &Tv) -> Option<v5::DynamicValue> {
-    Some(v5::DynamicValue {
         msgpack: encode(value),
         json: Vec::new(),
     })
@@ -137,239 +129,98 @@ impl Front {
 
     /// The provider's own schema and the schema of `type_name`.
     pub async fn schemas(&self, type_name: &str) -> (BlockS, BlockS) {
-        match self {
-            Front::V6(s) => {
-                let r = s
-                    .get_provider_schema(Request::new(Default::default()))
-                    .await
-                    .expect("GetProviderSchema")
-                    .into_inner();
-                let provider = block6(
-                    r.provider
-                        .and_then(|p| p.block)
-                        .as_ref()
-                        .expect("provider schema"),
-                );
-                let resource = block6(
-                    r.resource_schemas[type_name]
-                        .block
-                        .as_ref()
-                        .expect("resource schema"),
-                );
-                (provider, resource)
-            }
-            Front::V5(s) => {
-                let r = s
-                    .get_schema(Request::new(Default::default()))
-                    .await
-                    .expect("GetSchema")
-                    .into_inner();
-                let provider = block5(
-                    r.provider
-                        .and_then(|p| p.block)
-                        .as_ref()
-                        .expect("provider schema"),
-                );
-                let resource = block5(
-                    r.resource_schemas[type_name]
-                        .block
-                        .as_ref()
-                        .expect("resource schema"),
-                );
-                (provider, resource)
-            }
-        }
+        let r: v6::get_provider_schema::Response =
+            call!(self, get_provider_schema, get_schema, Default::default());
+        let provider = block6(
+            r.provider
+                .and_then(|p| p.block)
+                .as_ref()
+                .expect("provider schema"),
+        );
+        let resource = block6(
+            r.resource_schemas[type_name]
+                .block
+                .as_ref()
+                .expect("resource schema"),
+        );
+        (provider, resource)
     }
 
     pub async fn configure(&self, config: &Tv) -> Vec<Diag> {
-        match self {
-            Front::V6(s) => s
-                .configure_provider(Request::new(v6::configure_provider::Request {
-                    terraform_version: "1.11.4".into(),
-                    config: dv6(config),
-                    ..Default::default()
-                }))
-                .await
-                .expect("ConfigureProvider")
-                .into_inner()
-                .diagnostics
-                .iter()
-                .map(diag6)
-                .collect(),
-            Front::V5(s) => s
-                .configure(Request::new(v5::configure::Request {
-                    terraform_version: "1.11.4".into(),
-                    config: dv5(config),
-                    ..Default::default()
-                }))
-                .await
-                .expect("Configure")
-                .into_inner()
-                .diagnostics
-                .iter()
-                .map(diag5)
-                .collect(),
-        }
+        let req = v6::configure_provider::Request {
+            terraform_version: "1.11.4".into(),
+            config: dv6(config),
+            ..Default::default()
+        };
+        let r: v6::configure_provider::Response = call!(self, configure_provider, configure, req);
+        r.diagnostics.iter().map(diag6).collect()
     }
 
     pub async fn validate(&self, type_name: &str, config: &Tv) -> Vec<Diag> {
-        match self {
-            Front::V6(s) => s
-                .validate_resource_config(Request::new(v6::validate_resource_config::Request {
-                    type_name: type_name.into(),
-                    config: dv6(config),
-                    ..Default::default()
-                }))
-                .await
-                .expect("ValidateResourceConfig")
-                .into_inner()
-                .diagnostics
-                .iter()
-                .map(diag6)
-                .collect(),
-            Front::V5(s) => s
-                .validate_resource_type_config(Request::new(
-                    v5::validate_resource_type_config::Request {
-                        type_name: type_name.into(),
-                        config: dv5(config),
-                        ..Default::default()
-                    },
-                ))
-                .await
-                .expect("ValidateResourceTypeConfig")
-                .into_inner()
-                .diagnostics
-                .iter()
-                .map(diag5)
-                .collect(),
-        }
+        let req = v6::validate_resource_config::Request {
+            type_name: type_name.into(),
+            config: dv6(config),
+            ..Default::default()
+        };
+        let r: v6::validate_resource_config::Response = call!(
+            self,
+            validate_resource_config,
+            validate_resource_type_config,
+            req
+        );
+        r.diagnostics.iter().map(diag6).collect()
     }
 
     /// UpgradeResourceState of a state as the state file stores it (JSON, schema version 0).
     pub async fn upgrade(&self, type_name: &str, json: &[u8]) -> (Tv, Vec<Diag>) {
-        match self {
-            Front::V6(s) => {
-                let r = s
-                    .upgrade_resource_state(Request::new(v6::upgrade_resource_state::Request {
-                        type_name: type_name.into(),
-                        version: 0,
-                        raw_state: Some(v6::RawState {
-                            json: json.to_vec(),
-                            ..Default::default()
-                        }),
-                    }))
-                    .await
-                    .expect("UpgradeResourceState")
-                    .into_inner();
-                (
-                    returned(r.upgraded_state.map(|v| v.msgpack), "upgraded_state"),
-                    r.diagnostics.iter().map(diag6).collect(),
-                )
-            }
-            Front::V5(s) => {
-                let r = s
-                    .upgrade_resource_state(Request::new(v5::upgrade_resource_state::Request {
-                        type_name: type_name.into(),
-                        version: 0,
-                        raw_state: Some(v5::RawState {
-                            json: json.to_vec(),
-                            ..Default::default()
-                        }),
-                    }))
-                    .await
-                    .expect("UpgradeResourceState")
-                    .into_inner();
-                (
-                    returned(r.upgraded_state.map(|v| v.msgpack), "upgraded_state"),
-                    r.diagnostics.iter().map(diag5).collect(),
-                )
-            }
-        }
+        let req = v6::upgrade_resource_state::Request {
+            type_name: type_name.into(),
+            version: 0,
+            raw_state: Some(v6::RawState {
+                json: json.to_vec(),
+                ..Default::default()
+            }),
+        };
+        let r: v6::upgrade_resource_state::Response =
+            call!(self, upgrade_resource_state, upgrade_resource_state, req);
+        (
+            returned(r.upgraded_state.map(|v| v.msgpack), "upgraded_state"),
+            r.diagnostics.iter().map(diag6).collect(),
+        )
     }
 
     pub async fn read(&self, type_name: &str, state: &Tv) -> (Tv, Vec<Diag>) {
-        match self {
-            Front::V6(s) => {
-                let r = s
-                    .read_resource(Request::new(v6::read_resource::Request {
-                        type_name: type_name.into(),
-                        current_state: dv6(state),
-                        ..Default::default()
-                    }))
-                    .await
-                    .expect("ReadResource")
-                    .into_inner();
-                (
-                    returned(r.new_state.map(|v| v.msgpack), "new_state"),
-                    r.diagnostics.iter().map(diag6).collect(),
-                )
-            }
-            Front::V5(s) => {
-                let r = s
-                    .read_resource(Request::new(v5::read_resource::Request {
-                        type_name: type_name.into(),
-                        current_state: dv5(state),
-                        ..Default::default()
-                    }))
-                    .await
-                    .expect("ReadResource")
-                    .into_inner();
-                (
-                    returned(r.new_state.map(|v| v.msgpack), "new_state"),
-                    r.diagnostics.iter().map(diag5).collect(),
-                )
-            }
-        }
+        let req = v6::read_resource::Request {
+            type_name: type_name.into(),
+            current_state: dv6(state),
+            ..Default::default()
+        };
+        let r: v6::read_resource::Response = call!(self, read_resource, read_resource, req);
+        (
+            returned(r.new_state.map(|v| v.msgpack), "new_state"),
+            r.diagnostics.iter().map(diag6).collect(),
+        )
     }
 
     pub async fn plan(&self, type_name: &str, prior: &Tv, proposed: &Tv, config: &Tv) -> Planned {
-        match self {
-            Front::V6(s) => {
-                let r = s
-                    .plan_resource_change(Request::new(v6::plan_resource_change::Request {
-                        type_name: type_name.into(),
-                        prior_state: dv6(prior),
-                        proposed_new_state: dv6(proposed),
-                        config: dv6(config),
-                        ..Default::default()
-                    }))
-                    .await
-                    .expect("PlanResourceChange")
-                    .into_inner();
-                let diags: Vec<Diag> = r.diagnostics.iter().map(diag6).collect();
-                Planned {
-                    planned: if diags.iter().any(|d| d.error) {
-                        Tv::Null
-                    } else {
-                        returned(r.planned_state.map(|v| v.msgpack), "planned_state")
-                    },
-                    requires_replace: r.requires_replace.iter().map(path6).collect(),
-                    diags,
-                }
-            }
-            Front::V5(s) => {
-                let r = s
-                    .plan_resource_change(Request::new(v5::plan_resource_change::Request {
-                        type_name: type_name.into(),
-                        prior_state: dv5(prior),
-                        proposed_new_state: dv5(proposed),
-                        config: dv5(config),
-                        ..Default::default()
-                    }))
-                    .await
-                    .expect("PlanResourceChange")
-                    .into_inner();
-                let diags: Vec<Diag> = r.diagnostics.iter().map(diag5).collect();
-                Planned {
-                    planned: if diags.iter().any(|d| d.error) {
-                        Tv::Null
-                    } else {
-                        returned(r.planned_state.map(|v| v.msgpack), "planned_state")
-                    },
-                    requires_replace: r.requires_replace.iter().map(path5).collect(),
-                    diags,
-                }
-            }
+        let req = v6::plan_resource_change::Request {
+            type_name: type_name.into(),
+            prior_state: dv6(prior),
+            proposed_new_state: dv6(proposed),
+            config: dv6(config),
+            ..Default::default()
+        };
+        let r: v6::plan_resource_change::Response =
+            call!(self, plan_resource_change, plan_resource_change, req);
+        let diags: Vec<Diag> = r.diagnostics.iter().map(diag6).collect();
+        Planned {
+            planned: if diags.iter().any(|d| d.error) {
+                Tv::Null
+            } else {
+                returned(r.planned_state.map(|v| v.msgpack), "planned_state")
+            },
+            requires_replace: r.requires_replace.iter().map(path6).collect(),
+            diags,
         }
     }
 
@@ -380,41 +231,18 @@ impl Front {
         planned: &Tv,
         config: &Tv,
     ) -> (Tv, Vec<Diag>) {
-        match self {
-            Front::V6(s) => {
-                let r = s
-                    .apply_resource_change(Request::new(v6::apply_resource_change::Request {
-                        type_name: type_name.into(),
-                        prior_state: dv6(prior),
-                        planned_state: dv6(planned),
-                        config: dv6(config),
-                        ..Default::default()
-                    }))
-                    .await
-                    .expect("ApplyResourceChange")
-                    .into_inner();
-                (
-                    returned(r.new_state.map(|v| v.msgpack), "new_state"),
-                    r.diagnostics.iter().map(diag6).collect(),
-                )
-            }
-            Front::V5(s) => {
-                let r = s
-                    .apply_resource_change(Request::new(v5::apply_resource_change::Request {
-                        type_name: type_name.into(),
-                        prior_state: dv5(prior),
-                        planned_state: dv5(planned),
-                        config: dv5(config),
-                        ..Default::default()
-                    }))
-                    .await
-                    .expect("ApplyResourceChange")
-                    .into_inner();
-                (
-                    returned(r.new_state.map(|v| v.msgpack), "new_state"),
-                    r.diagnostics.iter().map(diag5).collect(),
-                )
-            }
-        }
+        let req = v6::apply_resource_change::Request {
+            type_name: type_name.into(),
+            prior_state: dv6(prior),
+            planned_state: dv6(planned),
+            config: dv6(config),
+            ..Default::default()
+        };
+        let r: v6::apply_resource_change::Response =
+            call!(self, apply_resource_change, apply_resource_change, req);
+        (
+            returned(r.new_state.map(|v| v.msgpack), "new_state"),
+            r.diagnostics.iter().map(diag6).collect(),
+        )
     }
 }

@@ -2,7 +2,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use provider::proto::tfplugin5 as v5;
 use provider::proto::tfplugin6 as v6;
 
 use crate::value::Tv;
@@ -71,31 +70,6 @@ pub fn block6(b: &v6::schema::Block) -> BlockS {
                     n.type_name.clone(),
                     n.nesting == v6::schema::nested_block::NestingMode::Single as i32,
                     block6(n.block.as_ref().expect("nested block schema")),
-                )
-            })
-            .collect(),
-    }
-}
-
-pub fn block5(b: &v5::schema::Block) -> BlockS {
-    BlockS {
-        attrs: b
-            .attributes
-            .iter()
-            .map(|a| AttrS {
-                name: a.name.clone(),
-                optional: a.optional,
-                computed: a.computed,
-            })
-            .collect(),
-        blocks: b
-            .block_types
-            .iter()
-            .map(|n| {
-                (
-                    n.type_name.clone(),
-                    n.nesting == v5::schema::nested_block::NestingMode::Single as i32,
-                    block5(n.block.as_ref().expect("nested block schema")),
                 )
             })
             .collect(),

@@ -10,6 +10,9 @@
 //! The bench lives in `oci-client` because the fakes never depend on a client: this crate
 //! already has `fake-oci` as a dev-dependency.
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,7 +21,7 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use fake_oci::{Config, FakeOci, TEST_EPOCH, TEST_PUBLIC_KEY, TEST_TENANCY};
 use oci_client::signer::Signer;
-use oci_client::{Client, Credentials, Environment, FixedClock, RetryPolicy, Secret, Settings};
+use oci_client::{Client, FixedClock, RetryPolicy, Secret};
 
 const CLIENTS: usize = 100;
 /// HTTP requests in one cycle of one client.
@@ -35,24 +38,6 @@ fn no_retries() -> RetryPolicy {
 
 fn user(i: usize) -> String {
     format!("ocid1.user.oc1..aaaaaaaabenchuser{i:040}")
-}
-
-fn credentials(fake: &FakeOci, user: &str) -> Credentials {
-    let id = fake.test_identity();
-    let settings = Settings {
-        tenancy_ocid: Some(id.tenancy),
-        user_ocid: Some(user.to_owned()),
-        fingerprint: Some(id.fingerprint),
-        private_key: Some(Secret::new(id.private_key_pem)),
-        endpoint: Some(fake.endpoint()),
-        ..Settings::default()
-    };
-    let env = Environment {
-        var: &|_| None,
-        read_file: &|_| Err(std::io::ErrorKind::NotFound.into()),
-        home: None,
-    };
-    oci_client::config::resolve(&settings, &env).expect("credentials")
 }
 
 /// One client and the token its user holds between cycles.
@@ -121,7 +106,7 @@ impl Bench {
                     .add_user(TEST_TENANCY, &user, TEST_PUBLIC_KEY)
                     .expect("add a user");
                 let client = Client::new(
-                    &credentials(&fake, &user),
+                    &common::credentials(&fake, &user),
                     no_retries(),
                     Arc::new(FixedClock(TEST_EPOCH)),
                 )

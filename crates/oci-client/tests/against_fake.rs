@@ -1,10 +1,12 @@
 //! Every operation against an in-process fake-oci.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use fake_oci::{Config, Delay, FakeOci, TEST_EPOCH};
-use oci_client::{Client, Credentials, Environment, FixedClock, RetryPolicy, Secret, Settings};
+use oci_client::{Client, Credentials, FixedClock, RetryPolicy};
 
 pub fn fast_retries() -> RetryPolicy {
     RetryPolicy {
@@ -18,21 +20,7 @@ pub fn fast_retries() -> RetryPolicy {
 }
 
 fn credentials(fake: &FakeOci) -> Credentials {
-    let id = fake.test_identity();
-    let settings = Settings {
-        tenancy_ocid: Some(id.tenancy),
-        user_ocid: Some(id.user),
-        fingerprint: Some(id.fingerprint),
-        private_key: Some(Secret::new(id.private_key_pem)),
-        endpoint: Some(fake.endpoint()),
-        ..Settings::default()
-    };
-    let env = Environment {
-        var: &|_| None,
-        read_file: &|_| Err(std::io::ErrorKind::NotFound.into()),
-        home: None,
-    };
-    oci_client::config::resolve(&settings, &env).unwrap()
+    common::credentials(fake, &fake.test_identity().user)
 }
 
 async fn setup() -> (FakeOci, Client, String) {

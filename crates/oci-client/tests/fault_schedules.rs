@@ -6,13 +6,15 @@
 //!
 //! 1,000 cases by default; `PROPTEST_CASES=10000` (what `cargo xtask test --long` sets) for more.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use fake_oci::faults::{Action, ResetWhen, Rule};
 use fake_oci::{Config, FakeOci, TEST_EPOCH};
-use oci_client::{Client, Environment, FixedClock, RetryPolicy, Secret, Settings};
+use oci_client::{Client, FixedClock, RetryPolicy};
 use proptest::prelude::*;
 
 #[derive(Debug, Clone)]
@@ -90,21 +92,7 @@ fn rule(method: &str, fault: &Fault) -> Rule {
 }
 
 fn client(fake: &FakeOci) -> Client {
-    let id = fake.test_identity();
-    let settings = Settings {
-        tenancy_ocid: Some(id.tenancy),
-        user_ocid: Some(id.user),
-        fingerprint: Some(id.fingerprint),
-        private_key: Some(Secret::new(id.private_key_pem)),
-        endpoint: Some(fake.endpoint()),
-        ..Settings::default()
-    };
-    let env = Environment {
-        var: &|_| None,
-        read_file: &|_| Err(std::io::ErrorKind::NotFound.into()),
-        home: None,
-    };
-    let creds = oci_client::config::resolve(&settings, &env).unwrap();
+    let creds = common::credentials(fake, &fake.test_identity().user);
     let retry = RetryPolicy {
         max_elapsed: Duration::from_secs(5),
         base_backoff: Duration::from_millis(1),

@@ -22,6 +22,24 @@ fn fail(e: LxdError) -> Response {
     error(e.status, &e.text)
 }
 
+/// The state as a trusted caller of the operations API sees it: locked and brought up to
+/// the fake's clock (expiry and retention applied); `None` for a stranger.
+fn operations_view<'a>(
+    app: &'a AppState,
+    caller: &Caller,
+) -> Option<(
+    std::sync::MutexGuard<'a, crate::state::State>,
+    time::OffsetDateTime,
+)> {
+    let now = app.clock.now();
+    let mut state = app.lock();
+    if !state.is_trusted(caller) {
+        return None;
+    }
+    state.tick(now);
+    Some((state, now))
+}
+
 fn forbidden() -> Response {
     error(403, "not authorized")
 }
@@ -357,12 +375,9 @@ pub async fn list_operations(
     Extension(caller): Extension<Caller>,
     Query(q): Query<Recursion>,
 ) -> Response {
-    let now = app.clock.now();
-    let mut state = app.lock();
-    if !state.is_trusted(&caller) {
+    let Some((state, _)) = operations_view(&app, &caller) else {
         return forbidden();
-    }
-    state.tick(now);
+    };
     let recursion = q.on();
     let version = state.version();
     let mut cache = app.listing.lock().unwrap_or_else(|e| e.into_inner());
@@ -424,12 +439,9 @@ pub async fn get_operation(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Response {
-    let now = app.clock.now();
-    let mut state = app.lock();
-    if !state.is_trusted(&caller) {
+    let Some((state, _)) = operations_view(&app, &caller) else {
         return forbidden();
-    }
-    state.tick(now);
+    };
     match state.operation(&id) {
         Ok(op) => sync_raw(&operation_text(op, state.profile)),
         Err(e) => fail(e),
@@ -441,12 +453,9 @@ pub async fn delete_operation(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Response {
-    let now = app.clock.now();
-    let mut state = app.lock();
-    if !state.is_trusted(&caller) {
+    let Some((mut state, now)) = operations_view(&app, &caller) else {
         return forbidden();
-    }
-    state.tick(now);
+    };
     match state.cancel(&id, now) {
         Ok(()) => {
             let op = state.operation(&id).ok().cloned();

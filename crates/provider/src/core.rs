@@ -61,7 +61,7 @@ impl<P: Provider> Service<P> {
             .resources()
             .into_iter()
             .find(|s| s.name == type_name)
-            .ok_or_else(|| unknown_type(type_name, "resource"))
+            .ok_or_else(|| diagnostics(unknown_type(type_name, "resource")))
     }
 
     fn data_schema(&self, type_name: &str) -> Result<TypeSchema, Vec<pb::Diagnostic>> {
@@ -69,12 +69,14 @@ impl<P: Provider> Service<P> {
             .data_sources()
             .into_iter()
             .find(|s| s.name == type_name)
-            .ok_or_else(|| unknown_type(type_name, "data source"))
+            .ok_or_else(|| diagnostics(unknown_type(type_name, "data source")))
     }
 }
 
-fn unknown_type(type_name: &str, kind: &str) -> Vec<pb::Diagnostic> {
-    vec![error(
+/// The error for a type this provider does not have (`kind`: "resource" or "data source").
+pub fn unknown_type(type_name: &str, kind: &str) -> Vec<Diagnostic> {
+    vec![Diagnostic::error(
+        model::diag::AttrPath::default(),
         format!("Unknown {kind} type"),
         format!("This provider has no {kind} {type_name:?}."),
     )]

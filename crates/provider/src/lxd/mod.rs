@@ -325,11 +325,7 @@ impl Provider for LxdProvider {
     ) -> Result<Plan, Vec<Diagnostic>> {
         match type_name {
             model::lxd_trust_token::NAME => Ok(model::lxd_trust_token::plan(prior, config)),
-            other => Err(error(
-                AttrPath::default(),
-                "Unknown resource type",
-                format!("This provider has no resource {other:?}."),
-            )),
+            other => Err(crate::core::unknown_type(other, "resource")),
         }
     }
 
@@ -360,14 +356,7 @@ impl Provider for LxdProvider {
         }
     }
 
-    async fn read_data(&self, _type_name: &str, _config: Value) -> Outcome {
-        (
-            None,
-            error(
-                AttrPath::default(),
-                "Unknown data source",
-                "The lxd provider has no data sources.",
-            ),
-        )
+    async fn read_data(&self, type_name: &str, _config: Value) -> Outcome {
+        (None, crate::core::unknown_type(type_name, "data source"))
     }
 }

@@ -161,11 +161,7 @@ impl Provider for OciProvider {
             model::oci_identity_auth_token::NAME => {
                 Ok(model::oci_identity_auth_token::plan(prior, config))
             }
-            other => Err(vec![Diagnostic::error(
-                AttrPath::default(),
-                "Unknown resource type",
-                format!("This provider has no resource {other:?}."),
-            )]),
+            other => Err(crate::core::unknown_type(other, "resource")),
         }
     }
 

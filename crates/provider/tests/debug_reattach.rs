@@ -6,31 +6,11 @@
 mod common;
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use common::Workspace;
 use fake_oci::{ClockMode, Config, FakeOci};
 use support::{Handshake, Plugin, channel, health, oci_binary, shutdown};
-
-/// The OCI config file of the fake's test identity, in `dir`.
-fn write_oci_config(fake: &FakeOci, dir: &Path) -> PathBuf {
-    let id = fake.test_identity();
-    let key = dir.join("key.pem");
-    std::fs::write(&key, &id.private_key_pem).unwrap();
-    let config = dir.join("config");
-    std::fs::write(
-        &config,
-        format!(
-            "[DEFAULT]\nuser={}\nfingerprint={}\nkey_file={}\ntenancy={}\nregion=us-ashburn-1\n",
-            id.user,
-            id.fingerprint,
-            key.display(),
-            id.tenancy
-        ),
-    )
-    .unwrap();
-    config
-}
 
 /// Reads the debug banner up to the reattach line and returns its JSON.
 async fn reattach_line(plugin: &mut Plugin) -> (String, serde_json::Value) {
@@ -55,7 +35,7 @@ async fn scenario(terraform: PathBuf, protocol: Option<&str>) {
     .await
     .unwrap();
     let keys = tempfile::tempdir().unwrap();
-    let oci_config = write_oci_config(&fake, keys.path());
+    let oci_config = common::write_oci_config(&fake, keys.path());
     let overrides = format!("oci_identity.IdentityClient={}", fake.endpoint());
     let oci_config = oci_config.display().to_string();
     // The provider's own settings go to its process, not to Terraform's.

@@ -20,20 +20,7 @@ async fn fake_with_config(dir: &std::path::Path) -> FakeOci {
     fake.control()
         .add_user(TEST_TENANCY, OTHER_USER, TEST_PUBLIC_KEY)
         .unwrap();
-    let id = fake.test_identity();
-    let key = dir.join("key.pem");
-    std::fs::write(&key, &id.private_key_pem).unwrap();
-    std::fs::write(
-        dir.join("config"),
-        format!(
-            "[DEFAULT]\nuser={}\nfingerprint={}\nkey_file={}\ntenancy={}\nregion=us-ashburn-1\n",
-            id.user,
-            id.fingerprint,
-            key.display(),
-            id.tenancy
-        ),
-    )
-    .unwrap();
+    common::write_oci_config(&fake, dir);
     fake
 }
 

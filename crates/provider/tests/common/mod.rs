@@ -137,3 +137,23 @@ impl Workspace {
             .unwrap_or(serde_json::Value::Null)
     }
 }
+
+/// The OCI config file of the fake's test identity, in `dir`.
+pub fn write_oci_config(fake: &fake_oci::FakeOci, dir: &Path) -> PathBuf {
+    let id = fake.test_identity();
+    let key = dir.join("key.pem");
+    std::fs::write(&key, &id.private_key_pem).unwrap();
+    let config = dir.join("config");
+    std::fs::write(
+        &config,
+        format!(
+            "[DEFAULT]\nuser={}\nfingerprint={}\nkey_file={}\ntenancy={}\nregion=us-ashburn-1\n",
+            id.user,
+            id.fingerprint,
+            key.display(),
+            id.tenancy
+        ),
+    )
+    .unwrap();
+    config
+}

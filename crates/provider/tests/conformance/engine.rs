@@ -27,15 +27,25 @@ struct Instance {
     private: Vec<u8>,
 }
 
+/// An object as the provider returned it (refreshed or planned): its msgpack to send back,
+/// the same decoded, and its private bytes.
+#[derive(Debug, Clone)]
+struct Object {
+    type_name: String,
+    msgpack: Vec<u8>,
+    json: Json,
+    private: Vec<u8>,
+}
+
 /// One planned change of a managed resource.
 #[derive(Debug, Clone)]
 struct Change {
     address: String,
     type_name: String,
     actions: Vec<&'static str>,
-    /// The refreshed prior state (msgpack), if any.
-    prior: Option<(Vec<u8>, Json, Vec<u8>)>,
-    planned: Option<(Vec<u8>, Json, Vec<u8>)>,
+    /// The refreshed prior object, if any.
+    prior: Option<Object>,
+    planned: Option<Object>,
     config: Vec<u8>,
 }
 
@@ -249,7 +259,7 @@ impl Engine {
     }
 
     /// UpgradeResourceState then ReadResource for every instance, as a plan begins.
-    async fn refreshed(&mut self) -> Result<BTreeMap<String, (Vec<u8>, Json, Vec<u8>, String)>> {
+    async fn refreshed(&mut self) -> Result<BTreeMap<String, Object>> {
         let mut out = BTreeMap::new();
         for (address, instance) in self.state.clone() {
             let upgraded = self
@@ -278,10 +288,16 @@ impl Engine {
                 })
                 .await?;
             check(&format!("ReadResource {address}"), &read.diagnostics)?;
-            let new = bytes(&read.new_state);
-            let json = wire::decode(&new)?;
+            let msgpack = bytes(&read.new_state);
+            let json = wire::decode(&msgpack)?;
             if !json.is_null() {
-                out.insert(address, (new, json, read.private, instance.type_name));
+                let object = Object {
+                    type_name: instance.type_name,
+                    msgpack,
+                    json,
+                    private: read.private,
+                };
+                out.insert(address, object);
             }
         }
         Ok(out)
@@ -349,21 +365,21 @@ impl Engine {
     async fn plan_one(
         &mut self,
         type_name: &str,
-        prior: Option<&(Vec<u8>, Json, Vec<u8>, String)>,
+        prior: Option<&Object>,
         config_json: &Json,
         config: &[u8],
-    ) -> Result<(Vec<u8>, Json, Vec<u8>, Vec<pb::AttributePath>)> {
+    ) -> Result<(Object, Vec<pb::AttributePath>)> {
         let block = self.schema(type_name)?.clone();
-        let prior_json = prior.map(|p| p.1.clone()).unwrap_or(Json::Null);
+        let prior_json = prior.map(|p| p.json.clone()).unwrap_or(Json::Null);
         let proposed = Self::proposed(&block, &prior_json, config_json);
         let resp = self
             .rpc
             .plan_resource_change(pb::plan_resource_change::Request {
                 type_name: type_name.to_owned(),
-                prior_state: dynamic(prior.map(|p| p.0.clone()).unwrap_or_else(wire::null)),
+                prior_state: dynamic(prior.map(|p| p.msgpack.clone()).unwrap_or_else(wire::null)),
                 proposed_new_state: dynamic(wire::encode_block(&block, &proposed)?),
                 config: dynamic(config.to_vec()),
-                prior_private: prior.map(|p| p.2.clone()).unwrap_or_default(),
+                prior_private: prior.map(|p| p.private.clone()).unwrap_or_default(),
                 provider_meta: None,
                 client_capabilities: None,
             })
@@ -385,7 +401,13 @@ impl Engine {
                 );
             }
         }
-        Ok((planned, json, resp.planned_private, resp.requires_replace))
+        let object = Object {
+            type_name: type_name.to_owned(),
+            msgpack: planned,
+            json,
+            private: resp.planned_private,
+        };
+        Ok((object, resp.requires_replace))
     }
 
     async fn plan_changes(
@@ -394,7 +416,7 @@ impl Engine {
         destroy: bool,
     ) -> Result<(
         Vec<Change>,
-        BTreeMap<String, (Vec<u8>, Json, Vec<u8>, String)>,
+        BTreeMap<String, Object>,
         BTreeMap<String, Json>,
     )> {
         self.configure().await?;
@@ -430,24 +452,22 @@ impl Engine {
                 .await?;
             check(&address, &valid.diagnostics)?;
             let prior = refreshed.get(&address);
-            let (planned, json, private, replace) =
-                self.plan_one(&type_name, prior, &full, &config).await?;
+            let (planned, replace) = self.plan_one(&type_name, prior, &full, &config).await?;
             let (actions, planned) = match prior {
-                None => (vec!["create"], (planned, json, private)),
-                Some(p) if p.1 == json => (vec!["no-op"], (planned, json, private)),
+                None => (vec!["create"], planned),
+                Some(p) if p.json == planned.json => (vec!["no-op"], planned),
                 Some(_) if !replace.is_empty() => {
                     // As Terraform does for a replacement: plan the create without a prior.
-                    let (planned, json, private, _) =
-                        self.plan_one(&type_name, None, &full, &config).await?;
-                    (vec!["delete", "create"], (planned, json, private))
+                    let (planned, _) = self.plan_one(&type_name, None, &full, &config).await?;
+                    (vec!["delete", "create"], planned)
                 }
-                Some(_) => (vec!["update"], (planned, json, private)),
+                Some(_) => (vec!["update"], planned),
             };
             changes.push(Change {
                 address,
                 type_name,
                 actions,
-                prior: prior.map(|p| (p.0.clone(), p.1.clone(), p.2.clone())),
+                prior: prior.cloned(),
                 planned: Some(planned),
                 config,
             });
@@ -456,9 +476,9 @@ impl Engine {
             if !configured.contains(address) {
                 changes.push(Change {
                     address: address.clone(),
-                    type_name: p.3.clone(),
+                    type_name: p.type_name.clone(),
                     actions: vec!["delete"],
-                    prior: Some((p.0.clone(), p.1.clone(), p.2.clone())),
+                    prior: Some(p.clone()),
                     planned: None,
                     config: wire::null(),
                 });
@@ -478,8 +498,8 @@ impl Engine {
                     json!({
                         "address": c.address,
                         "actions": c.actions,
-                        "before": c.prior.as_ref().map(|p| p.1.clone()).unwrap_or(Json::Null),
-                        "after": c.planned.as_ref().map(|p| p.1.clone()).unwrap_or(Json::Null),
+                        "before": c.prior.as_ref().map(|p| p.json.clone()).unwrap_or(Json::Null),
+                        "after": c.planned.as_ref().map(|p| p.json.clone()).unwrap_or(Json::Null),
                     })
                 })
                 .collect(),
@@ -508,10 +528,10 @@ impl Engine {
                     .rpc
                     .apply_resource_change(pb::apply_resource_change::Request {
                         type_name: change.type_name.clone(),
-                        prior_state: dynamic(prior.0),
+                        prior_state: dynamic(prior.msgpack),
                         planned_state: dynamic(wire::null()),
                         config: dynamic(wire::null()),
-                        planned_private: prior.2,
+                        planned_private: prior.private,
                         provider_meta: None,
                     })
                     .await?;
@@ -528,7 +548,11 @@ impl Engine {
                 continue;
             };
             let prior = if change.actions == ["update"] {
-                change.prior.clone().map(|p| p.0).unwrap_or_else(wire::null)
+                change
+                    .prior
+                    .clone()
+                    .map(|p| p.msgpack)
+                    .unwrap_or_else(wire::null)
             } else {
                 wire::null()
             };
@@ -537,15 +561,15 @@ impl Engine {
                 .apply_resource_change(pb::apply_resource_change::Request {
                     type_name: change.type_name.clone(),
                     prior_state: dynamic(prior),
-                    planned_state: dynamic(planned.0),
+                    planned_state: dynamic(planned.msgpack),
                     config: dynamic(change.config.clone()),
-                    planned_private: planned.2,
+                    planned_private: planned.private,
                     provider_meta: None,
                 })
                 .await?;
             check(&format!("applying {}", change.address), &resp.diagnostics)?;
             let new = wire::decode(&bytes(&resp.new_state))?;
-            consistent(&change.address, &planned.1, &new)?;
+            consistent(&change.address, &planned.json, &new)?;
             self.state.insert(
                 change.address.clone(),
                 Instance {
@@ -644,16 +668,14 @@ impl Engine {
 }
 
 /// Refreshed objects as Terraform stores them.
-fn stored(
-    refreshed: BTreeMap<String, (Vec<u8>, Json, Vec<u8>, String)>,
-) -> BTreeMap<String, Instance> {
+fn stored(refreshed: BTreeMap<String, Object>) -> BTreeMap<String, Instance> {
     refreshed
         .into_iter()
-        .map(|(address, (_, json, private, type_name))| {
+        .map(|(address, object)| {
             let instance = Instance {
-                type_name,
-                json,
-                private,
+                type_name: object.type_name,
+                json: object.json,
+                private: object.private,
             };
             (address, instance)
         })

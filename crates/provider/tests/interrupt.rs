@@ -2,7 +2,9 @@
 //! apply reports what exists (a created token goes into the state with an error), a cancelled
 //! gRPC call stops where it is, and real Terraform, interrupted the way a terminal does it
 //! (SIGINT to its whole process group, the provider included), exits promptly with the state
-//! and the fake agreeing.
+//! and the fake agreeing: an OCI token made before the interrupt is recorded and later
+//! destroyed, and an LXD create held by the server ends in an error naming the token that may
+//! exist.
 
 mod common;
 mod support;
@@ -248,20 +250,12 @@ fn interrupt_group(group: u32) {
     assert!(status.success());
 }
 
-async fn terraform_interrupted_during_a_wait(terraform: std::path::PathBuf) {
-    let keys = tempfile::tempdir().unwrap();
-    let (fake, env) = holding_fake(keys.path()).await;
-    let user = fake.test_identity().user;
-    let mut ws = common::Workspace::new(&terraform, "oci_auth_token", oci_binary());
-    for (k, v) in env {
-        ws.set(&k, v);
-    }
-    ws.set("TF_VAR_user_ocid", user);
-    ws.set("TF_VAR_auth_token_description", "interrupted");
-    let log = ws.dir.path().join("terraform.log");
-    ws.set("TF_LOG", "WARN");
-    ws.set("TF_LOG_PATH", log.display().to_string());
-
+/// Runs `terraform apply` in a process group of its own, interrupts the group once `ready`
+/// returns, and returns Terraform's output and how long it took to exit after the interrupt.
+async fn run_and_interrupt<F: std::future::Future<Output = ()>>(
+    ws: &common::Workspace,
+    ready: impl FnOnce() -> F,
+) -> (String, Duration) {
     let mut cmd = tokio::process::Command::new(&ws.terraform);
     cmd.arg(format!("-chdir={}", ws.dir.path().display()))
         .args(["apply", "-auto-approve", "-input=false", "-no-color"])
@@ -276,7 +270,7 @@ async fn terraform_interrupted_during_a_wait(terraform: std::path::PathBuf) {
     }
     let child = cmd.spawn().unwrap();
     let group = child.id().unwrap();
-    until_waiting(&fake).await;
+    ready().await;
     let interrupted_at = Instant::now();
     interrupt_group(group);
     let out = tokio::time::timeout(PATIENCE, child.wait_with_output())
@@ -290,6 +284,24 @@ async fn terraform_interrupted_during_a_wait(terraform: std::path::PathBuf) {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(!out.status.success(), "{text}");
+    (text, took)
+}
+
+async fn terraform_interrupted_during_a_wait(terraform: std::path::PathBuf) {
+    let keys = tempfile::tempdir().unwrap();
+    let (fake, env) = holding_fake(keys.path()).await;
+    let user = fake.test_identity().user;
+    let mut ws = common::Workspace::new(&terraform, "oci_auth_token", oci_binary());
+    for (k, v) in env {
+        ws.set(&k, v);
+    }
+    ws.set("TF_VAR_user_ocid", user);
+    ws.set("TF_VAR_auth_token_description", "interrupted");
+    let log = ws.dir.path().join("terraform.log");
+    ws.set("TF_LOG", "WARN");
+    ws.set("TF_LOG_PATH", log.display().to_string());
+
+    let (text, took) = run_and_interrupt(&ws, || until_waiting(&fake)).await;
     assert!(took < Duration::from_secs(10), "took {took:?}:\n{text}");
     assert!(text.contains("Interrupted"), "{text}");
 
@@ -333,5 +345,65 @@ async fn terraform_interrupted_during_a_wait(terraform: std::path::PathBuf) {
 async fn terraform_interrupted_during_a_wait_records_the_token_and_exits_promptly() {
     for terraform in common::terraforms() {
         terraform_interrupted_during_a_wait(terraform).await;
+    }
+}
+
+/// LXD holds the create: Terraform, interrupted, exits within the grace with an error that
+/// names the token that may exist, and records nothing.
+async fn terraform_interrupted_during_an_lxd_create(terraform: std::path::PathBuf) {
+    let lxd_dir = tempfile::tempdir().unwrap();
+    let fake = fake_lxd::FakeLxd::start(fake_lxd::Config {
+        clock: fake_lxd::ClockMode::System,
+        unix_socket: Some(lxd_dir.path().join("unix.socket")),
+        ..fake_lxd::Config::for_testing()
+    })
+    .await
+    .unwrap();
+    fake.control().add_fault(fake_lxd::faults::Rule {
+        method: "POST".into(),
+        path: "/1.0/certificates".into(),
+        times: None,
+        action: fake_lxd::faults::Action::Delay { delay_ms: 120_000 },
+    });
+    let lxd_binary = Path::new(env!("CARGO_BIN_EXE_terraform-provider-lxd"));
+    let mut ws = common::Workspace::new(&terraform, "lxd_trust_token", lxd_binary);
+    ws.set("LXD_DIR", lxd_dir.path().display().to_string());
+    ws.set(
+        "LXD_CONF",
+        ws.dir.path().join("lxc-config").display().to_string(),
+    );
+    let ready = || async {
+        // The create took its baseline of operations: the held POST comes next.
+        let deadline = Instant::now() + PATIENCE * 2;
+        while !fake
+            .control()
+            .requests()
+            .iter()
+            .any(|r| r.method == "GET" && r.path == "/1.0/operations")
+        {
+            assert!(Instant::now() < deadline, "no create started");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    let (text, took) = run_and_interrupt(&ws, ready).await;
+    assert!(
+        took < provider::interrupt::GRACE + Duration::from_secs(8),
+        "took {took:?}:\n{text}"
+    );
+    assert!(
+        text.contains("Interrupted") && text.contains("mytoken"),
+        "{text}"
+    );
+    assert!(fake.control().pending_tokens().is_empty());
+    let state = tokio::task::spawn_blocking(move || ws.attrs("lxd_trust_token.token1"))
+        .await
+        .unwrap();
+    assert!(state.is_null(), "{state}");
+}
+
+#[tokio::test]
+async fn terraform_interrupted_during_an_lxd_create_exits_promptly_and_says_what_may_exist() {
+    for terraform in common::terraforms() {
+        terraform_interrupted_during_an_lxd_create(terraform).await;
     }
 }

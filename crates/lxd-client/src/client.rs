@@ -1,15 +1,17 @@
 //! The trust-token API of LXD.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use rand::Rng;
 use serde::Deserialize;
 use serde_json::json;
 use time::OffsetDateTime;
 
 use crate::error::Error;
-use crate::secret::Secret;
+use crate::secret::{ExposeSecret, SecretString};
 use crate::token::{self, TokenData};
 use crate::transport::{self, Reply, Target};
 
@@ -78,7 +80,7 @@ impl ServerInfo {
 }
 
 /// A pending trust token: a running token operation.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct PendingToken {
     pub operation_id: String,
     pub name: String,
@@ -87,8 +89,23 @@ pub struct PendingToken {
     pub created_at: OffsetDateTime,
     pub expires_at: Option<OffsetDateTime>,
     /// The token string, as `lxc config trust add` prints it.
-    pub token: Secret,
+    pub token: SecretString,
 }
+
+/// `secrecy` leaves equality out on purpose; tests compare tokens, so it is spelled out here.
+impl PartialEq for PendingToken {
+    fn eq(&self, other: &Self) -> bool {
+        self.operation_id == other.operation_id
+            && self.name == other.name
+            && self.projects == other.projects
+            && self.restricted == other.restricted
+            && self.created_at == other.created_at
+            && self.expires_at == other.expires_at
+            && self.token.expose_secret() == other.token.expose_secret()
+    }
+}
+
+impl Eq for PendingToken {}
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct Certificate {
@@ -131,7 +148,7 @@ struct TokenMetaWire {
     fingerprint: String,
     request: Option<RequestWire>,
     #[serde(default)]
-    secret: String,
+    secret: Option<SecretString>,
 }
 
 #[derive(Deserialize)]
@@ -150,6 +167,9 @@ pub struct Client {
     retry: RetryPolicy,
     /// `GET /1.0`, kept until the client's trust changes.
     info: tokio::sync::Mutex<Option<ServerInfo>>,
+    /// One lock per token name: creates of the same name through this client run one at a
+    /// time, so that a reconciliation never sees a token its neighbour is making.
+    creates: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl std::fmt::Debug for Client {
@@ -220,6 +240,7 @@ impl Client {
             target,
             retry,
             info: tokio::sync::Mutex::new(None),
+            creates: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -314,14 +335,15 @@ impl Client {
     fn pending(&self, op: OperationWire, typed: bool) -> Option<PendingToken> {
         let meta = op.metadata?;
         let request = meta.request?;
-        if op.class != "token" || op.status_code != 103 || meta.secret.is_empty() {
+        let secret = meta.secret.filter(|s| !s.expose_secret().is_empty())?;
+        if op.class != "token" || op.status_code != 103 {
             return None;
         }
         let data = TokenData {
             client_name: request.name.clone(),
             fingerprint: meta.fingerprint,
             addresses: meta.addresses,
-            secret: Secret::new(meta.secret),
+            secret,
             expires_at: meta.expires_at,
         };
         Some(PendingToken {
@@ -367,11 +389,9 @@ impl Client {
 
     /// The pending token held by operation `id`, or `None` when it is gone or no longer running.
     pub async fn get_token(&self, id: &str) -> Result<Option<PendingToken>, Error> {
+        let path = operation_path(id)?;
         let typed = self.server_info().await?.typed_tokens();
-        match self
-            .read(&format!("/1.0/operations/{}?project=default", escape(id)))
-            .await
-        {
+        match self.read(&path).await {
             Ok(meta) => {
                 let op: OperationWire =
                     serde_json::from_value(meta).map_err(|e| malformed(200, "the operation", e))?;
@@ -384,7 +404,7 @@ impl Client {
 
     /// Revokes a pending token. `Ok(false)` when it was already gone or finished.
     pub async fn revoke(&self, id: &str) -> Result<bool, Error> {
-        let path = format!("/1.0/operations/{}?project=default", escape(id));
+        let path = operation_path(id)?;
         let start = Instant::now();
         let mut attempts = 0;
         loop {
@@ -411,19 +431,32 @@ impl Client {
     }
 
     /// Creates a trust token. LXD has no idempotency key, so a create is never blindly
-    /// retried:
-    /// - when the request surely did not act (it was never sent, or LXD answered 5xx), the
-    ///   client checks that no token of that name appeared, then creates again;
-    /// - when it may have acted (the connection broke after sending, or the answer timed out),
-    ///   the client never sends it again: it watches the list until the deadline for tokens of
-    ///   that name that were not pending before the request, adopts one and revokes any extra.
+    /// retried, and what it did is found out, not assumed:
+    /// - when the request surely never reached the server (no connection), it is sent again;
+    /// - when it may have acted without a usable answer (the connection broke after sending,
+    ///   the answer timed out or was unreadable, or a 5xx came back, which a proxy may send
+    ///   after forwarding), it is never sent again: the client watches, until the deadline,
+    ///   for pending tokens of that name that were not there before the request. Exactly one
+    ///   is adopted; several are an [`Error::AmbiguousCreate`] naming them all.
+    ///
+    /// A create never revokes anything, since it cannot prove that a token it did not get an
+    /// answer for is its own. Creates of the same name through one client run one at a time,
+    /// so that they never take each other's tokens for their own.
     pub async fn create_token(
         &self,
         name: &str,
         projects: &[String],
     ) -> Result<PendingToken, Error> {
+        let lock = {
+            let mut locks = self.creates.lock().unwrap_or_else(|e| e.into_inner());
+            // Locks nobody holds or waits for are dropped, so the map stays small.
+            locks.retain(|_, lock| Arc::strong_count(lock) > 1);
+            locks.entry(name.to_owned()).or_default().clone()
+        };
+        let _serialised = lock.lock().await;
         let info = self.server_info().await?;
-        let body = json!({"name": name, "type": "client", "restricted": !projects.is_empty(), "projects": projects, "token": true});
+        let restricted = !projects.is_empty();
+        let body = json!({"name": name, "type": "client", "restricted": restricted, "projects": projects, "token": true});
         let start = Instant::now();
         let mut attempts = 0;
         loop {
@@ -444,35 +477,75 @@ impl Client {
             };
             let error = match result {
                 Ok(token) => return Ok(token),
-                Err(e) if e.is_transient() => e,
+                Err(e) if e.is_unsent() => e,
+                Err(e) if e.is_ambiguous() => {
+                    tracing::debug!(name, attempts, error = %e, "token create may have acted; reconciling");
+                    return self
+                        .reconcile(name, projects, restricted, &before, e, start, attempts)
+                        .await;
+                }
                 Err(e) => return Err(explain(e, info.generation())),
             };
-            tracing::debug!(name, attempts, error = %error, "token create failed; reconciling");
-            let mut polls = 0;
-            loop {
-                polls += 1;
-                if let Some(adopted) = self.adopt(name, projects, &before).await? {
-                    return Ok(adopted);
-                }
-                if !error.is_ambiguous() {
-                    break;
-                }
-                let wait = self.backoff(polls);
-                if start.elapsed() + wait > self.retry.deadline {
-                    return Err(Error::RetriesExhausted {
-                        attempts,
-                        last: Box::new(error),
-                    });
-                }
-                tokio::time::sleep(wait).await;
-            }
-            if attempts >= self.retry.create_attempts || start.elapsed() > self.retry.deadline {
+            tracing::debug!(name, attempts, error = %error, "token create was not sent");
+            let wait = self.backoff(attempts);
+            if attempts >= self.retry.create_attempts
+                || start.elapsed() + wait > self.retry.deadline
+            {
                 return Err(Error::RetriesExhausted {
                     attempts,
                     last: Box::new(error),
                 });
             }
-            tokio::time::sleep(self.backoff(attempts)).await;
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// Watches, until the deadline, for the token an ambiguous create may have made: the
+    /// pending tokens of its name and projects that were not there before the request.
+    #[allow(clippy::too_many_arguments)]
+    async fn reconcile(
+        &self,
+        name: &str,
+        projects: &[String],
+        restricted: bool,
+        before: &BTreeSet<String>,
+        error: Error,
+        start: Instant,
+        attempts: u32,
+    ) -> Result<PendingToken, Error> {
+        let mut polls = 0;
+        loop {
+            polls += 1;
+            let mut candidates: Vec<PendingToken> = self
+                .list_tokens()
+                .await?
+                .into_iter()
+                .filter(|t| {
+                    !before.contains(&t.operation_id)
+                        && t.name == name
+                        && t.projects == projects
+                        && t.restricted == restricted
+                })
+                .collect();
+            match candidates.len() {
+                0 => {}
+                1 => return Ok(candidates.remove(0)),
+                _ => {
+                    return Err(Error::AmbiguousCreate {
+                        name: name.to_owned(),
+                        candidates: candidates.into_iter().map(|t| t.operation_id).collect(),
+                        cause: Box::new(error),
+                    });
+                }
+            }
+            let wait = self.backoff(polls);
+            if start.elapsed() + wait > self.retry.deadline {
+                return Err(Error::RetriesExhausted {
+                    attempts,
+                    last: Box::new(error),
+                });
+            }
+            tokio::time::sleep(wait).await;
         }
     }
 
@@ -497,82 +570,71 @@ impl Client {
         Ok(ids)
     }
 
-    /// The tokens named `name` that were not pending before: the first is adopted, the rest
-    /// (which only this client's retries could have made) revoked.
-    async fn adopt(
-        &self,
-        name: &str,
-        projects: &[String],
-        before: &BTreeSet<String>,
-    ) -> Result<Option<PendingToken>, Error> {
-        let mut mine: Vec<PendingToken> = self
-            .list_tokens()
-            .await?
-            .into_iter()
-            .filter(|t| {
-                !before.contains(&t.operation_id) && t.name == name && t.projects == projects
-            })
-            .collect();
-        if mine.is_empty() {
-            return Ok(None);
-        }
-        let adopted = mine.remove(0);
-        for extra in mine {
-            self.revoke(&extra.operation_id).await?;
-        }
-        Ok(Some(adopted))
-    }
-
     pub async fn list_certificates(&self) -> Result<Vec<Certificate>, Error> {
         let meta = self.read("/1.0/certificates?recursion=1").await?;
         serde_json::from_value(meta).map_err(|e| malformed(200, "the certificates list", e))
     }
 
     /// Makes this client trusted with a trust password (LXD 5.0's `core.trust_password`).
-    pub async fn consume_password(&self, password: &Secret) -> Result<(), Error> {
-        let info = self.server_info().await?;
-        if info.generation() == Generation::TrustToken {
-            return Err(Error::Refused {
-                status: 501,
-                message: "this LXD server no longer accepts trust passwords; use a trust token"
-                    .into(),
-            });
-        }
-        let body = json!({"type": "client", "password": password.expose()});
-        self.become_trusted(&body, info.generation()).await
+    pub async fn consume_password(&self, password: &SecretString) -> Result<(), Error> {
+        self.become_trusted(Credential::Password(password)).await
     }
 
     /// Makes this client trusted by presenting `token` (over HTTPS with a client certificate),
     /// as `lxc remote add NAME TOKEN` does. The field follows the server's generation.
-    pub async fn consume_token(&self, token: &Secret) -> Result<(), Error> {
-        token::decode(token)?;
-        let info = self.server_info().await?;
-        let trust_token_only = json!({"type": "client", "trust_token": token.expose()});
-        if info.generation() == Generation::TrustToken {
-            return self
-                .become_trusted(&trust_token_only, info.generation())
-                .await;
+    pub async fn consume_token(&self, token: &SecretString) -> Result<(), Error> {
+        self.become_trusted(Credential::Token(token)).await
+    }
+
+    /// The one request path of both trust requests, never retried on failure (a second try of
+    /// a used token fails); only a 501 refusal of the `password` field, which consumed nothing,
+    /// is followed by one request in `trust_token` alone.
+    async fn become_trusted(&self, credential: Credential<'_>) -> Result<(), Error> {
+        if let Credential::Token(token) = credential {
+            token::decode(token)?;
         }
-        // A server that shows no `explicit_trust_token` before trust is LXD 5.0, which reads the
-        // token from `password` and ignores `trust_token`, or Incus, which reads it only from
-        // `trust_token` and ignores `password` then (Incus 7 also hides its extensions from
-        // untrusted clients). Both fields serve both; a newer LXD that hid its extensions would
-        // refuse a non-empty `password` with 501 before looking at the token, so that refusal
-        // is answered once with `trust_token` alone.
-        let both =
-            json!({"type": "client", "password": token.expose(), "trust_token": token.expose()});
-        match self.become_trusted(&both, info.generation()).await {
-            Err(Error::Api { status: 501, .. } | Error::Refused { status: 501, .. }) => {
-                self.become_trusted(&trust_token_only, Generation::TrustToken)
-                    .await
+        let generation = self.server_info().await?.generation();
+        let body = match (credential, generation) {
+            (Credential::Password(_), Generation::TrustToken) => {
+                return Err(Error::Refused {
+                    status: 501,
+                    message: "this LXD server no longer accepts trust passwords; use a trust token"
+                        .into(),
+                });
             }
-            other => other,
+            (Credential::Token(token), Generation::TrustToken) => {
+                json!({"type": "client", "trust_token": token.expose_secret()})
+            }
+            (Credential::Password(password), Generation::Password) => {
+                json!({"type": "client", "password": password.expose_secret()})
+            }
+            // A server that shows no `explicit_trust_token` before trust is LXD 5.0, which reads
+            // the token from `password` and ignores `trust_token`, or Incus, which reads it only
+            // from `trust_token` and then ignores `password` (Incus 7 also hides its extensions
+            // from untrusted clients). Both fields serve both.
+            (Credential::Token(token), Generation::Password) => json!({
+                "type": "client",
+                "password": token.expose_secret(),
+                "trust_token": token.expose_secret(),
+            }),
+        };
+        let result = self.trust_request(&body, generation).await;
+        match (credential, generation, result) {
+            // A newer LXD that hid its extensions would refuse a non-empty `password` with 501
+            // before looking at the token: ask once more with `trust_token` alone.
+            (
+                Credential::Token(token),
+                Generation::Password,
+                Err(Error::Api { status: 501, .. } | Error::Refused { status: 501, .. }),
+            ) => {
+                let body = json!({"type": "client", "trust_token": token.expose_secret()});
+                self.trust_request(&body, Generation::TrustToken).await
+            }
+            (_, _, result) => result,
         }
     }
 
-    /// Sends a trust request (password or token) once, never retried: a second try of a
-    /// used token fails.
-    async fn become_trusted(
+    async fn trust_request(
         &self,
         body: &serde_json::Value,
         generation: Generation,
@@ -583,6 +645,12 @@ impl Client {
         *self.info.lock().await = None;
         Ok(())
     }
+}
+
+#[derive(Clone, Copy)]
+enum Credential<'a> {
+    Password(&'a SecretString),
+    Token(&'a SecretString),
 }
 
 /// Adds what to do to the refusals a user can act on.
@@ -621,14 +689,66 @@ fn explain(err: Error, generation: Generation) -> Error {
     }
 }
 
-fn escape(segment: &str) -> String {
-    segment
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+/// What a path segment built from input may hold as it is: RFC 3986's unreserved characters
+/// but `.`, so that no segment can be `.` or `..` and walk the path.
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'~');
+
+/// The path of operation `id`, refused unless `id` is a UUID, before any request.
+fn operation_path(id: &str) -> Result<String, Error> {
+    let valid = uuid::Uuid::try_parse(id)
+        .is_ok_and(|uuid| uuid.hyphenated().to_string() == id.to_ascii_lowercase());
+    if !valid {
+        let shown: String = id.chars().take(64).collect();
+        return Err(Error::BadOperationId(format!("{shown:?}")));
+    }
+    Ok(format!(
+        "/1.0/operations/{}?project=default",
+        utf8_percent_encode(id, SEGMENT)
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operation_paths_take_uuids_only() {
+        let id = "38c4bd1a-6f72-4d2b-b5bf-e1d99aaf62c1";
+        assert_eq!(
+            operation_path(id).unwrap(),
+            format!("/1.0/operations/{id}?project=default")
+        );
+        assert!(operation_path(&id.to_ascii_uppercase()).is_ok());
+        for bad in [
+            "",
+            ".",
+            "..",
+            "../certificates",
+            "38c4bd1a6f724d2bb5bfe1d99aaf62c1",
+            "{38c4bd1a-6f72-4d2b-b5bf-e1d99aaf62c1}",
+            "urn:uuid:38c4bd1a-6f72-4d2b-b5bf-e1d99aaf62c1",
+            "38c4bd1a-6f72-4d2b-b5bf-e1d99aaf62c1?project=x",
+            "38c4bd1a-6f72-4d2b-b5bf-e1d99aaf62c1/wait",
+        ] {
+            assert!(
+                matches!(operation_path(bad), Err(Error::BadOperationId(_))),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn path_segments_never_walk() {
+        for (input, encoded) in [
+            (".", "%2E"),
+            ("..", "%2E%2E"),
+            ("a/../b", "a%2F%2E%2E%2Fb"),
+            ("x?y#z", "x%3Fy%23z"),
+            ("%2e", "%252e"),
+            ("é", "%C3%A9"),
+            ("A-z_0~9", "A-z_0~9"),
+        ] {
+            assert_eq!(utf8_percent_encode(input, SEGMENT).to_string(), encoded);
+        }
+    }
 }

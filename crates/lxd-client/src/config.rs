@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
-use crate::secret::Secret;
+use crate::secret::{ExposeSecret, SecretString};
 use crate::transport::{ClientIdentity, ServerTrust, Target, fingerprint_pem};
 
 /// The client configuration directory, as `lxc` finds it and then as `incus` does:
@@ -127,7 +127,7 @@ impl ConfigDir {
         match (std::fs::read_to_string(&crt), std::fs::read_to_string(&key)) {
             (Ok(cert_pem), Ok(key_pem)) => Ok(Some(ClientIdentity {
                 cert_pem,
-                key_pem: Secret::new(key_pem),
+                key_pem: SecretString::from(key_pem),
             })),
             (Err(_), Err(_)) => Ok(None),
             _ => Err(Error::Config(format!(
@@ -144,23 +144,11 @@ impl ConfigDir {
         }
         std::fs::create_dir_all(&self.dir)
             .map_err(|e| Error::Config(format!("cannot create {}: {e}", self.dir.display())))?;
-        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384)
+        let (cert_pem, key_pem) = self_signed_client_certificate("terraform-provider-lxd")?;
+        write_private(&self.dir.join("client.key"), key_pem.expose_secret())?;
+        std::fs::write(self.dir.join("client.crt"), &cert_pem)
             .map_err(|e| Error::Config(e.to_string()))?;
-        let mut params = rcgen::CertificateParams::new(vec!["terraform-provider-lxd".to_owned()])
-            .map_err(|e| Error::Config(e.to_string()))?;
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "terraform-provider-lxd");
-        let cert = params
-            .self_signed(&key)
-            .map_err(|e| Error::Config(e.to_string()))?;
-        write_private(&self.dir.join("client.key"), &key.serialize_pem())?;
-        std::fs::write(self.dir.join("client.crt"), cert.pem())
-            .map_err(|e| Error::Config(e.to_string()))?;
-        Ok(ClientIdentity {
-            cert_pem: cert.pem(),
-            key_pem: Secret::new(key.serialize_pem()),
-        })
+        Ok(ClientIdentity { cert_pem, key_pem })
     }
 
     /// The pinned server certificate of a remote (`servercerts/NAME.crt`), as a fingerprint.
@@ -237,6 +225,26 @@ impl ConfigDir {
         let text = serde_yaml::to_string(&self.config).map_err(|e| Error::Config(e.to_string()))?;
         std::fs::write(self.dir.join("config.yml"), text).map_err(|e| Error::Config(e.to_string()))
     }
+}
+
+/// A self-signed client certificate and its key (ECDSA P-384, as lxc makes them), in PEM.
+///
+/// This is the client's only certificate maker. The provider has its own for go-plugin's
+/// AutoMTLS and the fakes theirs for their server identity: the three serve different peers
+/// (Terraform, LXD, test clients), and the fakes share no code with the clients so that each
+/// stays the other's independent oracle.
+pub fn self_signed_client_certificate(common_name: &str) -> Result<(String, SecretString), Error> {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384)
+        .map_err(|e| Error::Config(e.to_string()))?;
+    let mut params = rcgen::CertificateParams::new(vec![common_name.to_owned()])
+        .map_err(|e| Error::Config(e.to_string()))?;
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, common_name);
+    let cert = params
+        .self_signed(&key)
+        .map_err(|e| Error::Config(e.to_string()))?;
+    Ok((cert.pem(), SecretString::from(key.serialize_pem())))
 }
 
 fn write_private(path: &Path, contents: &str) -> Result<(), Error> {

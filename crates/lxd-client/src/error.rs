@@ -28,6 +28,29 @@ pub enum Error {
     Refused { status: u16, message: String },
     #[error("gave up after {attempts} attempts: {last}")]
     RetriesExhausted { attempts: u32, last: Box<Error> },
+    /// Refused before any request: operation ids are UUIDs, and nothing else goes in a path.
+    #[error("{0} is not an LXD operation id (a UUID such as 38c4bd1a-6f72-4d2b-b5bf-e1d99aaf62c1)")]
+    BadOperationId(String),
+    /// The LXD API never redirects, so a redirect is not followed (it could re-send a create).
+    #[error("LXD at {target} answered with a redirect ({status}{}), which is not followed", location.as_deref().map(|l| format!(" to {l}")).unwrap_or_default())]
+    Redirect {
+        target: String,
+        status: u16,
+        location: Option<String>,
+    },
+    /// A create that may have acted without an answer, after which more than one pending token
+    /// of its name appeared: none is adopted and none revoked, since any could be another
+    /// client's.
+    #[error(
+        "the request to create trust token {name:?} may have reached LXD without a usable answer ({cause}), and {} pending tokens of that name appeared meanwhile (operation ids {}); none was adopted or revoked, since any of them may be another client's: import the one that is yours by its operation id, and revoke the others with `lxc operation delete ID`",
+        candidates.len(),
+        candidates.join(", ")
+    )]
+    AmbiguousCreate {
+        name: String,
+        candidates: Vec<String>,
+        cause: Box<Error>,
+    },
 }
 
 impl Error {
@@ -40,9 +63,24 @@ impl Error {
         }
     }
 
-    /// `true` when the server may have acted although we got no answer.
+    /// `true` when a request that changes state may have acted although its answer does not
+    /// say so: the connection broke after sending, the answer timed out or could not be read,
+    /// or a 5xx came back (a proxy may answer 502 or 504 after forwarding the request).
     pub fn is_ambiguous(&self) -> bool {
-        matches!(self, Error::Interrupted { .. } | Error::Timeout { .. })
+        match self {
+            Error::Interrupted { .. }
+            | Error::Timeout { .. }
+            | Error::TooLarge(_)
+            | Error::Malformed { .. } => true,
+            Error::Api { status, .. } => *status >= 500,
+            Error::RetriesExhausted { last, .. } => last.is_ambiguous(),
+            _ => false,
+        }
+    }
+
+    /// `true` when the request surely never reached the server (no connection was made).
+    pub fn is_unsent(&self) -> bool {
+        matches!(self, Error::Connect { .. })
     }
 
     pub fn status(&self) -> Option<u16> {
@@ -51,6 +89,7 @@ impl Error {
             | Error::Malformed { status, .. }
             | Error::Refused { status, .. } => Some(*status),
             Error::RetriesExhausted { last, .. } => last.status(),
+            Error::Redirect { status, .. } => Some(*status),
             _ => None,
         }
     }

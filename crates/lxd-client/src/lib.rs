@@ -17,5 +17,5 @@ pub mod transport;
 
 pub use client::{Certificate, Client, Generation, PendingToken, RetryPolicy, ServerInfo};
 pub use error::Error;
-pub use secret::Secret;
+pub use secret::{ExposeSecret, SecretString};
 pub use transport::{ClientIdentity, ServerTrust, Target};

@@ -3,21 +3,36 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use secrecy::zeroize::Zeroizing;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::error::Error;
-use crate::secret::Secret;
+use crate::secret::{ExposeSecret, SecretString};
 
 /// The decoded contents of a token.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct TokenData {
     pub client_name: String,
     pub fingerprint: String,
     pub addresses: Vec<String>,
-    pub secret: Secret,
+    pub secret: SecretString,
     pub expires_at: Option<OffsetDateTime>,
 }
+
+/// `secrecy` leaves equality out on purpose; tests compare decoded tokens, so it is spelled
+/// out here (never in a `Debug` or error path).
+impl PartialEq for TokenData {
+    fn eq(&self, other: &Self) -> bool {
+        self.client_name == other.client_name
+            && self.fingerprint == other.fingerprint
+            && self.addresses == other.addresses
+            && self.secret.expose_secret() == other.secret.expose_secret()
+            && self.expires_at == other.expires_at
+    }
+}
+
+impl Eq for TokenData {}
 
 impl std::fmt::Debug for TokenData {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -30,16 +45,27 @@ impl std::fmt::Debug for TokenData {
     }
 }
 
-#[derive(Serialize, Deserialize)]
-struct Wire {
+/// The token JSON as it is written: borrowed, so the secret is not copied.
+#[derive(Serialize)]
+struct WireOut<'a> {
+    client_name: &'a str,
+    fingerprint: &'a str,
+    addresses: &'a [String],
+    secret: &'a str,
+    expires_at: String,
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    kind: Option<&'a str>,
+}
+
+/// The token JSON as it is read.
+#[derive(Deserialize)]
+struct WireIn {
     client_name: String,
     fingerprint: String,
     addresses: Vec<String>,
-    secret: String,
+    secret: SecretString,
     #[serde(default)]
     expires_at: Option<String>,
-    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
-    kind: Option<String>,
 }
 
 /// Go's zero time, which LXD writes for a token that does not expire.
@@ -52,31 +78,33 @@ fn format_time(at: OffsetDateTime) -> String {
 }
 
 /// Builds the token string. `with_type` for servers of the identities generation.
-pub fn encode(data: &TokenData, with_type: bool) -> Secret {
-    let wire = Wire {
-        client_name: data.client_name.clone(),
-        fingerprint: data.fingerprint.clone(),
-        addresses: data.addresses.clone(),
-        secret: data.secret.expose().to_owned(),
-        expires_at: Some(
-            data.expires_at
-                .map_or_else(|| ZERO_TIME.to_owned(), format_time),
-        ),
-        kind: with_type.then(String::new),
+pub fn encode(data: &TokenData, with_type: bool) -> SecretString {
+    let wire = WireOut {
+        client_name: &data.client_name,
+        fingerprint: &data.fingerprint,
+        addresses: &data.addresses,
+        secret: data.secret.expose_secret(),
+        expires_at: data
+            .expires_at
+            .map_or_else(|| ZERO_TIME.to_owned(), format_time),
+        kind: with_type.then_some(""),
     };
-    Secret::new(STANDARD.encode(serde_json::to_vec(&wire).unwrap_or_default()))
+    let json = Zeroizing::new(serde_json::to_vec(&wire).unwrap_or_default());
+    SecretString::from(STANDARD.encode(&*json))
 }
 
 /// Decodes a token string, as strictly as the daemon does.
-pub fn decode(token: &Secret) -> Result<TokenData, Error> {
-    let bytes = STANDARD
-        .decode(token.expose().trim())
-        .map_err(|_| Error::BadToken("it is not standard padded base64".into()))?;
-    let wire: Wire = serde_json::from_slice(&bytes)
+pub fn decode(token: &SecretString) -> Result<TokenData, Error> {
+    let bytes = Zeroizing::new(
+        STANDARD
+            .decode(token.expose_secret().trim())
+            .map_err(|_| Error::BadToken("it is not standard padded base64".into()))?,
+    );
+    let wire: WireIn = serde_json::from_slice(&bytes)
         .map_err(|_| Error::BadToken("its contents are not a token's JSON".into()))?;
     if wire.client_name.is_empty()
         || wire.fingerprint.is_empty()
-        || wire.secret.is_empty()
+        || wire.secret.expose_secret().is_empty()
         || wire.addresses.is_empty()
     {
         return Err(Error::BadToken(
@@ -94,7 +122,7 @@ pub fn decode(token: &Secret) -> Result<TokenData, Error> {
         client_name: wire.client_name,
         fingerprint: wire.fingerprint,
         addresses: wire.addresses,
-        secret: Secret::new(wire.secret),
+        secret: wire.secret,
         expires_at,
     })
 }
@@ -109,22 +137,29 @@ mod tests {
             client_name: "t-10s".into(),
             fingerprint: "dd90".into(),
             addresses: vec!["127.0.0.1:18443".into()],
-            secret: Secret::new("1cf1"),
+            secret: SecretString::from("1cf1"),
             expires_at: None,
         };
         let token = encode(&data, false);
-        let json = String::from_utf8(STANDARD.decode(token.expose()).unwrap()).unwrap();
+        let json = String::from_utf8(STANDARD.decode(token.expose_secret()).unwrap()).unwrap();
         assert_eq!(
             json,
             r#"{"client_name":"t-10s","fingerprint":"dd90","addresses":["127.0.0.1:18443"],"secret":"1cf1","expires_at":"0001-01-01T00:00:00Z"}"#
         );
         assert_eq!(decode(&token).unwrap(), data);
-        let typed =
-            String::from_utf8(STANDARD.decode(encode(&data, true).expose()).unwrap()).unwrap();
+        let typed = String::from_utf8(
+            STANDARD
+                .decode(encode(&data, true).expose_secret())
+                .unwrap(),
+        )
+        .unwrap();
         assert!(typed.ends_with(r#","type":""}"#));
         assert!(
-            decode(&Secret::new(token.expose().trim_end_matches('='))).is_err()
-                || !token.expose().ends_with('=')
+            decode(&SecretString::from(
+                token.expose_secret().trim_end_matches('=')
+            ))
+            .is_err()
+                || !token.expose_secret().ends_with('=')
         );
         assert!(format!("{data:?}").find("1cf1").is_none());
     }

@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 use tokio::net::{TcpStream, UnixStream};
 
 use crate::error::Error;
-use crate::secret::Secret;
+use crate::secret::{ExposeSecret, SecretString};
 
 /// The largest reply body read.
 pub const MAX_BODY: usize = 32 * 1024 * 1024;
@@ -37,7 +37,7 @@ pub enum ServerTrust {
 #[derive(Clone)]
 pub struct ClientIdentity {
     pub cert_pem: String,
-    pub key_pem: Secret,
+    pub key_pem: SecretString,
 }
 
 impl std::fmt::Debug for ClientIdentity {
@@ -193,7 +193,7 @@ impl Target {
                     rustls_pemfile::certs(&mut id.cert_pem.as_bytes())
                         .flatten()
                         .collect();
-                let key = rustls_pemfile::private_key(&mut id.key_pem.expose().as_bytes())
+                let key = rustls_pemfile::private_key(&mut id.key_pem.expose_secret().as_bytes())
                     .ok()
                     .flatten()
                     .ok_or_else(|| {
@@ -264,7 +264,16 @@ where
         .headers()
         .get("location")
         .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+        .map(|l| l.chars().take(200).filter(|c| !c.is_control()).collect());
+    // The LXD API never redirects (a create answers 202 with a `Location`, which is no
+    // redirect); following one could send a create, or a credential, somewhere else.
+    if resp.status().is_redirection() {
+        return Err(Error::Redirect {
+            target: target.to_owned(),
+            status,
+            location,
+        });
+    }
     if let Some(length) = resp
         .headers()
         .get("content-length")
@@ -283,7 +292,11 @@ where
             {
                 Error::TooLarge(MAX_BODY as u64 + 1)
             } else {
-                connect(&e)
+                // The server answered already: whatever the request did is done.
+                Error::Interrupted {
+                    target: target.to_owned(),
+                    message: e.to_string(),
+                }
             }
         })?;
     Ok(Reply {
@@ -379,8 +392,8 @@ pub async fn send(
 }
 
 /// Reads a PEM private key's first block, for checks.
-pub fn parse_key(pem: &Secret) -> Option<PrivateKeyDer<'static>> {
-    rustls_pemfile::private_key(&mut pem.expose().as_bytes())
+pub fn parse_key(pem: &SecretString) -> Option<PrivateKeyDer<'static>> {
+    rustls_pemfile::private_key(&mut pem.expose_secret().as_bytes())
         .ok()
         .flatten()
 }

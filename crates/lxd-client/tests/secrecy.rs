@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use fake_lxd::faults::{Action, ResetWhen, Rule};
 use fake_lxd::{ClientCert, Config, FakeLxd};
-use lxd_client::{Client, ClientIdentity, RetryPolicy, Secret, ServerTrust, Target};
+use lxd_client::{
+    Client, ClientIdentity, ExposeSecret, RetryPolicy, SecretString, ServerTrust, Target,
+};
 
 #[derive(Clone, Default)]
 struct Buffer(Arc<Mutex<Vec<u8>>>);
@@ -53,7 +55,7 @@ async fn secrets_never_reach_logs_debug_or_errors() {
     let cert = ClientCert::generate("joiner");
     let identity = ClientIdentity {
         cert_pem: cert.cert_pem.clone(),
-        key_pem: Secret::new(cert.key_pem.clone()),
+        key_pem: SecretString::from(cert.key_pem.clone()),
     };
     let remote = Client::new(
         Target::https(
@@ -79,8 +81,8 @@ async fn secrets_never_reach_logs_debug_or_errors() {
     let everything = format!("{seen}\n{logs}");
     let key_line = cert.key_pem.lines().nth(1).unwrap().to_owned();
     for secret in [
-        token.token.expose(),
-        data.secret.expose(),
+        token.token.expose_secret(),
+        data.secret.expose_secret(),
         key_line.as_str(),
     ] {
         assert!(!everything.contains(secret), "a secret leaked");

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
 use lxd_client::config::{ConfigDir, local_socket};
-use lxd_client::{Client, RetryPolicy, Secret, ServerTrust, Target};
+use lxd_client::{Client, RetryPolicy, SecretString, ServerTrust, Target};
 use model::diag::{AttrPath, Diagnostic};
 use model::plan::Plan;
 use model::schema::TypeSchema;
@@ -55,8 +55,8 @@ struct RemoteBlock {
     address: Option<String>,
     port: Option<String>,
     default: bool,
-    token: Option<Secret>,
-    password: Option<Secret>,
+    token: Option<SecretString>,
+    password: Option<SecretString>,
 }
 
 impl LxdProvider {
@@ -273,8 +273,8 @@ impl Provider for LxdProvider {
                     address: string(b, "address"),
                     port: string(b, "port"),
                     default: b.get("default") == &Value::Bool(true),
-                    token: string(b, "token").map(Secret::new),
-                    password: string(b, "password").map(Secret::new),
+                    token: string(b, "token").map(SecretString::from),
+                    password: string(b, "password").map(SecretString::from),
                 })
                 .collect(),
             _ => Vec::new(),

@@ -1,5 +1,6 @@
 //! `lxd_trust_token`: model transitions wired to the LXD client.
 
+use lxd_client::ExposeSecret;
 use model::diag::{AttrPath, Diagnostic};
 use model::lxd_trust_token::{self as m, Config, Observed, ServerToken, State};
 use model::value::Value;
@@ -13,7 +14,7 @@ fn server_token(t: &lxd_client::PendingToken) -> ServerToken {
     ServerToken {
         operation_id: t.operation_id.clone(),
         name: t.name.clone(),
-        token: t.token.expose().to_owned(),
+        token: t.token.expose_secret().to_owned(),
         expires_at: t.expires_at,
     }
 }

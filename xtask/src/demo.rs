@@ -1,8 +1,11 @@
 //! `cargo xtask demo`: the seed examples applied by real Terraform against both fakes.
 //!
-//! It builds the providers and the fakes, starts the fakes as processes, points Terraform at
-//! our binaries with `dev_overrides` (no registry, no `terraform init`), applies `examples/`,
-//! prints the outputs, shows that a second plan is empty, destroys, and stops the fakes.
+//! It installs the providers into a private filesystem mirror under `target/demo/`
+//! (`cargo xtask install --dir`), builds and starts the fakes as processes, and points Terraform
+//! at the mirror with a `filesystem_mirror` CLI configuration: `terraform init` installs the
+//! providers as it would from a registry, by version constraint, and writes a lock file.
+//! It then applies `examples/`, prints the outputs, shows that a second plan is empty,
+//! destroys, and stops the fakes. Nothing is written outside the checkout.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -10,7 +13,8 @@ use std::process::{Child, Command, Stdio};
 
 use anyhow::{Context, Result, bail};
 
-use crate::{run, target_dir, tools};
+use crate::release::{self, Platform};
+use crate::{install, run, target_dir, tools};
 
 /// A started fake process; killed when dropped.
 struct Fake {
@@ -41,19 +45,19 @@ fn start_fake(program: &Path, args: &[&std::ffi::OsStr]) -> Result<(Fake, String
 
 pub fn run_demo(root: &Path) -> Result<()> {
     let target = target_dir(root);
-    run(
-        Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .args([
-                "build", "--quiet", "-p", "provider", "-p", "fake-lxd", "-p", "fake-oci",
-            ])
-            .env("CARGO_TARGET_DIR", &target),
-    )?;
+    let version = release::version(root)?;
+    let release_bin = release::build(root)?;
+    run(crate::cargo()
+        .args(["build", "--quiet", "-p", "fake-lxd", "-p", "fake-oci"])
+        .env("CARGO_TARGET_DIR", &target))?;
     let bin = target.join("debug");
     let terraform = tools::which("terraform").context(
         "the demo needs `terraform` on PATH (cargo xtask tools installs Terraform 1.0.3 under target/tools)",
     )?;
 
     let work = tempdir(root, "demo")?;
+    let mirror = work.join("mirror");
+    install::install(&release_bin, &mirror, &version, &Platform::host())?;
     let lxd_dir = work.join("lxd");
     let oci_dir = work.join("oci");
     std::fs::create_dir_all(&lxd_dir)?;
@@ -86,12 +90,12 @@ pub fn run_demo(root: &Path) -> Result<()> {
     std::fs::write(
         &tfrc,
         format!(
-            "provider_installation {{\n  dev_overrides {{\n    \"hashicorp/lxd\" = \"{0}\"\n    \"hashicorp/oci\" = \"{0}\"\n  }}\n  direct {{}}\n}}\n",
-            bin.display()
+            "provider_installation {{\n  filesystem_mirror {{\n    path = \"{}\"\n  }}\n}}\n",
+            mirror.display()
         ),
     )?;
     let config = work.join("config");
-    write_root_module(root, &config)?;
+    write_root_module(root, &config, &version)?;
 
     let tf = |args: &[&str]| {
         let mut cmd = Command::new(&terraform);
@@ -110,6 +114,12 @@ pub fn run_demo(root: &Path) -> Result<()> {
             .env("TF_VAR_user_ocid", &user_ocid);
         cmd
     };
+    run(&mut tf(&["init", "-input=false"]))?;
+    println!(
+        "demo: terraform init installed the providers from {} and wrote {}",
+        mirror.display(),
+        config.join(".terraform.lock.hcl").display()
+    );
     run(&mut tf(&["apply", "-auto-approve", "-input=false"]))?;
     run(&mut tf(&["output", "-json"]))?;
     let plan = tf(&["plan", "-detailed-exitcode", "-input=false"]).status()?;
@@ -131,12 +141,15 @@ fn tempdir(root: &Path, name: &str) -> Result<PathBuf> {
     Ok(dir)
 }
 
-/// One root module from the seed examples in `examples/`. The OCI seeds read the user from
-/// `oci_identity_user.test_user.id`, a resource outside our providers, so the demo supplies
-/// that OCID as the variable `user_ocid`.
-fn write_root_module(root: &Path, config: &Path) -> Result<()> {
+/// One root module from the seed examples in `examples/`, with the `required_providers` a user
+/// writes. The OCI seeds read the user from `oci_identity_user.test_user.id`, a resource outside
+/// our providers, so the demo supplies that OCID as the variable `user_ocid`.
+fn write_root_module(root: &Path, config: &Path, version: &str) -> Result<()> {
     std::fs::create_dir_all(config)?;
-    let mut main = String::from(
+    let mut main = format!(
+        "terraform {{\n  required_providers {{\n    lxd = {{\n      source  = \"terraform-lxd/lxd\"\n      version = \"~> {version}\"\n    }}\n    oci = {{\n      source  = \"oracle/oci\"\n      version = \"~> {version}\"\n    }}\n  }}\n}}\n\n",
+    );
+    main.push_str(
         "variable \"auth_token_description\" {\n  default = \"demo token\"\n}\n\nvariable \"user_ocid\" {}\n\n",
     );
     for file in [

@@ -10,6 +10,8 @@ mod conformance;
 mod demo;
 mod docs;
 mod fakes;
+mod install;
+mod release;
 mod tidy;
 mod tools;
 
@@ -36,12 +38,19 @@ Commands:
   demo                apply the seed examples with real Terraform against both fakes, then destroy
   docs [--check]      regenerate docs/ and examples/ from the model schema (--check: fail when stale)
   fakes               start fake-lxd and fake-oci for the contributor loop (Ctrl-C stops them)
+  install [--dir DIR] build the release binaries and install both providers into a filesystem
+                      mirror (default: ~/.terraform.d/plugins), so that `terraform init` finds them
+  release [--dir DIR] [--gpg-key ID]
+                      the Terraform Registry's release files: zips, SHA256SUMS (signed with the
+                      GnuPG key ID when given) and manifest (default DIR: target/dist/VERSION)
   tools               install the external tools the tests use and print their locations
 ";
 
 fn main() -> Result<()> {
     let args: Vec<String> = env::args().skip(1).collect();
     let root = project_root();
+    // Paths on the command line are relative to where the user ran the command.
+    let invoked_from = env::current_dir()?;
     env::set_current_dir(&root)?;
     let Some(cmd) = args.first() else {
         print!("{HELP}");
@@ -52,6 +61,8 @@ fn main() -> Result<()> {
         "test" => test(&root, rest.iter().any(|a| a == "--long")),
         "fakes" => fakes::start(&root),
         "demo" => demo::run_demo(&root),
+        "install" => install::run_install(&root, &invoked_from, rest),
+        "release" => release::run_release(&root, &invoked_from, rest),
         "conformance" => conformance::run_conformance(&root, rest),
         "bench" => bench::run_bench(&root),
         "docs" => docs::run(&root, rest.iter().any(|a| a == "--check")),

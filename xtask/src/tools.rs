@@ -23,6 +23,7 @@ pub struct Tools {
     pub oci_venv: PathBuf,
     pub terraform: PathBuf,
     pub terraform_1_0: PathBuf,
+    pub gpg: PathBuf,
 }
 
 impl Tools {
@@ -36,6 +37,7 @@ impl Tools {
             ("XTASK_OCI_VENV", self.oci_venv.clone()),
             ("XTASK_TERRAFORM", self.terraform.clone()),
             ("XTASK_TERRAFORM_1_0", self.terraform_1_0.clone()),
+            ("XTASK_GPG", self.gpg.clone()),
         ]
     }
 }
@@ -57,6 +59,7 @@ pub fn ensure(root: &Path) -> Result<Tools> {
     let tf_venv = ensure_venv(&dir.join("tf10-venv"), TERRAFORM_1_0)?;
     let terraform_1_0 = find_terraform_1_0(&tf_venv)?;
     let terraform = which("terraform").unwrap_or_else(|| terraform_1_0.clone());
+    let gpg = ensure_gpg()?;
     Ok(Tools {
         lxd,
         lxc,
@@ -65,6 +68,7 @@ pub fn ensure(root: &Path) -> Result<Tools> {
         oci_venv,
         terraform,
         terraform_1_0,
+        gpg,
     })
 }
 
@@ -289,6 +293,15 @@ fn one_line_entries(text: &str) -> Vec<AptEntry> {
         });
     }
     entries
+}
+
+/// GnuPG signs the release sums in the registry test (`cargo xtask release --gpg-key`).
+fn ensure_gpg() -> Result<PathBuf> {
+    if let Some(gpg) = which("gpg") {
+        return Ok(gpg);
+    }
+    apt_install(&["gnupg"])?;
+    which("gpg").context("gpg is still missing after installing Debian's gnupg")
 }
 
 /// A virtual environment with one pinned requirement, installed once.

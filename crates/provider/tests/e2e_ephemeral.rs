@@ -234,3 +234,123 @@ mod lxd {
         Path::new(env!("CARGO_BIN_EXE_terraform-provider-lxd"))
     }
 }
+
+mod oci {
+    use super::*;
+    use fake_oci::{ClockMode, Config, FakeOci};
+
+    fn tokens(fake: &FakeOci) -> Vec<serde_json::Value> {
+        fake.control().state()["tokens"].as_array().unwrap().clone()
+    }
+
+    fn workspace(terraform: &Path, fake: &FakeOci, keys: &Path) -> Workspace {
+        let mut ws = Workspace::new(
+            terraform,
+            "ephemeral_oci_auth_token",
+            Path::new(env!("CARGO_BIN_EXE_terraform-provider-oci")),
+        );
+        ws.set("OCI_CONFIG_FILE", keys.join("config").display().to_string());
+        ws.set(
+            "CLIENT_HOST_OVERRIDES",
+            format!("oci_identity.IdentityClient={}", fake.endpoint()),
+        );
+        ws.set("TF_VAR_user_ocid", fake.test_identity().user);
+        ws
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn an_ephemeral_auth_token_is_deleted_after_plan_and_apply() {
+        let Some(terraform) = common::tool("XTASK_TERRAFORM") else {
+            return;
+        };
+        let keys = tempfile::tempdir().unwrap();
+        // Terraform signs with the wall clock, so the fake follows it.
+        let fake = FakeOci::start(Config {
+            clock: ClockMode::System,
+            ..Config::for_testing()
+        })
+        .await
+        .unwrap();
+        common::write_oci_config(&fake, keys.path());
+        let mut ws = workspace(&terraform, &fake, keys.path());
+        let log = ws.dir.path().join("terraform.log");
+        ws.set("TF_LOG", "trace");
+        ws.set("TF_LOG_PATH", log.display().to_string());
+        tokio::task::spawn_blocking(move || {
+            ws.ok(&["plan", "-input=false", "-out=saved.tfplan"]);
+            let plan_calls = rpc_calls(&std::fs::read_to_string(&log).unwrap());
+            assert!(tokens(&fake).is_empty(), "plan left a token on the server");
+            std::fs::write(&log, "").unwrap();
+            ws.ok(&["apply", "-input=false", "saved.tfplan"]);
+            let apply_calls = rpc_calls(&std::fs::read_to_string(&log).unwrap());
+            assert!(tokens(&fake).is_empty(), "apply left a token on the server");
+            eprintln!("oci plan called: {}", plan_calls.join(", "));
+            eprintln!("oci apply (saved plan) called: {}", apply_calls.join(", "));
+            for calls in [&plan_calls, &apply_calls] {
+                let opens = calls
+                    .iter()
+                    .filter(|c| *c == "OpenEphemeralResource")
+                    .count();
+                let closes = calls
+                    .iter()
+                    .filter(|c| *c == "CloseEphemeralResource")
+                    .count();
+                assert_eq!((opens, closes), (1, 1), "{calls:?}");
+            }
+            let state_file =
+                std::fs::read_to_string(ws.dir.path().join("terraform.tfstate")).unwrap();
+            assert!(!state_file.contains("ocid1.credential"), "{state_file}");
+            assert!(
+                !plan_file_contents(&ws.dir.path().join("saved.tfplan"))
+                    .contains("ocid1.credential")
+            );
+            ws.ok(&["destroy", "-auto-approve", "-input=false"]);
+            assert!(tokens(&fake).is_empty());
+        })
+        .await
+        .unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn bad_input_is_refused_naming_the_attribute_and_unknown_config_defers_open() {
+        let Some(terraform) = common::tool("XTASK_TERRAFORM") else {
+            return;
+        };
+        let keys = tempfile::tempdir().unwrap();
+        let fake = FakeOci::start(Config {
+            clock: ClockMode::System,
+            ..Config::for_testing()
+        })
+        .await
+        .unwrap();
+        common::write_oci_config(&fake, keys.path());
+        let ws = workspace(&terraform, &fake, keys.path());
+        tokio::task::spawn_blocking(move || {
+            let main = ws.dir.path().join("main.tf");
+            std::fs::write(
+                &main,
+                "ephemeral \"oci_identity_auth_token\" \"t\" {\n  user_id     = \"alice\"\n  description = \"x\"\n}\n",
+            )
+            .unwrap();
+            let out = ws.run(&["validate"]);
+            let text = String::from_utf8_lossy(&out.stderr);
+            assert!(!out.status.success());
+            assert!(text.contains("Invalid value for `user_id`"), "{text}");
+            assert!(text.contains("must be the OCID of a user"), "{text}");
+
+            // A user id known only at apply: the plan opens nothing, the apply opens and closes.
+            std::fs::write(
+                &main,
+                "variable \"user_ocid\" {}\nresource \"terraform_data\" \"user\" {\n  input = var.user_ocid\n}\nephemeral \"oci_identity_auth_token\" \"t\" {\n  user_id     = terraform_data.user.output\n  description = \"x\"\n}\n",
+            )
+            .unwrap();
+            let plan = ws.ok(&["plan", "-input=false"]);
+            assert!(plan.contains("1 to add"), "{plan}");
+            assert!(tokens(&fake).is_empty());
+            ws.ok(&["apply", "-auto-approve", "-input=false"]);
+            assert!(tokens(&fake).is_empty());
+        })
+        .await
+        .unwrap();
+    }
+}

@@ -345,3 +345,134 @@ proptest! {
         tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(run(ops, true));
     }
 }
+
+/// A Close that cannot delete is an error naming the token and its user, and the token is
+/// still there to be deleted by hand; a failed Open (the user's two slots are taken) leaves
+/// nothing behind.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_close_names_token_and_user_and_a_failed_open_leaves_nothing() {
+    let fake = FakeOci::start(fake_oci::Config {
+        clock: fake_oci::ClockMode::System,
+        ..fake_oci::Config::for_testing()
+    })
+    .await
+    .expect("fake-oci starts");
+    let control = fake.control();
+    let front = Front::V6(Arc::new(provider::core::Service::new(Arc::new(
+        provider::oci::OciProvider::default(),
+    ))));
+    let schemas: v6::get_provider_schema::Response =
+        call!(&front, get_provider_schema, get_schema, Default::default());
+    let provider_block = block6(
+        schemas
+            .provider
+            .as_ref()
+            .and_then(|p| p.block.as_ref())
+            .unwrap(),
+    );
+    let ephemeral_block = block6(
+        schemas.ephemeral_resource_schemas[TYPE]
+            .block
+            .as_ref()
+            .unwrap(),
+    );
+    let id = fake.test_identity();
+    let provider_config = provider_block.complete(&Tv::obj([
+        ("tenancy_ocid", Tv::s(&id.tenancy)),
+        ("user_ocid", Tv::s(&id.user)),
+        ("fingerprint", Tv::s(&id.fingerprint)),
+        ("private_key", Tv::s(&id.private_key_pem)),
+        ("region", Tv::s("us-ashburn-1")),
+        ("endpoint", Tv::s(&fake.endpoint())),
+        ("retry_duration_seconds", Tv::Num(2.0)),
+    ]));
+    let r: v6::configure_provider::Response = call!(
+        &front,
+        configure_provider,
+        configure,
+        v6::configure_provider::Request {
+            config: Some(v6::DynamicValue {
+                msgpack: encode(&provider_config),
+                json: Vec::new()
+            }),
+            ..Default::default()
+        }
+    );
+    assert!(!is_error(&r.diagnostics), "{}", texts(&r.diagnostics));
+    let config = ephemeral_block.complete(&Tv::obj([
+        ("user_id", Tv::s(TEST_USER)),
+        ("description", Tv::s("close fails")),
+    ]));
+    let open_req = || v6::open_ephemeral_resource::Request {
+        type_name: TYPE.into(),
+        config: Some(v6::DynamicValue {
+            msgpack: encode(&config),
+            json: Vec::new(),
+        }),
+        client_capabilities: None,
+    };
+    let mut privates = Vec::new();
+    for _ in 0..2 {
+        let r: v6::open_ephemeral_resource::Response =
+            call!(&front, open_ephemeral_resource, open_req());
+        assert!(!is_error(&r.diagnostics), "{}", texts(&r.diagnostics));
+        privates.push(r.private.unwrap());
+    }
+    // A third token is refused by the service; nothing is left of it.
+    let r: v6::open_ephemeral_resource::Response =
+        call!(&front, open_ephemeral_resource, open_req());
+    assert!(is_error(&r.diagnostics) && r.private.is_none());
+    assert_eq!(alive(&fake).len(), 2);
+
+    control.add_fault(fake_oci::faults::Rule {
+        method: "DELETE".into(),
+        path: "/20160918/users/**".into(),
+        times: None,
+        action: fake_oci::faults::Action::Status {
+            status: 500,
+            body: None,
+            headers: None,
+        },
+    });
+    let r: v6::close_ephemeral_resource::Response = call!(
+        &front,
+        close_ephemeral_resource,
+        v6::close_ephemeral_resource::Request {
+            type_name: TYPE.into(),
+            private: Some(privates[0].clone())
+        }
+    );
+    let text = texts(&r.diagnostics);
+    assert!(is_error(&r.diagnostics), "{text}");
+    let token_id = alive(&fake)
+        .into_iter()
+        .map(|(_, t)| t)
+        .find(|t| text.contains(t.as_str()));
+    assert!(
+        token_id.is_some(),
+        "the error names the token's OCID: {text}"
+    );
+    assert!(text.contains(TEST_USER), "the error names the user: {text}");
+    assert_eq!(
+        alive(&fake).len(),
+        2,
+        "the token is still there to delete by hand"
+    );
+
+    control.clear_faults();
+    for private in privates {
+        let r: v6::close_ephemeral_resource::Response = call!(
+            &front,
+            close_ephemeral_resource,
+            v6::close_ephemeral_resource::Request {
+                type_name: TYPE.into(),
+                private: Some(private)
+            }
+        );
+        assert!(!is_error(&r.diagnostics), "{}", texts(&r.diagnostics));
+    }
+    assert!(
+        alive(&fake).is_empty(),
+        "closing again (already gone is success) frees both slots"
+    );
+}

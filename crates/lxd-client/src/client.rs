@@ -547,11 +547,27 @@ impl Client {
     pub async fn consume_token(&self, token: &Secret) -> Result<(), Error> {
         token::decode(token)?;
         let info = self.server_info().await?;
-        let body = match info.generation() {
-            Generation::Password => json!({"type": "client", "password": token.expose()}),
-            Generation::TrustToken => json!({"type": "client", "trust_token": token.expose()}),
-        };
-        self.become_trusted(&body, info.generation()).await
+        let trust_token_only = json!({"type": "client", "trust_token": token.expose()});
+        if info.generation() == Generation::TrustToken {
+            return self
+                .become_trusted(&trust_token_only, info.generation())
+                .await;
+        }
+        // A server that shows no `explicit_trust_token` before trust is LXD 5.0, which reads the
+        // token from `password` and ignores `trust_token`, or Incus, which reads it only from
+        // `trust_token` and ignores `password` then (Incus 7 also hides its extensions from
+        // untrusted clients). Both fields serve both; a newer LXD that hid its extensions would
+        // refuse a non-empty `password` with 501 before looking at the token, so that refusal
+        // is answered once with `trust_token` alone.
+        let both =
+            json!({"type": "client", "password": token.expose(), "trust_token": token.expose()});
+        match self.become_trusted(&both, info.generation()).await {
+            Err(Error::Api { status: 501, .. } | Error::Refused { status: 501, .. }) => {
+                self.become_trusted(&trust_token_only, Generation::TrustToken)
+                    .await
+            }
+            other => other,
+        }
     }
 
     /// Sends a trust request (password or token) once, never retried: a second try of a

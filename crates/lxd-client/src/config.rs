@@ -10,34 +10,65 @@ use crate::error::Error;
 use crate::secret::Secret;
 use crate::transport::{ClientIdentity, ServerTrust, Target, fingerprint_pem};
 
-/// The lxc configuration directory: `LXD_CONF`, else the snap's when it exists, else
-/// `~/.config/lxc`.
+/// The client configuration directory, as `lxc` finds it and then as `incus` does:
+/// `LXD_CONF`, `INCUS_CONF`, the LXD snap's when the snap is installed, `~/.config/lxc` when it
+/// exists, `~/.config/incus` when it exists, else `~/.config/lxc`.
 pub fn config_dir(var: &dyn Fn(&str) -> Option<String>, home: Option<&Path>) -> Option<PathBuf> {
-    if let Some(dir) = var("LXD_CONF").filter(|d| !d.is_empty()) {
-        return Some(PathBuf::from(dir));
-    }
-    let home = home?;
-    let snap = home.join("snap/lxd/common/config");
-    if Path::new("/var/snap/lxd").exists() {
-        return Some(snap);
-    }
-    Some(home.join(".config/lxc"))
+    config_dir_in(var, home, &|path| path.exists())
 }
 
-/// The local unix socket, as `lxc` finds it: `LXD_SOCKET`, `$LXD_DIR/unix.socket`, the snap's,
-/// then `/var/lib/lxd/unix.socket`.
-pub fn local_socket(var: &dyn Fn(&str) -> Option<String>) -> PathBuf {
-    if let Some(socket) = var("LXD_SOCKET").filter(|s| !s.is_empty()) {
-        return PathBuf::from(socket);
+fn config_dir_in(
+    var: &dyn Fn(&str) -> Option<String>,
+    home: Option<&Path>,
+    exists: &dyn Fn(&Path) -> bool,
+) -> Option<PathBuf> {
+    for name in ["LXD_CONF", "INCUS_CONF"] {
+        if let Some(dir) = var(name).filter(|d| !d.is_empty()) {
+            return Some(PathBuf::from(dir));
+        }
     }
-    if let Some(dir) = var("LXD_DIR").filter(|s| !s.is_empty()) {
-        return Path::new(&dir).join("unix.socket");
+    let home = home?;
+    if exists(Path::new("/var/snap/lxd")) {
+        return Some(home.join("snap/lxd/common/config"));
+    }
+    let (lxc, incus) = (home.join(".config/lxc"), home.join(".config/incus"));
+    if !exists(&lxc) && exists(&incus) {
+        return Some(incus);
+    }
+    Some(lxc)
+}
+
+/// The local unix socket, as `lxc` finds it and then as `incus` does: `LXD_SOCKET`,
+/// `$LXD_DIR/unix.socket`, `INCUS_SOCKET`, `$INCUS_DIR/unix.socket`, the LXD snap's, then
+/// `/var/lib/lxd/unix.socket` unless only `/var/lib/incus/unix.socket` exists.
+pub fn local_socket(var: &dyn Fn(&str) -> Option<String>) -> PathBuf {
+    local_socket_in(var, &|path| path.exists())
+}
+
+fn local_socket_in(
+    var: &dyn Fn(&str) -> Option<String>,
+    exists: &dyn Fn(&Path) -> bool,
+) -> PathBuf {
+    for (socket_var, dir_var) in [("LXD_SOCKET", "LXD_DIR"), ("INCUS_SOCKET", "INCUS_DIR")] {
+        if let Some(socket) = var(socket_var).filter(|s| !s.is_empty()) {
+            return PathBuf::from(socket);
+        }
+        if let Some(dir) = var(dir_var).filter(|s| !s.is_empty()) {
+            return Path::new(&dir).join("unix.socket");
+        }
     }
     let snap = Path::new("/var/snap/lxd/common/lxd/unix.socket");
-    if snap.exists() {
+    if exists(snap) {
         return snap.to_path_buf();
     }
-    PathBuf::from("/var/lib/lxd/unix.socket")
+    let (lxd, incus) = (
+        Path::new("/var/lib/lxd/unix.socket"),
+        Path::new("/var/lib/incus/unix.socket"),
+    );
+    if !exists(lxd) && exists(incus) {
+        return incus.to_path_buf();
+    }
+    lxd.to_path_buf()
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -220,4 +251,75 @@ fn write_private(path: &Path, contents: &str) -> Result<(), Error> {
         .map_err(|e| Error::Config(format!("cannot write {}: {e}", path.display())))?;
     file.write_all(contents.as_bytes())
         .map_err(|e| Error::Config(e.to_string()))
+}
+
+#[cfg(test)]
+mod discovery_tests {
+    use std::path::{Path, PathBuf};
+
+    use super::{config_dir_in, local_socket_in};
+
+    fn vars(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |name| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        }
+    }
+
+    #[test]
+    fn lxd_variables_come_first_then_incus_ones() {
+        let none = |_: &Path| false;
+        let both = vars(&[("LXD_DIR", "/l"), ("INCUS_SOCKET", "/i.sock")]);
+        assert_eq!(
+            local_socket_in(&both, &none),
+            PathBuf::from("/l/unix.socket")
+        );
+        let incus = vars(&[("INCUS_SOCKET", "/i.sock"), ("INCUS_DIR", "/i")]);
+        assert_eq!(local_socket_in(&incus, &none), PathBuf::from("/i.sock"));
+        let incus_dir = vars(&[("INCUS_DIR", "/i"), ("LXD_SOCKET", "")]);
+        assert_eq!(
+            local_socket_in(&incus_dir, &none),
+            PathBuf::from("/i/unix.socket")
+        );
+        let conf = vars(&[("INCUS_CONF", "/ic")]);
+        assert_eq!(
+            config_dir_in(&conf, None, &none),
+            Some(PathBuf::from("/ic"))
+        );
+        let both = vars(&[("INCUS_CONF", "/ic"), ("LXD_CONF", "/lc")]);
+        assert_eq!(
+            config_dir_in(&both, None, &none),
+            Some(PathBuf::from("/lc"))
+        );
+    }
+
+    #[test]
+    fn incus_defaults_only_where_lxd_has_none() {
+        let no_vars = vars(&[]);
+        let only_incus = |p: &Path| p.starts_with("/var/lib/incus") || p.ends_with(".config/incus");
+        assert_eq!(
+            local_socket_in(&no_vars, &only_incus),
+            PathBuf::from("/var/lib/incus/unix.socket")
+        );
+        assert_eq!(
+            config_dir_in(&no_vars, Some(Path::new("/h")), &only_incus),
+            Some(PathBuf::from("/h/.config/incus"))
+        );
+        let everything = |_: &Path| true;
+        assert_eq!(
+            config_dir_in(&no_vars, Some(Path::new("/h")), &everything),
+            Some(PathBuf::from("/h/snap/lxd/common/config"))
+        );
+        let nothing = |_: &Path| false;
+        assert_eq!(
+            local_socket_in(&no_vars, &nothing),
+            PathBuf::from("/var/lib/lxd/unix.socket")
+        );
+        assert_eq!(
+            config_dir_in(&no_vars, Some(Path::new("/h")), &nothing),
+            Some(PathBuf::from("/h/.config/lxc"))
+        );
+    }
 }

@@ -82,7 +82,7 @@ pub fn schema() -> TypeSchema {
                         optional(
                             "protocol",
                             AttrType::String,
-                            "The protocol of the remote; only `lxd` is supported.",
+                            "The protocol of the remote: `lxd` (the default) or `incus`. Both speak the same trust-token API; the provider learns the server's generation from the server itself.",
                         ),
                         optional(
                             "port",

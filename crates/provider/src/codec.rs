@@ -2,12 +2,22 @@
 //!
 //! msgpack does not tell a list from a set or an object from a map, so decoding follows the
 //! schema. Unknown is any msgpack extension value (type 0, or 12 for refined unknowns).
+//!
+//! Both decoders take any bytes: bad input is an error, never a panic, and memory stays
+//! bounded. Before a value is built, a pass that allocates nothing counts its elements (a
+//! header claiming 2^32 of them costs nothing up front) and refuses more than [`MAX_VALUES`];
+//! nesting is bounded by rmpv's and serde_json's depth limits, and the model's values follow
+//! the schema. Numbers must be finite.
 
 use std::collections::BTreeMap;
 
 use model::schema::{AttrType, Block, Nesting};
 use model::value::Value;
 use rmpv::Value as Mp;
+
+/// The most values (scalars, lists and maps, at any depth) one DynamicValue may hold: far more
+/// than any of our schemas needs, and little memory.
+pub const MAX_VALUES: usize = 1 << 20;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum CodecError {
@@ -17,6 +27,8 @@ pub enum CodecError {
     Json(String),
     #[error("{path}: expected {expected}")]
     Shape { path: String, expected: String },
+    #[error("the value holds more than {MAX_VALUES} elements")]
+    TooLarge,
 }
 
 fn shape(path: &str, expected: &str) -> CodecError {
@@ -40,10 +52,82 @@ fn join(path: &str, name: &str) -> String {
 
 /// Decodes a block from msgpack bytes.
 pub fn decode_block(block: &Block, bytes: &[u8]) -> Result<Value, CodecError> {
+    count_msgpack(bytes)?;
     let mut reader = bytes;
     let mp =
         rmpv::decode::read_value(&mut reader).map_err(|e| CodecError::Msgpack(e.to_string()))?;
     block_from_mp(block, &mp, "")
+}
+
+/// Walks the msgpack value at the start of `bytes` without building it: an error when it is
+/// truncated, malformed, or holds more than [`MAX_VALUES`] values.
+fn count_msgpack(mut bytes: &[u8]) -> Result<(), CodecError> {
+    fn take<'a>(bytes: &mut &'a [u8], n: usize) -> Result<&'a [u8], CodecError> {
+        if n > bytes.len() {
+            return Err(CodecError::Msgpack("unexpected end of input".into()));
+        }
+        let (head, rest) = bytes.split_at(n);
+        *bytes = rest;
+        Ok(head)
+    }
+    fn length(bytes: &mut &[u8], width: usize) -> Result<u64, CodecError> {
+        Ok(take(bytes, width)?
+            .iter()
+            .fold(0u64, |n, b| (n << 8) | u64::from(*b)))
+    }
+    // Values still to read; each costs at least one byte, and `seen` caps the total.
+    let mut pending: u64 = 1;
+    let mut seen = 0usize;
+    while pending > 0 {
+        pending -= 1;
+        seen += 1;
+        if seen > MAX_VALUES {
+            return Err(CodecError::TooLarge);
+        }
+        // The msgpack markers: (values inside, bytes to skip).
+        let marker = take(&mut bytes, 1)?[0];
+        let (children, skip) = match marker {
+            0x00..=0x7f | 0xe0..=0xff | 0xc0 | 0xc2 | 0xc3 => (0, 0),
+            0x80..=0x8f => (2 * u64::from(marker & 0x0f), 0),
+            0x90..=0x9f => (u64::from(marker & 0x0f), 0),
+            0xa0..=0xbf => (0, u64::from(marker & 0x1f)),
+            0xc1 => return Err(CodecError::Msgpack("reserved marker 0xc1".into())),
+            // bin and str 8/16/32
+            0xc4 | 0xd9 => (0, length(&mut bytes, 1)?),
+            0xc5 | 0xda => (0, length(&mut bytes, 2)?),
+            0xc6 | 0xdb => (0, length(&mut bytes, 4)?),
+            // ext 8/16/32: the length, the type byte, the data
+            0xc7 => (0, length(&mut bytes, 1)? + 1),
+            0xc8 => (0, length(&mut bytes, 2)? + 1),
+            0xc9 => (0, length(&mut bytes, 4)? + 1),
+            // fixext 1/2/4/8/16
+            0xd4 => (0, 2),
+            0xd5 => (0, 3),
+            0xd6 => (0, 5),
+            0xd7 => (0, 9),
+            0xd8 => (0, 17),
+            // u8, i8 / u16, i16 / f32, u32, i32 / f64, u64, i64
+            0xcc | 0xd0 => (0, 1),
+            0xcd | 0xd1 => (0, 2),
+            0xca | 0xce | 0xd2 => (0, 4),
+            0xcb | 0xcf | 0xd3 => (0, 8),
+            0xdc => (length(&mut bytes, 2)?, 0),
+            0xdd => (length(&mut bytes, 4)?, 0),
+            0xde => (2 * length(&mut bytes, 2)?, 0),
+            0xdf => (2 * length(&mut bytes, 4)?, 0),
+        };
+        take(&mut bytes, usize::try_from(skip).unwrap_or(usize::MAX))?;
+        pending += children;
+    }
+    Ok(())
+}
+
+fn finite(n: f64, path: &str) -> Result<Value, CodecError> {
+    if n.is_finite() {
+        Ok(Value::Number(n))
+    } else {
+        Err(shape(path, "a finite number"))
+    }
 }
 
 fn block_from_mp(block: &Block, mp: &Mp, path: &str) -> Result<Value, CodecError> {
@@ -120,14 +204,15 @@ fn from_mp(ty: &AttrType, mp: &Mp, path: &str) -> Result<Value, CodecError> {
                 .to_owned(),
         ),
         (AttrType::Bool, Mp::Boolean(b)) => Value::Bool(*b),
-        (AttrType::Number, Mp::Integer(i)) => Value::Number(i.as_f64().unwrap_or_default()),
-        (AttrType::Number, Mp::F32(f)) => Value::Number(f64::from(*f)),
-        (AttrType::Number, Mp::F64(f)) => Value::Number(*f),
-        (AttrType::Number, Mp::String(s)) => Value::Number(
+        (AttrType::Number, Mp::Integer(i)) => finite(i.as_f64().unwrap_or_default(), path)?,
+        (AttrType::Number, Mp::F32(f)) => finite(f64::from(*f), path)?,
+        (AttrType::Number, Mp::F64(f)) => finite(*f, path)?,
+        (AttrType::Number, Mp::String(s)) => finite(
             s.as_str()
                 .and_then(|s| s.parse().ok())
                 .ok_or_else(|| shape(path, "a number"))?,
-        ),
+            path,
+        )?,
         (AttrType::List(inner), Mp::Array(items)) => {
             Value::List(items_from_mp(inner, items, path)?)
         }
@@ -203,9 +288,85 @@ fn to_mp(value: &Value) -> Mp {
 
 /// Decodes a block from JSON (the `attributes` of a stored state); unknown keys are dropped.
 pub fn decode_block_json(block: &Block, bytes: &[u8]) -> Result<Value, CodecError> {
+    count_json(bytes)?;
     let json: serde_json::Value =
         serde_json::from_slice(bytes).map_err(|e| CodecError::Json(e.to_string()))?;
     block_from_json(block, &json, "")
+}
+
+/// Parses JSON without building it: an error when it is not JSON or holds more than
+/// [`MAX_VALUES`] values.
+fn count_json(bytes: &[u8]) -> Result<(), CodecError> {
+    use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+    use std::cell::Cell;
+
+    #[derive(Clone, Copy)]
+    struct Budget<'a>(&'a Cell<usize>);
+
+    impl Budget<'_> {
+        fn spend<E: de::Error>(self) -> Result<(), E> {
+            let left = self.0.get();
+            if left == 0 {
+                return Err(E::custom(CodecError::TooLarge));
+            }
+            self.0.set(left - 1);
+            Ok(())
+        }
+    }
+
+    impl<'de> DeserializeSeed<'de> for Budget<'_> {
+        type Value = ();
+        fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Budget<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("any JSON value")
+        }
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
+            self.spend()
+        }
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
+            self.spend()
+        }
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
+            self.spend()
+        }
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
+            self.spend()
+        }
+        fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
+            self.spend()
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+            self.spend()
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            self.spend()?;
+            while seq.next_element_seed(self)?.is_some() {}
+            Ok(())
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            self.spend()?;
+            while map.next_key_seed(self)?.is_some() {
+                map.next_value_seed(self)?;
+            }
+            Ok(())
+        }
+    }
+
+    let left = Cell::new(MAX_VALUES);
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    Budget(&left)
+        .deserialize(&mut de)
+        .and_then(|()| de.end())
+        .map_err(|e| match left.get() {
+            0 => CodecError::TooLarge,
+            _ => CodecError::Json(e.to_string()),
+        })
 }
 
 fn block_from_json(
@@ -255,7 +416,7 @@ fn from_json(ty: &AttrType, json: &serde_json::Value, path: &str) -> Result<Valu
         (_, J::Null) => Value::Null,
         (AttrType::String, J::String(s)) => Value::String(s.clone()),
         (AttrType::Bool, J::Bool(b)) => Value::Bool(*b),
-        (AttrType::Number, J::Number(n)) => Value::Number(n.as_f64().unwrap_or_default()),
+        (AttrType::Number, J::Number(n)) => finite(n.as_f64().unwrap_or_default(), path)?,
         (AttrType::List(inner), J::Array(items)) => Value::List(
             items
                 .iter()

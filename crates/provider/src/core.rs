@@ -10,6 +10,7 @@ use model::value::Value;
 use tonic::{Request, Response, Status};
 
 use crate::codec::{self, CodecError};
+use crate::interrupt::{self, Interrupted};
 use crate::proto::tfplugin6 as pb;
 use crate::proto::tfplugin6::provider_server::Provider as ProviderRpc;
 use crate::schema::to_proto;
@@ -86,11 +87,27 @@ pub trait Provider: Send + Sync + 'static {
 /// The gRPC service of one provider.
 pub struct Service<P> {
     provider: Arc<P>,
+    /// Fired by `StopProvider` (see `interrupt`).
+    stop: interrupt::Stop,
 }
 
 impl<P: Provider> Service<P> {
     pub fn new(provider: Arc<P>) -> Service<P> {
-        Service { provider }
+        Service {
+            provider,
+            stop: interrupt::Stop::default(),
+        }
+    }
+
+    /// Runs the provider's side of the RPC `rpc` under the stop signal; a read or a wait gives
+    /// up at once when interrupted, a change gets `interrupt::BACKSTOP` to report what it did.
+    async fn interruptible<F: std::future::Future>(
+        &self,
+        rpc: &'static str,
+        grace: std::time::Duration,
+        work: F,
+    ) -> Result<F::Output, Interrupted> {
+        interrupt::run(self.stop.call(), rpc, grace, work).await
     }
 
     fn resource_schema(&self, type_name: &str) -> Result<TypeSchema, Vec<pb::Diagnostic>> {
@@ -234,6 +251,15 @@ fn unknown_config(schema: &TypeSchema, config: &Value) -> Vec<Diagnostic> {
             "`{name}` depends on a value known only after apply, so the {} cannot be opened now; Terraform opens it during apply.",
             schema.name
         ),
+    )]
+}
+
+/// The error of a call that `StopProvider` interrupted; `detail` says what is known.
+pub fn interrupted(detail: impl Into<String>) -> Vec<Diagnostic> {
+    vec![Diagnostic::error(
+        model::diag::AttrPath::default(),
+        "Interrupted",
+        detail,
     )]
 }
 
@@ -473,7 +499,19 @@ impl<P: Provider> ProviderRpc for Service<P> {
             req.config.as_ref(),
             "provider configuration",
         ) {
-            Ok(config) => diagnostics(self.provider.configure(&config).await),
+            Ok(config) => diagnostics(
+                self.interruptible(
+                    "ConfigureProvider",
+                    std::time::Duration::ZERO,
+                    self.provider.configure(&config),
+                )
+                .await
+                .unwrap_or_else(|Interrupted| {
+                    interrupted(
+                        "Terraform was interrupted while the provider was being configured.",
+                    )
+                }),
+            ),
             Err(d) => d,
         };
         Ok(Response::new(pb::configure_provider::Response {
@@ -492,7 +530,17 @@ impl<P: Provider> ProviderRpc for Service<P> {
         let (new_state, diags) = match result {
             Ok((current, _)) if current.is_null() => (Some(Value::Null), Vec::new()),
             Ok((current, _)) => {
-                let (state, diags) = self.provider.read(&req.type_name, current).await;
+                let (state, diags) = self
+                    .interruptible(
+                        "ReadResource",
+                        std::time::Duration::ZERO,
+                        self.provider.read(&req.type_name, current.clone()),
+                    )
+                    .await
+                    .unwrap_or_else(|Interrupted| {
+                        let detail = "Terraform was interrupted while the provider was reading this object; it is kept as it was.";
+                        (Some(current), interrupted(detail))
+                    });
                 (Some(state.unwrap_or(Value::Null)), diagnostics(diags))
             }
             Err(d) => (None, d),
@@ -572,15 +620,24 @@ impl<P: Provider> ProviderRpc for Service<P> {
             },
             Ok((prior, planned, config)) => {
                 let prior_for_error = prior.clone();
+                // A resource reports what an interrupt left behind; one that does not look for
+                // interrupts is given up on after the backstop, with the prior state kept.
                 let (state, diags) = self
-                    .provider
-                    .apply(
-                        &req.type_name,
-                        optional(prior),
-                        optional(planned.clone()),
-                        config,
+                    .interruptible(
+                        "ApplyResourceChange",
+                        interrupt::BACKSTOP,
+                        self.provider.apply(
+                            &req.type_name,
+                            optional(prior),
+                            optional(planned.clone()),
+                            config,
+                        ),
                     )
-                    .await;
+                    .await
+                    .unwrap_or_else(|Interrupted| {
+                        let detail = "Terraform was interrupted while the provider was applying this change; it may have been partly made. The next plan reads what exists.";
+                        (None, interrupted(detail))
+                    });
                 let failed = model::diag::has_errors(&diags);
                 // On failure Terraform keeps the state returned: the prior object, unless the
                 // provider says what exists now.
@@ -611,7 +668,19 @@ impl<P: Provider> ProviderRpc for Service<P> {
                 diagnostics,
             }));
         }
-        let (state, diags) = self.provider.import(&req.type_name, &req.id).await;
+        let (state, diags) = self
+            .interruptible(
+                "ImportResourceState",
+                std::time::Duration::ZERO,
+                self.provider.import(&req.type_name, &req.id),
+            )
+            .await
+            .unwrap_or_else(|Interrupted| {
+                (
+                    None,
+                    interrupted("Terraform was interrupted during the import."),
+                )
+            });
         Ok(Response::new(pb::import_resource_state::Response {
             imported_resources: state
                 .map(|s| pb::import_resource_state::ImportedResource {
@@ -681,7 +750,16 @@ impl<P: Provider> ProviderRpc for Service<P> {
                 diagnostics,
             },
             Ok(config) => {
-                let (state, diags) = self.provider.read_data(&req.type_name, config).await;
+                let (state, diags) = self
+                    .interruptible(
+                        "ReadDataSource",
+                        std::time::Duration::ZERO,
+                        self.provider.read_data(&req.type_name, config),
+                    )
+                    .await
+                    .unwrap_or_else(|Interrupted| {
+                        (None, interrupted("Terraform was interrupted while the provider was reading this data source."))
+                    });
                 pb::read_data_source::Response {
                     state: state.as_ref().map(dynamic),
                     diagnostics: diagnostics(diags),
@@ -691,10 +769,13 @@ impl<P: Provider> ProviderRpc for Service<P> {
         Ok(Response::new(response))
     }
 
+    /// Interrupts every call in flight (Terraform sends this on Ctrl-C, then waits for them).
     async fn stop_provider(
         &self,
         _: Request<pb::stop_provider::Request>,
     ) -> Result<Response<pb::stop_provider::Response>, Status> {
+        tracing::warn!("interrupted: stopping the calls in flight");
+        self.stop.stop();
         Ok(Response::new(pb::stop_provider::Response {
             error: String::new(),
         }))

@@ -8,6 +8,7 @@
 
 pub mod codec;
 pub mod core;
+pub mod interrupt;
 pub mod logging;
 pub mod lxd;
 pub mod oci;

@@ -58,13 +58,27 @@ impl<S: Subscriber> Layer<S> for Hclog {
         line.insert("@level".into(), level.into());
         line.insert("@message".into(), fields.message.into());
         line.insert("@module".into(), event.metadata().target().into());
-        let now = time::OffsetDateTime::now_utc()
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default();
-        line.insert("@timestamp".into(), now.into());
+        line.insert(
+            "@timestamp".into(),
+            timestamp(time::OffsetDateTime::now_utc()).into(),
+        );
         let mut stderr = std::io::stderr().lock();
         let _ = writeln!(stderr, "{}", serde_json::Value::Object(line));
     }
+}
+
+/// hclog's JSON time layout, the only one go-plugin's log parser accepts
+/// (`2006-01-02T15:04:05.000000Z07:00`: always six fractional digits). A line whose timestamp
+/// does not parse is shown by Terraform as a raw DEBUG line, whatever its level.
+const TIMESTAMP: &[time::format_description::BorrowedFormatItem<'static>] = time::macros::format_description!(
+    "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"
+);
+
+/// `at` in hclog's JSON layout (UTC).
+pub fn timestamp(at: time::OffsetDateTime) -> String {
+    at.to_offset(time::UtcOffset::UTC)
+        .format(TIMESTAMP)
+        .unwrap_or_default()
 }
 
 /// The level Terraform asked for, if any.
@@ -93,5 +107,26 @@ pub fn init() {
         let _ = tracing_subscriber::registry()
             .with(Hclog.with_filter(filter))
             .try_init();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_always_have_six_fractional_digits() {
+        let check = |unix_nanos: i128, expected: &str| {
+            let at = time::OffsetDateTime::from_unix_timestamp_nanos(unix_nanos).unwrap();
+            assert_eq!(timestamp(at), expected);
+        };
+        check(0, "1970-01-01T00:00:00.000000Z");
+        check(1_764_756_000_100_000_000, "2025-12-03T10:00:00.100000Z");
+        check(1_764_756_000_123_456_789, "2025-12-03T10:00:00.123456Z");
+        check(1_764_756_000_000_000_999, "2025-12-03T10:00:00.000000Z");
+        let eastern = time::OffsetDateTime::from_unix_timestamp(1_764_756_000)
+            .unwrap()
+            .to_offset(time::macros::offset!(-5));
+        assert_eq!(timestamp(eastern), "2025-12-03T10:00:00.000000Z");
     }
 }

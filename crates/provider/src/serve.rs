@@ -60,13 +60,15 @@ pub fn negotiate(offered: Option<&str>, forced: Option<&str>) -> Result<u32, Ser
         .ok_or_else(|| ServeError::NoCommonProtocol(offered_text.to_owned()))
 }
 
-/// A private directory for the socket, removed at exit.
+/// A private directory for the socket (mode 0700, like go-plugin's), removed at exit.
 fn socket_path() -> Result<(tempfile::TempDir, PathBuf), ServeError> {
+    use std::os::unix::fs::PermissionsExt;
     let base = std::env::var_os("PLUGIN_UNIX_SOCKET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(std::env::temp_dir);
     let dir = tempfile::Builder::new()
         .prefix("tfprovider")
+        .permissions(std::fs::Permissions::from_mode(0o700))
         .tempdir_in(base)?;
     let path = dir.path().join("plugin.sock");
     Ok((dir, path))
@@ -208,10 +210,25 @@ pub async fn serve<P: Provider>(provider: P, mode: Mode) -> Result<(), ServeErro
     // the process two seconds after Shutdown anyway.
     let stop = Arc::new(tokio::sync::Notify::new());
     let stopping = stop.clone();
+    // Ctrl-C in a terminal reaches the whole process group, this plugin too. Like go-plugin's
+    // servers, a plugin ignores it: Terraform decides, calls StopProvider and collects what the
+    // calls in flight report. Served for a debugger, Ctrl-C ends the server.
+    let debugging = matches!(mode, Mode::Debug { .. });
+    let interrupts = async move {
+        loop {
+            if tokio::signal::ctrl_c().await.is_err() {
+                return std::future::pending().await;
+            }
+            if debugging {
+                return;
+            }
+            tracing::debug!("plugin received interrupt signal, ignoring");
+        }
+    };
     let shutdown = async move {
         tokio::select! {
             _ = shutdown_rx.recv() => {}
-            _ = tokio::signal::ctrl_c() => {}
+            () = interrupts => {}
         }
         stopping.notify_one();
     };

@@ -2,14 +2,70 @@
 //! msgpack round trips; an independent msgpack writer (numbers as integer, float64 or decimal
 //! string; unknowns as any extension type) decodes to the same values; stored-state JSON decodes
 //! to the same values; and arbitrary or truncated bytes give an error, never a panic.
+//! Hostile input against arbitrary schemas (random bytes, random msgpack and JSON trees,
+//! headers claiming 2^32 elements, more than `MAX_VALUES` elements) is an error or a value that
+//! conforms to the schema, never a panic, and the decoders' memory stays bounded (a counting
+//! allocator measures it).
 
 use std::collections::BTreeMap;
 
 use model::schema::{AttrType, Attribute, Block, NestedBlock, Nesting, Presence};
 use model::value::Value;
 use proptest::prelude::*;
-use provider::codec::{decode_block, decode_block_json, encode};
+use provider::codec::{CodecError, MAX_VALUES, decode_block, decode_block_json, encode};
 use rmpv::Value as Mp;
+
+/// Counts the bytes this thread holds, and the most it held, so that a test can measure what
+/// one decode costs.
+struct Counting;
+
+thread_local! {
+    static LIVE: std::cell::Cell<isize> = const { std::cell::Cell::new(0) };
+    static PEAK: std::cell::Cell<isize> = const { std::cell::Cell::new(0) };
+}
+
+fn note(delta: isize) {
+    let _ = LIVE.try_with(|live| {
+        live.set(live.get() + delta);
+        let _ = PEAK.try_with(|peak| peak.set(peak.get().max(live.get())));
+    });
+}
+
+// SAFETY: every call goes to the system allocator unchanged; only counters are added.
+unsafe impl std::alloc::GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        let p = unsafe { std::alloc::System.alloc(layout) };
+        if !p.is_null() {
+            note(layout.size() as isize);
+        }
+        p
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        unsafe { std::alloc::System.dealloc(ptr, layout) };
+        note(-(layout.size() as isize));
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, size: usize) -> *mut u8 {
+        let p = unsafe { std::alloc::System.realloc(ptr, layout, size) };
+        if !p.is_null() {
+            note(size as isize - layout.size() as isize);
+        }
+        p
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// What `f` returns, and the most memory it held at once beyond what the thread held before.
+fn peak_during<T>(f: impl FnOnce() -> T) -> (T, usize) {
+    let base = LIVE.with(|l| l.get());
+    PEAK.with(|p| p.set(base));
+    let out = f();
+    let peak = PEAK.with(|p| p.get());
+    (out, usize::try_from(peak - base).unwrap_or(0))
+}
 
 const NAMES: [&str; 5] = ["alpha", "beta", "gamma", "delta", "epsilon"];
 
@@ -288,4 +344,225 @@ proptest! {
             let _ = decode_block_json(&block, &bytes);
         }
     }
+}
+
+/// An arbitrary msgpack tree: any scalar, extension, list or map (keys of any kind).
+fn arb_mp() -> impl Strategy<Value = Mp> {
+    let leaf = prop_oneof![
+        Just(Mp::Nil),
+        any::<bool>().prop_map(Mp::Boolean),
+        any::<i64>().prop_map(Mp::from),
+        any::<u64>().prop_map(Mp::from),
+        any::<f64>().prop_map(Mp::F64),
+        any::<f32>().prop_map(Mp::F32),
+        prop_oneof![
+            "[a-z0-9]{0,6}".prop_map(|s| Mp::from(s.as_str())),
+            Just(Mp::from("a0")),
+            Just(Mp::from("b0")),
+            Just(Mp::from("1e400")),
+            Just(Mp::from("NaN")),
+            Just(Mp::from("-inf")),
+        ],
+        proptest::collection::vec(any::<u8>(), 0..4).prop_map(Mp::Binary),
+        (any::<i8>(), proptest::collection::vec(any::<u8>(), 0..4))
+            .prop_map(|(t, d)| Mp::Ext(t, d)),
+    ];
+    leaf.prop_recursive(4, 32, 5, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..5).prop_map(Mp::Array),
+            proptest::collection::vec(
+                (
+                    prop_oneof![
+                        3 => proptest::sample::select(vec!["a0", "a1", "a2", "a3", "b0", "b1", "b2", "alpha", "beta"])
+                            .prop_map(Mp::from),
+                        1 => inner.clone(),
+                    ],
+                    inner
+                ),
+                0..5
+            )
+            .prop_map(Mp::Map),
+        ]
+    })
+}
+
+/// An arbitrary JSON tree, keys mostly the schemas' names.
+fn arb_json() -> impl Strategy<Value = serde_json::Value> {
+    use serde_json::Value as J;
+    let leaf = prop_oneof![
+        Just(J::Null),
+        any::<bool>().prop_map(J::Bool),
+        any::<i64>().prop_map(J::from),
+        any::<f64>().prop_map(J::from),
+        "[a-z0-9]{0,6}".prop_map(J::String),
+    ];
+    leaf.prop_recursive(4, 32, 5, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..5).prop_map(J::Array),
+            proptest::collection::btree_map(
+                prop_oneof![
+                    proptest::sample::select(vec![
+                        "a0", "a1", "a2", "a3", "b0", "b1", "b2", "alpha", "beta"
+                    ])
+                    .prop_map(str::to_owned),
+                    "[a-z]{1,3}",
+                ],
+                inner,
+                0..5
+            )
+            .prop_map(|m| J::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+fn any_block() -> impl Strategy<Value = Block> {
+    prop_oneof![arb_block(), proptest::sample::select(model_blocks())]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn arbitrary_bytes_against_arbitrary_schemas_never_panic(
+        block in any_block(),
+        bytes in proptest::collection::vec(any::<u8>(), 0..256),
+    ) {
+        let decoded = [decode_block(&block, &bytes), decode_block_json(&block, &bytes)];
+        for value in decoded.into_iter().flatten() {
+            prop_assert!(acceptable(&block, &value), "{value:?}");
+        }
+    }
+
+    #[test]
+    fn arbitrary_msgpack_trees_decode_to_conforming_values_or_errors(block in any_block(), mp in arb_mp()) {
+        let mut bytes = Vec::new();
+        rmpv::encode::write_value(&mut bytes, &mp).unwrap();
+        if let Ok(value) = decode_block(&block, &bytes) {
+            prop_assert!(acceptable(&block, &value), "{value:?}");
+            prop_assert!(!has_non_finite(&value), "{value:?}");
+        }
+    }
+
+    #[test]
+    fn arbitrary_json_trees_decode_to_conforming_values_or_errors(block in any_block(), json in arb_json()) {
+        let text = json.to_string();
+        if let Ok(value) = decode_block_json(&block, text.as_bytes()) {
+            prop_assert!(acceptable(&block, &value), "{value:?}");
+        }
+    }
+
+    #[test]
+    fn huge_length_headers_are_errors_that_cost_nothing(
+        block in any_block(),
+        marker in proptest::sample::select(vec![0xdcu8, 0xdd, 0xde, 0xdf, 0xc4, 0xc5, 0xc6, 0xc7, 0xc8, 0xc9, 0xd9, 0xda, 0xdb]),
+        tail in proptest::collection::vec(any::<u8>(), 0..32),
+    ) {
+        let mut bytes = vec![marker, 0xff, 0xff, 0xff, 0xff];
+        bytes.extend_from_slice(&tail);
+        let (decoded, peak) = peak_during(|| decode_block(&block, &bytes));
+        prop_assert!(decoded.is_err());
+        prop_assert!(peak < 64 * 1024, "{peak} bytes");
+    }
+}
+
+/// A decoded block: null, unknown, or an object of the block's shape, where a list or set of
+/// nested blocks may also be wholly unknown (a `dynamic` block over an unknown collection).
+fn acceptable(block: &Block, value: &Value) -> bool {
+    let map = match value {
+        Value::Null | Value::Unknown => return true,
+        Value::Object(map) => map,
+        _ => return false,
+    };
+    map.len() == block.attributes.len() + block.blocks.len()
+        && block.attributes.iter().all(|a| {
+            map.get(a.name)
+                .is_some_and(|v| model::value::conforms(&a.ty, v))
+        })
+        && block
+            .blocks
+            .iter()
+            .all(|b| match (b.nesting, map.get(b.type_name)) {
+                (_, Some(Value::Unknown)) => true,
+                (Nesting::Single, Some(v)) => acceptable(&b.block, v),
+                (Nesting::List, Some(Value::List(items)))
+                | (Nesting::Set, Some(Value::Set(items))) => {
+                    items.iter().all(|v| acceptable(&b.block, v))
+                }
+                _ => false,
+            })
+}
+
+fn has_non_finite(value: &Value) -> bool {
+    match value {
+        Value::Number(n) => !n.is_finite(),
+        Value::List(items) | Value::Set(items) => items.iter().any(has_non_finite),
+        Value::Map(map) | Value::Object(map) => map.values().any(has_non_finite),
+        _ => false,
+    }
+}
+
+/// A block with one attribute `a0` of type list(string).
+fn strings_block() -> Block {
+    Block {
+        attributes: vec![attribute("a0", AttrType::List(Box::new(AttrType::String)))],
+        blocks: Vec::new(),
+        description: "",
+    }
+}
+
+/// `{"a0": [nil; n]}` in msgpack.
+fn many_nils(n: usize) -> Vec<u8> {
+    let mut bytes = vec![0x81, 0xa2, b'a', b'0', 0xdd];
+    bytes.extend_from_slice(&u32::try_from(n).unwrap().to_be_bytes());
+    bytes.resize(bytes.len() + n, 0xc0);
+    bytes
+}
+
+#[test]
+fn more_values_than_the_budget_is_an_error_before_anything_is_built() {
+    let block = strings_block();
+    // Within the budget, a big list decodes.
+    let fits = many_nils(MAX_VALUES - 3);
+    let (decoded, _) = peak_during(|| decode_block(&block, &fits));
+    let Value::List(items) = decoded.unwrap().get("a0").clone() else {
+        panic!("not a list")
+    };
+    assert_eq!(items.len(), MAX_VALUES - 3);
+
+    // One more is refused, and refusing it allocates (next to) nothing.
+    let over = many_nils(MAX_VALUES - 2);
+    let (decoded, peak) = peak_during(|| decode_block(&block, &over));
+    assert_eq!(decoded, Err(CodecError::TooLarge));
+    assert!(peak < 64 * 1024, "{peak} bytes");
+
+    let json = format!("{{\"a0\":[{}null]}}", "null,".repeat(MAX_VALUES));
+    let (decoded, peak) = peak_during(|| decode_block_json(&block, json.as_bytes()));
+    assert_eq!(decoded, Err(CodecError::TooLarge));
+    assert!(peak < 64 * 1024, "{peak} bytes");
+}
+
+#[test]
+fn non_finite_numbers_are_errors_naming_the_attribute() {
+    let block = Block {
+        attributes: vec![attribute("a0", AttrType::Number)],
+        blocks: Vec::new(),
+        description: "",
+    };
+    for number in [
+        Mp::from("1e400"),
+        Mp::from("NaN"),
+        Mp::from("-inf"),
+        Mp::F64(f64::INFINITY),
+        Mp::F32(f32::NAN),
+    ] {
+        let mut bytes = Vec::new();
+        rmpv::encode::write_value(&mut bytes, &Mp::Map(vec![(Mp::from("a0"), number.clone())]))
+            .unwrap();
+        assert_eq!(
+            decode_block(&block, &bytes).unwrap_err().to_string(),
+            "a0: expected a finite number",
+            "{number:?}"
+        );
+    }
+    assert!(decode_block_json(&block, br#"{"a0":1e400}"#).is_err());
 }

@@ -23,8 +23,16 @@ const JOINER: &str = "terraform-joiner";
 fn rpc_calls(log: &str) -> Vec<String> {
     log.lines()
         .filter_map(|line| {
-            if let Some((_, rest)) = line.split_once("\"rpc\":\"") {
-                return rest.split('"').next().map(str::to_owned);
+            // Terraform re-logs the provider's hclog line as `plugin RPC: rpc=X …` (or, when it
+            // cannot parse the line, as the JSON itself).
+            if line.contains("plugin RPC") {
+                let (_, rest) = line
+                    .split_once("rpc=")
+                    .or_else(|| line.split_once("\"rpc\":\""))?;
+                return rest
+                    .split(|c: char| !c.is_ascii_alphanumeric())
+                    .next()
+                    .map(str::to_owned);
             }
             let (_, rest) = line.split_once("GRPCProvider.v6: ")?;
             let name: String = rest

@@ -59,6 +59,12 @@ async fn auto_mtls_refuses_strangers_in_the_tls_handshake_and_shutdown_ends_the_
         "the socket honours PLUGIN_UNIX_SOCKET_DIR: {}",
         hs.address.display()
     );
+    // Like go-plugin's, the directory holding the socket is the user's alone.
+    let private = hs.address.parent().unwrap();
+    assert_ne!(private, plugin.socket_dir(), "a directory of its own");
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(private).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o700, "socket directory mode {mode:o}");
     let server_cert = hs
         .cert
         .clone()

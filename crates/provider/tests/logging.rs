@@ -1,7 +1,9 @@
 //! The provider's stderr: hclog JSON lines at the level `TF_LOG_PROVIDER` (else `TF_LOG`) asks
 //! for, nothing when neither is set, and no secret of the provider configuration in the log or
-//! in the diagnostics, whether configuring succeeds or fails.
+//! in the diagnostics, whether configuring succeeds or fails. Real Terraform (1.11 and 1.0.3)
+//! parses our lines and re-logs each at its own level, so `TF_LOG` filters them.
 
+mod common;
 mod support;
 
 use model::value::Value;
@@ -49,9 +51,12 @@ fn levels(stderr: &str) -> Vec<String> {
             let level = v["@level"].as_str().unwrap().to_owned();
             assert!(LEVELS.contains(&level.as_str()), "{line}");
             assert!(v["@message"].is_string(), "{line}");
+            // go-plugin parses `@timestamp` with hclog's layout, six fractional digits exactly.
             let at = v["@timestamp"].as_str().unwrap();
-            time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339)
-                .unwrap_or_else(|e| panic!("timestamp {at:?}: {e}"));
+            let hclog =
+                regex::Regex::new(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}(Z|[+-]\d\d:\d\d)$")
+                    .unwrap();
+            assert!(hclog.is_match(at), "timestamp {at:?}");
             level
         })
         .collect()
@@ -145,5 +150,66 @@ async fn configuration_secrets_reach_neither_the_log_nor_the_diagnostics() {
     let shown = format!("{diags:?}{stderr}");
     for secret in ["SECRETKEYMATERIAL0123456789", "SECRETPASSPHRASE9876"] {
         assert!(!shown.contains(secret), "{secret} was shown:\n{shown}");
+    }
+}
+
+/// Runs `terraform plan` of the OCI scenario with `TF_LOG=level` and returns Terraform's log.
+fn terraform_log(terraform: &std::path::Path, fake: &fake_oci::FakeOci, level: &str) -> String {
+    let mut ws = common::Workspace::new(terraform, "oci_auth_token", oci_binary());
+    let config = common::write_oci_config(fake, ws.dir.path());
+    ws.set("OCI_CONFIG_FILE", config.display().to_string());
+    ws.set(
+        "CLIENT_HOST_OVERRIDES",
+        format!("oci_identity.IdentityClient={}", fake.endpoint()),
+    );
+    ws.set("TF_VAR_user_ocid", fake.test_identity().user);
+    ws.set("TF_VAR_auth_token_description", "logged");
+    let log = ws.dir.path().join("terraform.log");
+    ws.set("TF_LOG", level);
+    ws.set("TF_LOG_PATH", log.display().to_string());
+    ws.ok(&["plan", "-input=false"]);
+    std::fs::read_to_string(&log).unwrap()
+}
+
+#[tokio::test]
+async fn terraform_logs_our_lines_at_their_own_level() {
+    let fake = std::sync::Arc::new(
+        fake_oci::FakeOci::start(fake_oci::Config {
+            clock: fake_oci::ClockMode::System,
+            ..fake_oci::Config::for_testing()
+        })
+        .await
+        .unwrap(),
+    );
+    for terraform in common::terraforms() {
+        let fake = fake.clone();
+        tokio::task::spawn_blocking(move || {
+            let ours = |log: &str| -> Vec<String> {
+                log.lines()
+                    .filter(|l| l.contains("oci provider configured"))
+                    .map(str::to_owned)
+                    .collect()
+            };
+            // Our INFO line shows as INFO, at INFO and at DEBUG, with its fields.
+            for level in ["INFO", "DEBUG"] {
+                let log = terraform_log(&terraform, &fake, level);
+                let lines = ours(&log);
+                assert_eq!(lines.len(), 1, "TF_LOG={level}:\n{log}");
+                let line = &lines[0];
+                assert!(
+                    line.contains("[INFO]")
+                        && line
+                            .contains("provider.terraform-provider-oci: oci provider configured:")
+                        && line.contains(&format!("endpoint={}", fake.endpoint())),
+                    "TF_LOG={level}: {line}"
+                );
+                assert!(!line.contains("@level"), "shown raw: {line}");
+            }
+            // WARN hides it.
+            let log = terraform_log(&terraform, &fake, "WARN");
+            assert!(ours(&log).is_empty(), "TF_LOG=WARN:\n{log}");
+        })
+        .await
+        .unwrap();
     }
 }

@@ -234,11 +234,13 @@ impl Provider for LxdProvider {
                         "Give either `token` or `password`, not both.",
                     ));
                 }
-                if let Some(protocol) = string(block, "protocol").filter(|p| p != "lxd") {
+                if let Some(protocol) =
+                    string(block, "protocol").filter(|p| p != "lxd" && p != "incus")
+                {
                     diags.push(Diagnostic::error(
                         AttrPath::attr("remote").index(idx).child("protocol"),
                         "Invalid value for `protocol`",
-                        format!("Only \"lxd\" is supported; got {protocol:?}."),
+                        format!("Expected \"lxd\" or \"incus\"; got {protocol:?}."),
                     ));
                 }
             }
@@ -390,5 +392,39 @@ impl Provider for LxdProvider {
 
     async fn read_data(&self, type_name: &str, _config: Value) -> Outcome {
         (None, crate::core::unknown_type(type_name, "data source"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use model::value::Value;
+
+    use super::LxdProvider;
+    use crate::core::Provider;
+
+    fn remote_with_protocol(protocol: &str) -> Value {
+        Value::object([(
+            "remote",
+            Value::List(vec![Value::object([
+                ("name", Value::string("r")),
+                ("protocol", Value::string(protocol)),
+            ])]),
+        )])
+    }
+
+    #[test]
+    fn a_remote_speaks_lxd_or_incus() {
+        let provider = LxdProvider::default();
+        for protocol in ["lxd", "incus"] {
+            let diags = provider.validate_provider(&remote_with_protocol(protocol));
+            assert!(diags.is_empty(), "{protocol}: {diags:?}");
+        }
+        let diags = provider.validate_provider(&remote_with_protocol("simplestreams"));
+        assert_eq!(diags.len(), 1, "{diags:?}");
+        let text = format!("{diags:?}");
+        assert!(
+            text.contains("protocol") && text.contains("simplestreams"),
+            "{text}"
+        );
     }
 }

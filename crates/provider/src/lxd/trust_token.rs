@@ -6,7 +6,8 @@ use model::value::Value;
 use time::OffsetDateTime;
 
 use super::LxdProvider;
-use crate::core::Outcome;
+use crate::core::{Outcome, interrupted};
+use crate::interrupt::settle;
 
 fn server_token(t: &lxd_client::PendingToken) -> ServerToken {
     ServerToken {
@@ -41,12 +42,19 @@ pub async fn apply(
                 Ok(c) => c,
                 Err(d) => return (None, d),
             };
-            match client.create_token(&config.name, &config.projects).await {
-                Ok(created) => (
+            match settle(client.create_token(&config.name, &config.projects)).await {
+                Err(_) => {
+                    let detail = format!(
+                        "Terraform was interrupted before the create of trust token {:?} finished, so LXD may hold a pending token of that name that Terraform does not know of. List the pending tokens (`lxc config trust list-tokens`) and revoke it if so.",
+                        config.name
+                    );
+                    (None, interrupted(detail))
+                }
+                Ok(Ok(created)) => (
                     Some(m::after_create(config, &server_token(&created)).to_value()),
                     Vec::new(),
                 ),
-                Err(err) => (
+                Ok(Err(err)) => (
                     None,
                     failed(
                         &format!("Failed to create trust token {:?}", config.name),
@@ -65,9 +73,15 @@ pub async fn apply(
                 Err(d) => return (Some(prior), d),
             };
             // A token that is no longer pending (used, expired, revoked) needs nothing.
-            match client.revoke(&state.operation_id).await {
-                Ok(_) => (None, Vec::new()),
-                Err(err) => (
+            match settle(client.revoke(&state.operation_id)).await {
+                Err(_) => (
+                    Some(prior),
+                    interrupted(
+                        "Terraform was interrupted before LXD answered the revocation; the token stays in the state, and the next plan reads whether it is still pending.",
+                    ),
+                ),
+                Ok(Ok(_)) => (None, Vec::new()),
+                Ok(Err(err)) => (
                     Some(prior),
                     failed("Failed to revoke the trust token", &err),
                 ),

@@ -6,7 +6,8 @@ use model::value::Value;
 use oci_client::Client;
 
 use super::{client_error, server_token};
-use crate::core::Outcome;
+use crate::core::{Outcome, interrupted};
+use crate::interrupt::{settle, unless_interrupted};
 
 fn invalid(d: Diagnostic) -> Outcome {
     (None, vec![d])
@@ -31,31 +32,48 @@ async fn create(client: &Client, planned: &Value) -> Outcome {
         Ok(c) => c,
         Err(d) => return invalid(d),
     };
-    let created = match client
-        .create_auth_token(&config.user_id, &config.description)
-        .await
+    let created = match settle(client.create_auth_token(&config.user_id, &config.description)).await
     {
-        Ok(t) => t,
-        Err(err) => {
+        Ok(Ok(t)) => t,
+        Ok(Err(err)) => {
             return (
                 None,
                 vec![client_error("Could not create the auth token", &err)],
             );
         }
+        Err(_) => {
+            let detail = format!(
+                "Terraform was interrupted before OCI answered the create, so OCI may have made an auth token for user {} with description {:?} that Terraform does not know of. List that user's auth tokens and delete it if so.",
+                config.user_id, config.description
+            );
+            return (None, interrupted(detail));
+        }
     };
     let mut state = m::after_create(&config, &server_token(&created));
     if created.lifecycle_state != "ACTIVE" {
         let limit = Timeouts::create(config.timeouts.as_ref());
-        match client
-            .wait_for_state(&config.user_id, &created.id, "ACTIVE", limit)
-            .await
+        match unless_interrupted(client.wait_for_state(
+            &config.user_id,
+            &created.id,
+            "ACTIVE",
+            limit,
+        ))
+        .await
         {
-            Ok(found) => {
+            // The token exists: it goes into the state, which Terraform keeps (tainted).
+            Err(_) => {
+                let detail = format!(
+                    "Terraform was interrupted while waiting for auth token {} to become ACTIVE; it was created and is recorded in the state.",
+                    created.id
+                );
+                return (Some(state.to_value()), interrupted(detail));
+            }
+            Ok(Ok(found)) => {
                 let found = found.map(|t| server_token(&t));
                 state = m::refresh(&state, found.as_ref()).unwrap_or(state);
             }
             // The token exists: keep it in state so that it is not lost, and say what happened.
-            Err(err) => {
+            Ok(Err(err)) => {
                 return (
                     Some(state.to_value()),
                     vec![client_error("The auth token did not become ACTIVE", &err)],
@@ -71,15 +89,24 @@ async fn update(client: &Client, prior: &Value, planned: &Value) -> Outcome {
         (Ok(p), Ok(c)) => (p, c),
         (Err(d), _) | (_, Err(d)) => return (Some(prior.clone()), vec![d]),
     };
-    if prior_state.description != config.description
-        && let Err(err) = client
-            .update_auth_token(&config.user_id, &prior_state.id, &config.description, None)
-            .await
-    {
-        return (
-            Some(prior.clone()),
-            vec![client_error("Could not update the auth token", &err)],
-        );
+    if prior_state.description != config.description {
+        let updated = settle(client.update_auth_token(
+            &config.user_id,
+            &prior_state.id,
+            &config.description,
+            None,
+        ))
+        .await;
+        let diags = match updated {
+            Ok(Ok(_)) => Vec::new(),
+            Ok(Err(err)) => vec![client_error("Could not update the auth token", &err)],
+            Err(_) => interrupted(
+                "Terraform was interrupted before OCI answered the update; the next plan reads the description OCI holds.",
+            ),
+        };
+        if !diags.is_empty() {
+            return (Some(prior.clone()), diags);
+        }
     }
     (
         Some(m::after_update(&prior_state, &config).to_value()),
@@ -92,26 +119,38 @@ async fn delete(client: &Client, prior: &Value) -> Outcome {
         Ok(s) => s,
         Err(d) => return (Some(prior.clone()), vec![d]),
     };
-    if let Err(err) = client
-        .delete_auth_token(&state.user_id, &state.id, None)
-        .await
-    {
-        return (
-            Some(prior.clone()),
-            vec![client_error("Could not delete the auth token", &err)],
-        );
+    match settle(client.delete_auth_token(&state.user_id, &state.id, None)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(err)) => {
+            return (
+                Some(prior.clone()),
+                vec![client_error("Could not delete the auth token", &err)],
+            );
+        }
+        Err(_) => {
+            let detail = "Terraform was interrupted before OCI answered the delete; the token stays in the state, and the next plan reads whether it still exists.";
+            return (Some(prior.clone()), interrupted(detail));
+        }
     }
+    // OCI accepted the delete: the token leaves the state even if the wait ends early.
     let limit = Timeouts::delete(state.timeouts.as_ref());
-    if let Err(err) = client
-        .wait_for_state(&state.user_id, &state.id, "DELETED", limit)
-        .await
-    {
+    let waited =
+        unless_interrupted(client.wait_for_state(&state.user_id, &state.id, "DELETED", limit))
+            .await;
+    let still = match waited {
+        Ok(Ok(_)) => None,
+        Ok(Err(err)) => Some(err.to_string()),
+        Err(_) => Some(
+            "Terraform was interrupted while waiting for OCI to finish deleting it.".to_owned(),
+        ),
+    };
+    if let Some(detail) = still {
         return (
             None,
             vec![Diagnostic::warning(
                 model::diag::AttrPath::default(),
                 "The auth token is still being deleted",
-                err.to_string(),
+                detail,
             )],
         );
     }

@@ -271,6 +271,13 @@ mod oci {
         let Some(terraform) = common::tool("XTASK_TERRAFORM") else {
             return;
         };
+        // Protocol 6, then protocol 5 (served when it is the only choice).
+        for protocol in [None, Some("5")] {
+            deleted_after_plan_and_apply(&terraform, protocol).await;
+        }
+    }
+
+    async fn deleted_after_plan_and_apply(terraform: &Path, protocol: Option<&'static str>) {
         let keys = tempfile::tempdir().unwrap();
         // Terraform signs with the wall clock, so the fake follows it.
         let fake = FakeOci::start(Config {
@@ -280,7 +287,10 @@ mod oci {
         .await
         .unwrap();
         common::write_oci_config(&fake, keys.path());
-        let mut ws = workspace(&terraform, &fake, keys.path());
+        let mut ws = workspace(terraform, &fake, keys.path());
+        if let Some(protocol) = protocol {
+            ws.set("TF_PROVIDER_FORCE_PROTOCOL", protocol);
+        }
         let log = ws.dir.path().join("terraform.log");
         ws.set("TF_LOG", "trace");
         ws.set("TF_LOG_PATH", log.display().to_string());
@@ -292,8 +302,11 @@ mod oci {
             ws.ok(&["apply", "-input=false", "saved.tfplan"]);
             let apply_calls = rpc_calls(&std::fs::read_to_string(&log).unwrap());
             assert!(tokens(&fake).is_empty(), "apply left a token on the server");
-            eprintln!("oci plan called: {}", plan_calls.join(", "));
-            eprintln!("oci apply (saved plan) called: {}", apply_calls.join(", "));
+            eprintln!("oci plan ({protocol:?}) called: {}", plan_calls.join(", "));
+            eprintln!(
+                "oci apply ({protocol:?}, saved plan) called: {}",
+                apply_calls.join(", ")
+            );
             for calls in [&plan_calls, &apply_calls] {
                 let opens = calls
                     .iter()

@@ -476,3 +476,236 @@ async fn a_failed_close_names_token_and_user_and_a_failed_open_leaves_nothing() 
         "closing again (already gone is success) frees both slots"
     );
 }
+
+/// The ephemeral `lxd_trust_token` over protocol 6 against fake-lxd: Close revokes a pending
+/// token, finds a used one already done, keeps one with `revoke_on_close = false`, and when
+/// the revocation fails names the token's operation; Close after a Renew gets Open's private
+/// data and still works.
+#[tokio::test(flavor = "multi_thread")]
+async fn lxd_close_revokes_keeps_or_reports() {
+    use fake_lxd::FakeLxd;
+    use v6::provider_server::Provider as _;
+
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("unix.socket");
+    let fake = FakeLxd::start(fake_lxd::Config {
+        unix_socket: Some(socket.clone()),
+        ..fake_lxd::Config::for_testing()
+    })
+    .await
+    .expect("fake-lxd starts");
+    let control = fake.control();
+    let service = provider::core::Service::new(Arc::new(provider::lxd::LxdProvider::default()));
+    let schemas = service
+        .get_provider_schema(Request::new(Default::default()))
+        .await
+        .unwrap()
+        .into_inner();
+    let provider_block = block6(
+        schemas
+            .provider
+            .as_ref()
+            .and_then(|p| p.block.as_ref())
+            .unwrap(),
+    );
+    let block = block6(
+        schemas.ephemeral_resource_schemas["lxd_trust_token"]
+            .block
+            .as_ref()
+            .unwrap(),
+    );
+    let provider_config = provider_block.complete(&Tv::obj([
+        (
+            "config_dir",
+            Tv::s(&dir.path().join("lxc").display().to_string()),
+        ),
+        (
+            "remote",
+            Tv::List(vec![Tv::obj([
+                ("name", Tv::s("fake")),
+                ("address", Tv::s(&format!("unix://{}", socket.display()))),
+                ("default", Tv::Bool(true)),
+            ])]),
+        ),
+    ]));
+    let r = service
+        .configure_provider(Request::new(v6::configure_provider::Request {
+            config: Some(v6::DynamicValue {
+                msgpack: encode(&provider_config),
+                json: Vec::new(),
+            }),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!is_error(&r.diagnostics), "{}", texts(&r.diagnostics));
+    let open = |name: &str, revoke: Option<bool>| {
+        let mut config = Tv::obj([("name", Tv::s(name))]);
+        if let Some(revoke) = revoke {
+            config.set("revoke_on_close", Tv::Bool(revoke));
+        }
+        v6::open_ephemeral_resource::Request {
+            type_name: "lxd_trust_token".into(),
+            config: Some(v6::DynamicValue {
+                msgpack: encode(&block.complete(&config)),
+                json: Vec::new(),
+            }),
+            client_capabilities: None,
+        }
+    };
+    let close = |private: Vec<u8>| v6::close_ephemeral_resource::Request {
+        type_name: "lxd_trust_token".into(),
+        private: Some(private),
+    };
+    let pending = || control.pending_tokens().len();
+
+    // Revoked on close, also after a Renew (Close gets Open's private data).
+    let opened = service
+        .open_ephemeral_resource(Request::new(open("a", None)))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        !is_error(&opened.diagnostics),
+        "{}",
+        texts(&opened.diagnostics)
+    );
+    let result = decode(&opened.result.unwrap().msgpack);
+    assert_eq!(result.get("revoke_on_close"), &Tv::Bool(true));
+    let token = result.get("token").as_str().unwrap().to_owned();
+    let private = opened.private.unwrap();
+    assert!(
+        !String::from_utf8_lossy(&private).contains(&token),
+        "no secret in private data"
+    );
+    assert_eq!(pending(), 1);
+    service
+        .renew_ephemeral_resource(Request::new(v6::renew_ephemeral_resource::Request {
+            type_name: "lxd_trust_token".into(),
+            private: Some(private.clone()),
+        }))
+        .await
+        .unwrap();
+    let r = service
+        .close_ephemeral_resource(Request::new(close(private)))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!is_error(&r.diagnostics), "{}", texts(&r.diagnostics));
+    assert_eq!(pending(), 0);
+
+    // A used token: Close succeeds, nothing to revoke.
+    let opened = service
+        .open_ephemeral_resource(Request::new(open("b", None)))
+        .await
+        .unwrap()
+        .into_inner();
+    let token = decode(&opened.result.unwrap().msgpack)
+        .get("token")
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(control.consume(&token, None).0, 201);
+    let r = service
+        .close_ephemeral_resource(Request::new(close(opened.private.unwrap())))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!is_error(&r.diagnostics), "{}", texts(&r.diagnostics));
+
+    // revoke_on_close = false: the token outlives Close.
+    let opened = service
+        .open_ephemeral_resource(Request::new(open("c", Some(false))))
+        .await
+        .unwrap()
+        .into_inner();
+    let r = service
+        .close_ephemeral_resource(Request::new(close(opened.private.unwrap())))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!is_error(&r.diagnostics));
+    assert_eq!(pending(), 1);
+
+    // A revocation the server refuses: an error naming the operation; the token stays.
+    let opened = service
+        .open_ephemeral_resource(Request::new(open("d", None)))
+        .await
+        .unwrap()
+        .into_inner();
+    let operation = decode(&opened.result.unwrap().msgpack)
+        .get("operation_id")
+        .as_str()
+        .unwrap()
+        .to_owned();
+    control.add_fault(fake_lxd::faults::Rule {
+        method: "DELETE".into(),
+        path: "/1.0/operations/*".into(),
+        times: None,
+        action: fake_lxd::faults::Action::Status {
+            status: 403,
+            body: None,
+            headers: None,
+        },
+    });
+    let r = service
+        .close_ephemeral_resource(Request::new(close(opened.private.unwrap())))
+        .await
+        .unwrap()
+        .into_inner();
+    let text = texts(&r.diagnostics);
+    assert!(
+        is_error(&r.diagnostics) && text.contains(&operation),
+        "{text}"
+    );
+    assert_eq!(pending(), 2);
+    control.clear_faults();
+
+    // Bad input names the attribute; an unknown name cannot be opened without a deferral.
+    let r = service
+        .validate_ephemeral_resource_config(Request::new(
+            v6::validate_ephemeral_resource_config::Request {
+                type_name: "lxd_trust_token".into(),
+                config: Some(v6::DynamicValue {
+                    msgpack: encode(&block.complete(&Tv::obj([("name", Tv::s("-x"))]))),
+                    json: Vec::new(),
+                }),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(is_error(&r.diagnostics));
+    assert_eq!(r.diagnostics[0].attribute.as_ref().unwrap().steps.len(), 1);
+    let mut unknown = open("e", None);
+    unknown.config = Some(v6::DynamicValue {
+        msgpack: encode(&block.complete(&Tv::obj([("name", Tv::Unknown)]))),
+        json: Vec::new(),
+    });
+    let r = service
+        .open_ephemeral_resource(Request::new(unknown.clone()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        is_error(&r.diagnostics) && r.private.is_none(),
+        "{}",
+        texts(&r.diagnostics)
+    );
+    unknown.client_capabilities = Some(v6::ClientCapabilities {
+        deferral_allowed: true,
+        ..Default::default()
+    });
+    let r = service
+        .open_ephemeral_resource(Request::new(unknown))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!is_error(&r.diagnostics));
+    assert_eq!(
+        r.deferred.unwrap().reason,
+        v6::deferred::Reason::ResourceConfigUnknown as i32
+    );
+    assert_eq!(pending(), 2, "a deferred Open makes nothing");
+}

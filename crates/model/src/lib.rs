@@ -7,6 +7,8 @@
 pub mod convert;
 pub mod diag;
 pub mod docs;
+pub mod ephemeral_lxd_trust_token;
+pub mod ephemeral_oci_identity_auth_token;
 pub mod lxd_trust_token;
 pub mod oci_identity_auth_token;
 pub mod oci_identity_auth_tokens;
@@ -37,4 +39,14 @@ pub fn all_schemas() -> Vec<TypeSchema> {
     all.extend(lxd_types());
     all.extend(oci_types());
     all
+}
+
+/// The ephemeral resources `terraform-provider-lxd` serves (Terraform 1.10 and later).
+pub fn lxd_ephemeral_types() -> Vec<TypeSchema> {
+    vec![ephemeral_lxd_trust_token::schema()]
+}
+
+/// The ephemeral resources `terraform-provider-oci` serves (Terraform 1.10 and later).
+pub fn oci_ephemeral_types() -> Vec<TypeSchema> {
+    vec![ephemeral_oci_identity_auth_token::schema()]
 }

@@ -41,11 +41,12 @@ By setting the trigger to `always` ensures that the token is always present, and
 
 * See the LXD [documentation](https://documentation.ubuntu.com/lxd/en/latest/authentication/#authentication-token) for more information on trust tokens.
 
-## Keeping the token out of plan output
+## Keeping the token out of state and plans
 
 `token` is not marked sensitive, so that the example's `output \"token\"` applies as written.
-To keep the token out of plan and apply output, mark the output `sensitive = true`, or wrap the value with `sensitive()`.
-The token is always stored in the state file, which should be protected like any secret.
+Marking that output `sensitive = true` (or wrapping the value with `sensitive()`) hides it only where the output itself is shown.
+It does **not** keep `token` out of destroy or replace plans (`terraform plan -destroy` prints the whole token), nor out of `terraform show`, and the token is always stored in the state file in clear.
+When nothing outside the run needs the token, use the ephemeral resource `lxd_trust_token` instead (Terraform 1.10 and later, see `docs/ephemeral-resources/lxd_trust_token.md`): its token never reaches the state file, a plan file or the plan output.
 ";
 
 pub const EXAMPLE: &str = r#"resource "lxd_trust_token" "token1" {

@@ -39,7 +39,10 @@ Any change to a property that does not support update will force the destruction
 
 ### The token secret
 `token` is returned only when the token is created; the provider keeps it in state through every later refresh and update.
-It is not marked sensitive, so that existing configurations that output it keep working; mark such outputs `sensitive = true` to keep the token out of plan output.
+It is not marked sensitive, so that existing configurations that output it keep working.
+Marking such an output `sensitive = true` hides it only where the output itself is shown.
+It does **not** keep `token` out of destroy or replace plans (`terraform plan -destroy` prints it), nor out of `terraform show`, and the token is always stored in the state file in clear.
+When nothing outside the run needs the token, use the ephemeral resource `oci_identity_auth_token` instead (Terraform 1.10 and later, see `docs/ephemeral-resources/oci_identity_auth_token.md`): its token never reaches the state file, a plan file or the plan output, and it is deleted when the run ends.
 An imported token has no `token` (a warning says so).
 ";
 

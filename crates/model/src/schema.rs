@@ -91,9 +91,12 @@ pub enum Kind {
     Resource,
     DataSource,
     Provider,
+    /// An ephemeral resource (Terraform 1.10 and later): opened in each run, never stored.
+    Ephemeral,
 }
 
-/// One Terraform type: a resource, a data source, or a provider's own configuration.
+/// One Terraform type: a resource, a data source, an ephemeral resource, or a provider's own
+/// configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TypeSchema {
     /// For example `lxd_trust_token`; for a provider, its local name (`lxd`, `oci`).

@@ -18,12 +18,49 @@ use crate::schema::to_proto;
 /// The result of an operation that yields an object (or `None`: gone, or destroyed).
 pub type Outcome = (Option<Value>, Vec<Diagnostic>);
 
+/// What an ephemeral resource's Open produced: the result (`None` when it failed), the private
+/// bytes Terraform hands back to Close, and diagnostics. (No `Debug`: the result holds the
+/// secret.)
+#[derive(Default)]
+pub struct Opened {
+    pub result: Option<Value>,
+    pub private: Vec<u8>,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Opened {
+    pub fn failed(diagnostics: Vec<Diagnostic>) -> Opened {
+        Opened {
+            result: None,
+            private: Vec::new(),
+            diagnostics,
+        }
+    }
+}
+
 /// What a provider binary implements, in the model's terms.
 #[tonic::async_trait]
 pub trait Provider: Send + Sync + 'static {
     fn provider_schema(&self) -> TypeSchema;
     fn resources(&self) -> Vec<TypeSchema>;
     fn data_sources(&self) -> Vec<TypeSchema>;
+    /// The ephemeral resource types (Terraform 1.10 and later); none unless a provider has some.
+    fn ephemeral_resources(&self) -> Vec<TypeSchema> {
+        Vec::new()
+    }
+    /// Checks an ephemeral resource's configuration (unknown values pass).
+    fn validate_ephemeral(&self, type_name: &str, _config: &Value) -> Vec<Diagnostic> {
+        unknown_type(type_name, "ephemeral resource")
+    }
+    /// Opens an ephemeral resource from a wholly known configuration. Terraform does not call
+    /// Close when Open failed, so a failed Open leaves nothing behind.
+    async fn open_ephemeral(&self, type_name: &str, _config: Value) -> Opened {
+        Opened::failed(unknown_type(type_name, "ephemeral resource"))
+    }
+    /// Closes what Open made; `private` is what that Open returned.
+    async fn close_ephemeral(&self, type_name: &str, _private: &[u8]) -> Vec<Diagnostic> {
+        unknown_type(type_name, "ephemeral resource")
+    }
     fn validate_provider(&self, config: &Value) -> Vec<Diagnostic> {
         model::plan::validate(&self.provider_schema().block, config)
     }
@@ -88,6 +125,133 @@ impl<P: Provider> Service<P> {
             .find(|s| s.name == type_name)
             .ok_or_else(|| diagnostics(unknown_type(type_name, "data source")))
     }
+}
+
+/// The ephemeral-resource RPCs, apart from the generated trait so that each stays short.
+impl<P: Provider> Service<P> {
+    fn ephemeral_schema(&self, type_name: &str) -> Result<TypeSchema, Vec<pb::Diagnostic>> {
+        self.provider
+            .ephemeral_resources()
+            .into_iter()
+            .find(|s| s.name == type_name)
+            .ok_or_else(|| diagnostics(unknown_type(type_name, "ephemeral resource")))
+    }
+
+    fn ephemeral_metadata(&self) -> Vec<pb::get_metadata::EphemeralMetadata> {
+        self.provider
+            .ephemeral_resources()
+            .iter()
+            .map(|s| pb::get_metadata::EphemeralMetadata {
+                type_name: s.name.to_owned(),
+            })
+            .collect()
+    }
+
+    fn ephemeral_schemas(&self) -> std::collections::HashMap<String, pb::Schema> {
+        self.provider
+            .ephemeral_resources()
+            .iter()
+            .map(|s| (s.name.to_owned(), to_proto(s)))
+            .collect()
+    }
+
+    async fn validate_ephemeral(
+        &self,
+        req: pb::validate_ephemeral_resource_config::Request,
+    ) -> pb::validate_ephemeral_resource_config::Response {
+        tracing::debug!(rpc = "ValidateEphemeralResourceConfig", type_name = %req.type_name, "plugin RPC");
+        let diagnostics = match self
+            .ephemeral_schema(&req.type_name)
+            .and_then(|s| decode(&s, req.config.as_ref(), "configuration"))
+        {
+            Ok(config) => diagnostics(self.provider.validate_ephemeral(&req.type_name, &config)),
+            Err(d) => d,
+        };
+        pb::validate_ephemeral_resource_config::Response { diagnostics }
+    }
+
+    async fn open_ephemeral(
+        &self,
+        req: pb::open_ephemeral_resource::Request,
+    ) -> pb::open_ephemeral_resource::Response {
+        tracing::debug!(rpc = "OpenEphemeralResource", type_name = %req.type_name, "plugin RPC");
+        let failed = |diagnostics| pb::open_ephemeral_resource::Response {
+            diagnostics,
+            ..Default::default()
+        };
+        let (schema, config) = match self
+            .ephemeral_schema(&req.type_name)
+            .and_then(|s| Ok((decode(&s, req.config.as_ref(), "configuration")?, s)))
+        {
+            Ok((config, schema)) => (schema, config),
+            Err(d) => return failed(d),
+        };
+        if config.contains_unknown() {
+            // Terraform itself waits for a known configuration and opens in the apply; a
+            // client that can take a deferral gets one, with the result as far as it is known.
+            let deferral_allowed = req.client_capabilities.is_some_and(|c| c.deferral_allowed);
+            if deferral_allowed {
+                let result = model::plan::plan(&schema.block, None, &config).planned;
+                return pb::open_ephemeral_resource::Response {
+                    result: Some(dynamic(&result)),
+                    deferred: Some(pb::Deferred {
+                        reason: pb::deferred::Reason::ResourceConfigUnknown as i32,
+                    }),
+                    ..Default::default()
+                };
+            }
+            return failed(diagnostics(unknown_config(&schema, &config)));
+        }
+        let opened = self.provider.open_ephemeral(&req.type_name, config).await;
+        match opened.result {
+            Some(result) if !model::diag::has_errors(&opened.diagnostics) => {
+                pb::open_ephemeral_resource::Response {
+                    diagnostics: diagnostics(opened.diagnostics),
+                    renew_at: None,
+                    result: Some(dynamic(&result)),
+                    private: Some(opened.private),
+                    deferred: None,
+                }
+            }
+            _ => failed(diagnostics(opened.diagnostics)),
+        }
+    }
+
+    async fn close_ephemeral(
+        &self,
+        req: pb::close_ephemeral_resource::Request,
+    ) -> pb::close_ephemeral_resource::Response {
+        tracing::debug!(rpc = "CloseEphemeralResource", type_name = %req.type_name, "plugin RPC");
+        let diagnostics = match self.ephemeral_schema(&req.type_name) {
+            Ok(_) => diagnostics(
+                self.provider
+                    .close_ephemeral(&req.type_name, req.private.as_deref().unwrap_or_default())
+                    .await,
+            ),
+            Err(d) => d,
+        };
+        pb::close_ephemeral_resource::Response { diagnostics }
+    }
+}
+
+/// The error for an Open whose configuration is not wholly known, naming the first such
+/// attribute.
+fn unknown_config(schema: &TypeSchema, config: &Value) -> Vec<Diagnostic> {
+    let name = schema
+        .block
+        .attributes
+        .iter()
+        .find(|a| config.get(a.name).contains_unknown())
+        .map(|a| a.name)
+        .unwrap_or_default();
+    vec![Diagnostic::error(
+        model::diag::AttrPath::attr(name),
+        "Configuration not known yet",
+        format!(
+            "`{name}` depends on a value known only after apply, so the {} cannot be opened now; Terraform opens it during apply.",
+            schema.name
+        ),
+    )]
 }
 
 /// The error of a call that `StopProvider` interrupted; `detail` says what is known.
@@ -210,6 +374,7 @@ impl<P: Provider> ProviderRpc for Service<P> {
                     type_name: s.name.to_owned(),
                 })
                 .collect(),
+            ephemeral_resources: self.ephemeral_metadata(),
         }))
     }
 
@@ -238,6 +403,7 @@ impl<P: Provider> ProviderRpc for Service<P> {
                 get_provider_schema_optional: true,
                 move_resource_state: false,
             }),
+            ephemeral_resource_schemas: self.ephemeral_schemas(),
         }))
     }
 
@@ -526,6 +692,48 @@ impl<P: Provider> ProviderRpc for Service<P> {
                 .collect(),
             diagnostics: diagnostics(diags),
         }))
+    }
+
+    async fn validate_ephemeral_resource_config(
+        &self,
+        req: Request<pb::validate_ephemeral_resource_config::Request>,
+    ) -> Result<Response<pb::validate_ephemeral_resource_config::Response>, Status> {
+        Ok(Response::new(
+            self.validate_ephemeral(req.into_inner()).await,
+        ))
+    }
+
+    async fn open_ephemeral_resource(
+        &self,
+        req: Request<pb::open_ephemeral_resource::Request>,
+    ) -> Result<Response<pb::open_ephemeral_resource::Response>, Status> {
+        Ok(Response::new(self.open_ephemeral(req.into_inner()).await))
+    }
+
+    /// Nothing here needs renewing (Open never sets `renew_at`); the private data stays as
+    /// Open made it, which is also what Terraform passes to Close.
+    async fn renew_ephemeral_resource(
+        &self,
+        req: Request<pb::renew_ephemeral_resource::Request>,
+    ) -> Result<Response<pb::renew_ephemeral_resource::Response>, Status> {
+        let req = req.into_inner();
+        tracing::debug!(rpc = "RenewEphemeralResource", type_name = %req.type_name, "plugin RPC");
+        let diagnostics = self
+            .ephemeral_schema(&req.type_name)
+            .err()
+            .unwrap_or_default();
+        Ok(Response::new(pb::renew_ephemeral_resource::Response {
+            diagnostics,
+            renew_at: None,
+            private: req.private,
+        }))
+    }
+
+    async fn close_ephemeral_resource(
+        &self,
+        req: Request<pb::close_ephemeral_resource::Request>,
+    ) -> Result<Response<pb::close_ephemeral_resource::Response>, Status> {
+        Ok(Response::new(self.close_ephemeral(req.into_inner()).await))
     }
 
     async fn read_data_source(

@@ -127,6 +127,34 @@ forward_all!(
         import_resource_state
     ),
     (
+        validate_ephemeral_resource_config,
+        v5::validate_ephemeral_resource_config::Request,
+        v5::validate_ephemeral_resource_config::Response,
+        v6::validate_ephemeral_resource_config::Request,
+        validate_ephemeral_resource_config
+    ),
+    (
+        open_ephemeral_resource,
+        v5::open_ephemeral_resource::Request,
+        v5::open_ephemeral_resource::Response,
+        v6::open_ephemeral_resource::Request,
+        open_ephemeral_resource
+    ),
+    (
+        renew_ephemeral_resource,
+        v5::renew_ephemeral_resource::Request,
+        v5::renew_ephemeral_resource::Response,
+        v6::renew_ephemeral_resource::Request,
+        renew_ephemeral_resource
+    ),
+    (
+        close_ephemeral_resource,
+        v5::close_ephemeral_resource::Request,
+        v5::close_ephemeral_resource::Response,
+        v6::close_ephemeral_resource::Request,
+        close_ephemeral_resource
+    ),
+    (
         read_data_source,
         v5::read_data_source::Request,
         v5::read_data_source::Response,

@@ -1,6 +1,7 @@
 //! `terraform-provider-lxd`: its configuration (remotes as lxc knows them), and one module per
 //! Terraform type.
 
+pub mod ephemeral_trust_token;
 pub mod trust_token;
 
 use std::collections::BTreeMap;
@@ -14,7 +15,7 @@ use model::plan::Plan;
 use model::schema::TypeSchema;
 use model::value::Value;
 
-use crate::core::{Outcome, Provider};
+use crate::core::{Opened, Outcome, Provider};
 
 #[derive(Default)]
 pub struct LxdProvider {
@@ -189,6 +190,37 @@ impl Provider for LxdProvider {
 
     fn data_sources(&self) -> Vec<TypeSchema> {
         Vec::new()
+    }
+
+    fn ephemeral_resources(&self) -> Vec<TypeSchema> {
+        model::lxd_ephemeral_types()
+    }
+
+    fn validate_ephemeral(&self, type_name: &str, config: &Value) -> Vec<Diagnostic> {
+        match type_name {
+            model::ephemeral_lxd_trust_token::NAME => {
+                model::ephemeral_lxd_trust_token::validate(config)
+            }
+            other => crate::core::unknown_type(other, "ephemeral resource"),
+        }
+    }
+
+    async fn open_ephemeral(&self, type_name: &str, config: Value) -> Opened {
+        match type_name {
+            model::ephemeral_lxd_trust_token::NAME => {
+                ephemeral_trust_token::open(self, config).await
+            }
+            other => Opened::failed(crate::core::unknown_type(other, "ephemeral resource")),
+        }
+    }
+
+    async fn close_ephemeral(&self, type_name: &str, private: &[u8]) -> Vec<Diagnostic> {
+        match type_name {
+            model::ephemeral_lxd_trust_token::NAME => {
+                ephemeral_trust_token::close(self, private).await
+            }
+            other => crate::core::unknown_type(other, "ephemeral resource"),
+        }
     }
 
     fn validate_provider(&self, config: &Value) -> Vec<Diagnostic> {

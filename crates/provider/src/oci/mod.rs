@@ -1,5 +1,6 @@
 //! `terraform-provider-oci`: its configuration, and one module per Terraform type.
 
+pub mod ephemeral_auth_token;
 pub mod identity_auth_token;
 pub mod identity_auth_tokens;
 
@@ -12,7 +13,7 @@ use model::schema::TypeSchema;
 use model::value::Value;
 use oci_client::{Client, Environment, RetryPolicy, Secret, Settings, SystemClock};
 
-use crate::core::{Outcome, Provider};
+use crate::core::{Opened, Outcome, Provider};
 
 #[derive(Default)]
 pub struct OciProvider {
@@ -94,6 +95,41 @@ impl Provider for OciProvider {
 
     fn data_sources(&self) -> Vec<TypeSchema> {
         vec![model::oci_identity_auth_tokens::schema()]
+    }
+
+    fn ephemeral_resources(&self) -> Vec<TypeSchema> {
+        model::oci_ephemeral_types()
+    }
+
+    fn validate_ephemeral(&self, type_name: &str, config: &Value) -> Vec<Diagnostic> {
+        match type_name {
+            model::ephemeral_oci_identity_auth_token::NAME => {
+                model::ephemeral_oci_identity_auth_token::validate(config)
+            }
+            other => crate::core::unknown_type(other, "ephemeral resource"),
+        }
+    }
+
+    async fn open_ephemeral(&self, type_name: &str, config: Value) -> Opened {
+        let client = match self.client() {
+            Ok(c) => c,
+            Err(d) => return Opened::failed(d),
+        };
+        match type_name {
+            model::ephemeral_oci_identity_auth_token::NAME => {
+                ephemeral_auth_token::open(&client, config).await
+            }
+            other => Opened::failed(crate::core::unknown_type(other, "ephemeral resource")),
+        }
+    }
+
+    async fn close_ephemeral(&self, type_name: &str, private: &[u8]) -> Vec<Diagnostic> {
+        match type_name {
+            model::ephemeral_oci_identity_auth_token::NAME => {
+                ephemeral_auth_token::close(self.client(), private).await
+            }
+            other => crate::core::unknown_type(other, "ephemeral resource"),
+        }
     }
 
     fn validate(&self, type_name: &str, config: &Value) -> Vec<Diagnostic> {

@@ -1,0 +1,3 @@
+ephemeral "lxd_trust_token" "join" {
+  name = "terraform-joiner"
+}

@@ -436,8 +436,9 @@ impl Client {
     /// - when it may have acted without a usable answer (the connection broke after sending,
     ///   the answer timed out or was unreadable, or a 5xx came back, which a proxy may send
     ///   after forwarding), it is never sent again: the client watches, until the deadline,
-    ///   for pending tokens of that name that were not there before the request. Exactly one
-    ///   is adopted; several are an [`Error::AmbiguousCreate`] naming them all.
+    ///   for pending tokens of that name that were not there before the request. Once the
+    ///   request had one more request timeout to act, exactly one is adopted, and several are
+    ///   an [`Error::AmbiguousCreate`] naming them all.
     ///
     /// A create never revokes anything, since it cannot prove that a token it did not get an
     /// answer for is its own. Creates of the same name through one client run one at a time,
@@ -453,7 +454,13 @@ impl Client {
             locks.retain(|_, lock| Arc::strong_count(lock) > 1);
             locks.entry(name.to_owned()).or_default().clone()
         };
-        let _serialised = lock.lock().await;
+        let _serialised = match lock.try_lock() {
+            Ok(guard) => guard,
+            Err(_) => {
+                tracing::debug!(name, "waiting for another create of the same name");
+                lock.lock().await
+            }
+        };
         let info = self.server_info().await?;
         let restricted = !projects.is_empty();
         let body = json!({"name": name, "type": "client", "restricted": restricted, "projects": projects, "token": true});
@@ -480,9 +487,15 @@ impl Client {
                 Err(e) if e.is_unsent() => e,
                 Err(e) if e.is_ambiguous() => {
                     tracing::debug!(name, attempts, error = %e, "token create may have acted; reconciling");
-                    return self
-                        .reconcile(name, projects, restricted, &before, e, start, attempts)
-                        .await;
+                    let create = Create {
+                        name,
+                        projects,
+                        restricted,
+                        before,
+                        start,
+                        attempts,
+                    };
+                    return self.reconcile(&create, e).await;
                 }
                 Err(e) => return Err(explain(e, info.generation())),
             };
@@ -500,19 +513,13 @@ impl Client {
         }
     }
 
-    /// Watches, until the deadline, for the token an ambiguous create may have made: the
-    /// pending tokens of its name and projects that were not there before the request.
-    #[allow(clippy::too_many_arguments)]
-    async fn reconcile(
-        &self,
-        name: &str,
-        projects: &[String],
-        restricted: bool,
-        before: &BTreeSet<String>,
-        error: Error,
-        start: Instant,
-        attempts: u32,
-    ) -> Result<PendingToken, Error> {
+    /// Watches for the token an ambiguous create may have made: the pending tokens of its
+    /// name and projects that were not there before the request. Nothing is decided before
+    /// the request had one more request timeout to act (it may still be on its way), so that a
+    /// late own token is counted too; then a sole candidate is adopted, several are reported,
+    /// and none is watched for until the deadline.
+    async fn reconcile(&self, create: &Create<'_>, error: Error) -> Result<PendingToken, Error> {
+        let settled_at = Instant::now() + self.retry.request_timeout;
         let mut polls = 0;
         loop {
             polls += 1;
@@ -521,30 +528,39 @@ impl Client {
                 .await?
                 .into_iter()
                 .filter(|t| {
-                    !before.contains(&t.operation_id)
-                        && t.name == name
-                        && t.projects == projects
-                        && t.restricted == restricted
+                    !create.before.contains(&t.operation_id)
+                        && t.name == create.name
+                        && t.projects == create.projects
+                        && t.restricted == create.restricted
                 })
                 .collect();
+            let wait = self.backoff(polls);
+            let out_of_time = create.start.elapsed() + wait > self.retry.deadline;
+            let settled = out_of_time || Instant::now() >= settled_at;
             match candidates.len() {
                 0 => {}
-                1 => return Ok(candidates.remove(0)),
-                _ => {
+                1 if settled => return Ok(candidates.remove(0)),
+                n if n > 1 && settled => {
                     return Err(Error::AmbiguousCreate {
-                        name: name.to_owned(),
+                        name: create.name.to_owned(),
                         candidates: candidates.into_iter().map(|t| t.operation_id).collect(),
                         cause: Box::new(error),
                     });
                 }
+                _ => {}
             }
-            let wait = self.backoff(polls);
-            if start.elapsed() + wait > self.retry.deadline {
+            if out_of_time {
                 return Err(Error::RetriesExhausted {
-                    attempts,
+                    attempts: create.attempts,
                     last: Box::new(error),
                 });
             }
+            let until_settled = settled_at.saturating_duration_since(Instant::now());
+            let wait = if settled || until_settled.is_zero() {
+                wait
+            } else {
+                wait.min(until_settled)
+            };
             tokio::time::sleep(wait).await;
         }
     }
@@ -645,6 +661,17 @@ impl Client {
         *self.info.lock().await = None;
         Ok(())
     }
+}
+
+/// A create whose request may have acted: what its reconciliation looks for.
+struct Create<'a> {
+    name: &'a str,
+    projects: &'a [String],
+    restricted: bool,
+    /// The operations that were there before the request.
+    before: BTreeSet<String>,
+    start: Instant,
+    attempts: u32,
 }
 
 #[derive(Clone, Copy)]

@@ -279,6 +279,32 @@ async fn an_ambiguous_create_is_reconciled_not_repeated() {
 }
 
 #[tokio::test]
+async fn operation_ids_that_are_not_uuids_are_refused_before_any_request() {
+    let fake = fake(Profile::V5_0).await;
+    let client = unix(&fake);
+    let token = client.create_token("kept", &[]).await.unwrap();
+    let before = fake.control().requests().len();
+    for id in [
+        "..",
+        ".",
+        "../certificates",
+        "%2e%2e",
+        "",
+        "not-a-uuid",
+        "00000000-0000-4000-8000-000000000000/wait",
+        "00000000-0000-4000-8000-000000000000?project=other",
+    ] {
+        let err = client.get_token(id).await.unwrap_err();
+        assert!(matches!(err, Error::BadOperationId(_)), "{id:?}: {err}");
+        let err = client.revoke(id).await.unwrap_err();
+        assert!(matches!(err, Error::BadOperationId(_)), "{id:?}: {err}");
+    }
+    assert_eq!(fake.control().requests().len(), before, "nothing was sent");
+    assert_eq!(fake.control().pending_tokens().len(), 1);
+    assert!(client.revoke(&token.operation_id).await.unwrap());
+}
+
+#[tokio::test]
 async fn lxc_config_directories() {
     let fake = fake(Profile::V5_0).await;
     let dir = tempfile::tempdir().unwrap();

@@ -156,3 +156,22 @@ async fn garbage_instead_of_http_and_a_dead_socket() {
         "{err:?}"
     );
 }
+
+#[tokio::test]
+async fn redirects_are_refused_not_followed() {
+    for status in [
+        "301 Moved Permanently",
+        "307 Temporary Redirect",
+        "308 Permanent Redirect",
+    ] {
+        let reply = format!("HTTP/1.1 {status}\r\nlocation: https://elsewhere.example/1.0\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").into_bytes();
+        let (_dir, client) = canned(reply).await;
+        let err = client.server_info().await.unwrap_err();
+        assert!(
+            matches!(&err, Error::Redirect { location: Some(l), .. } if l == "https://elsewhere.example/1.0"),
+            "{status}: {err:?}"
+        );
+        // A create that meets a redirect is neither followed nor taken as ambiguous.
+        assert!(!err.is_ambiguous() && !err.is_transient());
+    }
+}

@@ -271,7 +271,11 @@ impl Client {
             .base_backoff
             .saturating_mul(1u32 << attempt.min(16))
             .min(self.retry.max_backoff);
-        exp.mul_f64(rand::rng().random_range(0.5..=1.0))
+        // Not `mul_f64`, which panics when the product rounds past the largest duration.
+        let jitter: f64 = rand::rng().random_range(0.5..=1.0);
+        Duration::try_from_secs_f64(exp.as_secs_f64() * jitter)
+            .unwrap_or(exp)
+            .min(exp)
     }
 
     /// A read, retried on transient failures until the deadline.
@@ -288,7 +292,7 @@ impl Client {
                 Err(e) if e.is_transient() => {
                     let wait = self.backoff(attempts);
                     tracing::debug!(path, attempts, error = %e, "LXD read failed");
-                    if start.elapsed() + wait > self.retry.deadline {
+                    if start.elapsed().saturating_add(wait) > self.retry.deadline {
                         return Err(Error::RetriesExhausted {
                             attempts,
                             last: Box::new(e),
@@ -502,7 +506,7 @@ impl Client {
             tracing::debug!(name, attempts, error = %error, "token create was not sent");
             let wait = self.backoff(attempts);
             if attempts >= self.retry.create_attempts
-                || start.elapsed() + wait > self.retry.deadline
+                || start.elapsed().saturating_add(wait) > self.retry.deadline
             {
                 return Err(Error::RetriesExhausted {
                     attempts,

@@ -197,7 +197,7 @@ impl Timeouts {
     pub fn create(timeouts: Option<&Timeouts>) -> std::time::Duration {
         timeouts
             .and_then(|t| t.create.as_deref())
-            .and_then(parse_duration)
+            .and_then(|text| parse_duration(text).ok())
             .unwrap_or(DEFAULT_TIMEOUT)
     }
 
@@ -205,38 +205,62 @@ impl Timeouts {
     pub fn delete(timeouts: Option<&Timeouts>) -> std::time::Duration {
         timeouts
             .and_then(|t| t.delete.as_deref())
-            .and_then(parse_duration)
+            .and_then(|text| parse_duration(text).ok())
             .unwrap_or(DEFAULT_TIMEOUT)
     }
 }
 
-/// Parses a duration such as `20m`, `1h30m`, `45s` or `1.5h`, as Terraform's timeouts do.
-pub fn parse_duration(text: &str) -> Option<std::time::Duration> {
+/// The longest timeout: what Terraform's own duration type (Go's, in nanoseconds in an `i64`)
+/// holds, about 292 years.
+pub const MAX_TIMEOUT: std::time::Duration = std::time::Duration::from_nanos(i64::MAX as u64);
+
+/// Why a timeout is not a duration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DurationError {
+    /// Not numbers with units such as `20m` or `1h30m`.
+    Syntax,
+    /// Longer than [`MAX_TIMEOUT`].
+    TooLong,
+}
+
+/// Parses a duration such as `20m`, `1h30m`, `45s` or `1.5h`, as Terraform's timeouts do
+/// (units `ns`, `us`, `µs`, `ms`, `s`, `m`, `h`).
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, DurationError> {
     let mut total = 0f64;
     let mut rest = text.trim();
     if rest.is_empty() {
-        return None;
+        return Err(DurationError::Syntax);
     }
     while !rest.is_empty() {
         let digits = rest
             .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .filter(|&n| n > 0)?;
-        let amount: f64 = rest[..digits].parse().ok()?;
+            .filter(|&n| n > 0)
+            .ok_or(DurationError::Syntax)?;
+        let amount: f64 = rest[..digits].parse().map_err(|_| DurationError::Syntax)?;
         rest = &rest[digits..];
         let unit_len = rest
             .find(|c: char| c.is_ascii_digit())
             .unwrap_or(rest.len());
         let seconds = match &rest[..unit_len] {
+            "ns" => 1e-9,
+            "us" | "µs" | "μs" => 1e-6,
             "ms" => 0.001,
             "s" => 1.0,
             "m" => 60.0,
             "h" => 3600.0,
-            _ => return None,
+            _ => return Err(DurationError::Syntax),
         };
         total += amount * seconds;
         rest = &rest[unit_len..];
     }
-    Some(std::time::Duration::from_secs_f64(total))
+    // `total` is finite and not negative here unless it overflowed to infinity, which the
+    // bound catches too.
+    if total.is_nan() || total > MAX_TIMEOUT.as_secs_f64() {
+        return Err(DurationError::TooLong);
+    }
+    std::time::Duration::try_from_secs_f64(total)
+        .map(|d| d.min(MAX_TIMEOUT))
+        .map_err(|_| DurationError::TooLong)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -371,15 +395,23 @@ pub fn validate(config: &Value) -> Vec<Diagnostic> {
     let mut diags = plan::validate(&schema().block, config);
     if let Value::Object(timeouts) = config.get("timeouts") {
         for (name, value) in timeouts {
-            if let Value::String(text) = value
-                && parse_duration(text).is_none()
-            {
-                diags.push(Diagnostic::error(
-                    AttrPath::attr("timeouts").child(name),
-                    format!("Invalid value for `timeouts.{name}`"),
-                    format!("A timeout is a duration such as \"20m\", \"1h30m\" or \"45s\"; got {text:?}."),
-                ));
-            }
+            let Value::String(text) = value else {
+                continue;
+            };
+            let detail = match parse_duration(text) {
+                Ok(_) => continue,
+                Err(DurationError::Syntax) => format!(
+                    "A timeout is a duration such as \"20m\", \"1h30m\" or \"45s\"; got {text:?}."
+                ),
+                Err(DurationError::TooLong) => {
+                    format!("A timeout is at most 2562047h (about 292 years); got {text:?}.")
+                }
+            };
+            diags.push(Diagnostic::error(
+                AttrPath::attr("timeouts").child(name),
+                format!("Invalid value for `timeouts.{name}`"),
+                detail,
+            ));
         }
     }
     diags
@@ -600,13 +632,31 @@ mod tests {
     fn timeouts_are_durations() {
         assert_eq!(
             parse_duration("20m"),
-            Some(std::time::Duration::from_secs(1200))
+            Ok(std::time::Duration::from_secs(1200))
         );
         assert_eq!(
             parse_duration("1h30m"),
-            Some(std::time::Duration::from_secs(5400))
+            Ok(std::time::Duration::from_secs(5400))
         );
-        assert_eq!(parse_duration("soon"), None);
+        assert_eq!(
+            parse_duration("1.5s250ms"),
+            Ok(std::time::Duration::from_millis(1750))
+        );
+        assert_eq!(
+            parse_duration("2562047h"),
+            Ok(std::time::Duration::from_secs(2_562_047 * 3600))
+        );
+        assert_eq!(parse_duration("soon"), Err(DurationError::Syntax));
+        assert_eq!(parse_duration("1..5m"), Err(DurationError::Syntax));
+        assert_eq!(parse_duration("-5m"), Err(DurationError::Syntax));
+        for huge in [
+            "99999999999999999999999h",
+            "2562048h",
+            &format!("{}h", "9".repeat(400)),
+            &"9999999999h".repeat(50),
+        ] {
+            assert_eq!(parse_duration(huge), Err(DurationError::TooLong), "{huge}");
+        }
         let mut cfg = config("d", "u");
         if let Value::Object(map) = &mut cfg {
             map.insert(

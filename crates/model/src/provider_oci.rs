@@ -3,7 +3,10 @@
 //! Each attribute also falls back to the environment variable `OCI_<NAME>` (upper case) and
 //! `TF_VAR_<name>`, then to the OCI config file profile.
 
+use crate::diag::{AttrPath, Diagnostic};
+use crate::plan;
 use crate::schema::{AttrType, Attribute, Block, Kind, Presence, TypeSchema, Validator};
+use crate::value::Value;
 
 fn optional(name: &'static str, ty: AttrType, description: &'static str) -> Attribute {
     Attribute {
@@ -114,7 +117,7 @@ pub fn schema() -> TypeSchema {
                 optional(
                     "retry_duration_seconds",
                     AttrType::Number,
-                    "How long to keep retrying throttled or failed requests, in seconds.",
+                    "How long to keep retrying throttled or failed requests, in seconds, from 0 (no retries) to 86400 (a day). Defaults to 600. Each request still gets its own time limit.",
                 ),
                 optional(
                     "disable_auto_retries",
@@ -123,5 +126,81 @@ pub fn schema() -> TypeSchema {
                 ),
             ],
         },
+    }
+}
+
+/// The largest `retry_duration_seconds`: a day.
+pub const MAX_RETRY_DURATION_SECONDS: f64 = 86_400.0;
+
+/// `retry_duration_seconds` as a duration: `None` when unset (or not known yet), an error
+/// diagnostic on the attribute when it is not a number of seconds from 0 to a day.
+pub fn retry_duration(config: &Value) -> Result<Option<std::time::Duration>, Diagnostic> {
+    let seconds = match config.get("retry_duration_seconds") {
+        Value::Null | Value::Unknown => return Ok(None),
+        Value::Number(seconds) => *seconds,
+        _ => return Err(bad_retry_duration("a string or another type")),
+    };
+    if !(0.0..=MAX_RETRY_DURATION_SECONDS).contains(&seconds) {
+        return Err(bad_retry_duration(&seconds.to_string()));
+    }
+    std::time::Duration::try_from_secs_f64(seconds)
+        .map(Some)
+        .map_err(|_| bad_retry_duration(&seconds.to_string()))
+}
+
+fn bad_retry_duration(got: &str) -> Diagnostic {
+    Diagnostic::error(
+        AttrPath::attr("retry_duration_seconds"),
+        "Invalid value for `retry_duration_seconds`",
+        format!(
+            "`retry_duration_seconds` must be a number of seconds from 0 to {MAX_RETRY_DURATION_SECONDS}; got {got}."
+        ),
+    )
+}
+
+/// Checks the provider configuration: the schema's rules and the range of
+/// `retry_duration_seconds`.
+pub fn validate(config: &Value) -> Vec<Diagnostic> {
+    let mut diags = plan::validate(&schema().block, config);
+    if let Err(diag) = retry_duration(config) {
+        diags.push(diag);
+    }
+    diags
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_retry(value: Value) -> Value {
+        Value::object([("retry_duration_seconds", value)])
+    }
+
+    #[test]
+    fn retry_durations_in_range_only() {
+        let ok = |v: f64| retry_duration(&with_retry(Value::Number(v))).unwrap();
+        assert_eq!(ok(0.0), Some(std::time::Duration::ZERO));
+        assert_eq!(ok(1.5), Some(std::time::Duration::from_millis(1500)));
+        assert_eq!(ok(86_400.0), Some(std::time::Duration::from_secs(86_400)));
+        assert_eq!(retry_duration(&with_retry(Value::Null)).unwrap(), None);
+        assert_eq!(retry_duration(&with_retry(Value::Unknown)).unwrap(), None);
+        for bad in [
+            1e20,
+            -1.0,
+            86_400.5,
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+        ] {
+            let diag = retry_duration(&with_retry(Value::Number(bad))).unwrap_err();
+            assert_eq!(diag.path.to_string(), "retry_duration_seconds", "{bad}");
+            let diags = validate(&with_retry(Value::Number(bad)));
+            assert!(
+                diags
+                    .iter()
+                    .any(|d| d.path.to_string() == "retry_duration_seconds"),
+                "{bad}: {diags:?}"
+            );
+        }
     }
 }

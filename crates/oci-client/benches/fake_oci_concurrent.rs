@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use fake_oci::{Config, FakeOci, TEST_EPOCH, TEST_PUBLIC_KEY, TEST_TENANCY};
 use oci_client::signer::Signer;
-use oci_client::{Client, FixedClock, RetryPolicy, Secret};
+use oci_client::{Client, FixedClock, RetryPolicy, SecretString};
 
 const CLIENTS: usize = 100;
 /// HTTP requests in one cycle of one client.
@@ -220,7 +220,7 @@ fn benches(c: &mut Criterion) {
     let mut group = c.benchmark_group("oci_client_signing");
     group.throughput(Throughput::Elements(1));
     group.bench_function("one_request", |b| {
-        let key = Secret::new(fake_oci::TEST_PRIVATE_KEY);
+        let key = SecretString::from(fake_oci::TEST_PRIVATE_KEY);
         let key = oci_client::signer::parse_private_key(&key, None).expect("the test key");
         let fingerprint = oci_client::signer::fingerprint(&key);
         let signer = Signer::new(TEST_TENANCY, &user(0), &fingerprint, key);

@@ -8,10 +8,12 @@ use rand::{Rng, SeedableRng};
 use serde::Deserialize;
 use time::OffsetDateTime;
 
+use secrecy::SecretString;
+
 use crate::config::Credentials;
 use crate::endpoint;
 use crate::error::Error;
-use crate::secret::Secret;
+use crate::path::{check_ocid, query_value, segment};
 use crate::signer::Signer;
 
 /// Where the client gets the time it signs with.
@@ -39,7 +41,9 @@ impl Clock for FixedClock {
 /// How hard the client tries.
 #[derive(Debug, Clone)]
 pub struct RetryPolicy {
-    /// Stop retrying once this much time has passed since the first attempt.
+    /// No retry starts once this much time has passed since the first attempt. It decides
+    /// whether to retry, never how long an attempt may take: that is `request_timeout`, so a
+    /// zero window still gives the one attempt its full time.
     pub max_elapsed: Duration,
     /// The first backoff; each retry doubles it, with jitter, up to `max_backoff`.
     pub base_backoff: Duration,
@@ -69,14 +73,18 @@ impl Default for RetryPolicy {
 /// The largest reply body the client reads.
 pub const MAX_BODY: u64 = 16 * 1024 * 1024;
 
+/// The longest `retry-after` taken from a server; a longer one is cut to this (and then ends
+/// the retries, as it is longer than any sensible retry window).
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 60 * 60);
+
 /// An auth token as the API returns it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct AuthToken {
     pub id: String,
     pub user_id: String,
     pub description: String,
     /// Only in the reply to a create.
-    pub token: Option<Secret>,
+    pub token: Option<SecretString>,
     pub lifecycle_state: String,
     pub inactive_status: Option<i64>,
     pub time_created: OffsetDateTime,
@@ -109,7 +117,7 @@ impl WireToken {
             id: self.id,
             user_id: self.user_id,
             description: self.description,
-            token: self.token.filter(|t| !t.is_empty()).map(Secret::new),
+            token: self.token.filter(|t| !t.is_empty()).map(SecretString::from),
             lifecycle_state: self.lifecycle_state,
             inactive_status: self.inactive_status,
             time_created: self.time_created,
@@ -175,6 +183,9 @@ impl Client {
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let http = reqwest::Client::builder()
             .timeout(retry.request_timeout)
+            // The API never redirects, and following a redirect would re-send a signed
+            // request (a create included) to wherever it points.
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!(
                 "terraform-provider-oci-rs/",
                 env!("CARGO_PKG_VERSION")
@@ -195,14 +206,29 @@ impl Client {
         self.base.as_str()
     }
 
+    /// `true` when the endpoint is plain `http://` to a host that is not loopback.
+    pub fn plain_http_to_remote(&self) -> bool {
+        endpoint::is_plain_http_to_remote(&self.base)
+    }
+
     /// The URL of `path` (already escaped) under the API version, with `query` (already
     /// escaped) if any. `set_path` would escape a `?`, so the query is set on its own.
-    fn url(&self, path: &str, query: Option<&str>) -> reqwest::Url {
+    /// The URL parser resolves dot segments (`%2E` included), so the path it made is checked
+    /// to be exactly the one built: nothing is ever sent elsewhere than where it was meant.
+    fn url(&self, path: &str, query: Option<&str>) -> Result<reqwest::Url, Error> {
         let mut url = self.base.clone();
         let prefix = url.path().trim_end_matches('/').to_owned();
-        url.set_path(&format!("{prefix}/20160918{path}"));
+        let wanted = format!("{prefix}/20160918{path}");
+        url.set_path(&wanted);
         url.set_query(query);
-        url
+        if url.path() != wanted {
+            return Err(Error::InvalidId {
+                name: "path",
+                value: format!("{wanted:?}"),
+                reason: "it would not be sent as built".to_owned(),
+            });
+        }
+        Ok(url)
     }
 
     fn random(&self, len: usize) -> String {
@@ -280,10 +306,14 @@ impl Client {
         let etag = header("etag");
         let next_page = header("opc-next-page");
         let request_id = header("opc-request-id").unwrap_or_default();
-        let retry_after = header("retry-after")
-            .and_then(|v| v.trim().parse::<f64>().ok())
-            .filter(|s| s.is_finite() && *s >= 0.0)
-            .map(Duration::from_secs_f64);
+        let retry_after = header("retry-after").and_then(|v| parse_retry_after(&v));
+        if (300..400).contains(&status) {
+            let location = header("location").unwrap_or_default();
+            return Err(fail(Error::Redirect {
+                status,
+                location: printable(location.as_bytes()),
+            }));
+        }
         if let Some(length) = resp.content_length()
             && length > MAX_BODY
         {
@@ -338,20 +368,14 @@ impl Client {
         body: Option<&[u8]>,
         extra: &[(&str, String)],
     ) -> Result<Reply, Error> {
-        let url = self.url(path, query);
+        let url = self.url(path, query)?;
         let start = Instant::now();
         let mut attempts = 0u32;
-        let mut previous: Option<Error> = None;
         loop {
-            attempts += 1;
-            // No attempt runs past the deadline, but each gets at least a moment.
-            let remaining = self.retry.max_elapsed.saturating_sub(start.elapsed());
-            let cut = remaining < self.retry.request_timeout;
-            let timeout = self
-                .retry
-                .request_timeout
-                .min(remaining)
-                .max(Duration::from_millis(1));
+            attempts = attempts.saturating_add(1);
+            // Every attempt gets its full time: the retry window only decides whether another
+            // attempt starts.
+            let timeout = self.retry.request_timeout;
             let attempt = match self.once(&method, &url, body, extra, timeout).await {
                 Ok(reply) => {
                     tracing::debug!(method = %method, path, status = reply.status, attempts, "OCI request");
@@ -360,15 +384,6 @@ impl Client {
                 Err(attempt) => attempt,
             };
             tracing::debug!(method = %method, path, attempts, error = %attempt.error, "OCI request failed");
-            if cut && matches!(attempt.error, Error::Timeout { .. }) && attempts > 1 {
-                // The deadline, not the server, ended this attempt: report what the server
-                // last said.
-                return Err(Error::RetriesExhausted {
-                    attempts,
-                    elapsed: start.elapsed(),
-                    last: Box::new(previous.unwrap_or(attempt.error)),
-                });
-            }
             if self.retry.disabled || !attempt.error.is_retryable() {
                 return Err(attempt.error);
             }
@@ -382,18 +397,17 @@ impl Client {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .random_range(0.5..=1.0);
-            let mut wait = exp.mul_f64(jitter);
+            let mut wait = scaled(exp, jitter);
             if let Some(asked) = attempt.retry_after {
                 wait = wait.max(asked);
             }
-            if start.elapsed() + wait > self.retry.max_elapsed {
+            if start.elapsed().saturating_add(wait) > self.retry.max_elapsed {
                 return Err(Error::RetriesExhausted {
                     attempts,
                     elapsed: start.elapsed(),
                     last: Box::new(attempt.error),
                 });
             }
-            previous = Some(attempt.error);
             tokio::time::sleep(wait).await;
         }
     }
@@ -405,13 +419,14 @@ impl Client {
         user_id: &str,
         description: &str,
     ) -> Result<AuthToken, Error> {
+        check_ocid("user_id", user_id)?;
         let body = serde_json::to_vec(&serde_json::json!({"description": description}))
             .map_err(|e| Error::Config(e.to_string()))?;
         let retry_token = self.random(30);
         let reply = self
             .call(
                 reqwest::Method::POST,
-                &format!("/users/{}/authTokens", escape(user_id)),
+                &format!("/users/{}/authTokens", segment("user_id", user_id)?),
                 None,
                 Some(&body),
                 &[("opc-retry-token", retry_token)],
@@ -422,11 +437,14 @@ impl Client {
 
     /// ListAuthTokens, following `opc-next-page` when the service pages.
     pub async fn list_auth_tokens(&self, user_id: &str) -> Result<Vec<AuthToken>, Error> {
+        check_ocid("user_id", user_id)?;
+        let path = format!("/users/{}/authTokens", segment("user_id", user_id)?);
         let mut out = Vec::new();
         let mut page: Option<String> = None;
         loop {
-            let path = format!("/users/{}/authTokens", escape(user_id));
-            let query = page.as_ref().map(|page| format!("page={}", escape(page)));
+            let query = page
+                .as_ref()
+                .map(|page| format!("page={}", query_value(page)));
             let reply = self
                 .call(reqwest::Method::GET, &path, query.as_deref(), None, &[])
                 .await?;
@@ -446,6 +464,7 @@ impl Client {
         user_id: &str,
         token_id: &str,
     ) -> Result<Option<AuthToken>, Error> {
+        check_ocid("token_id", token_id)?;
         Ok(self
             .list_auth_tokens(user_id)
             .await?
@@ -461,6 +480,7 @@ impl Client {
         description: &str,
         if_match: Option<&str>,
     ) -> Result<AuthToken, Error> {
+        let path = token_path(user_id, token_id)?;
         let body = serde_json::to_vec(&serde_json::json!({"description": description}))
             .map_err(|e| Error::Config(e.to_string()))?;
         let extra: Vec<(&str, String)> = if_match
@@ -468,13 +488,7 @@ impl Client {
             .into_iter()
             .collect();
         let reply = self
-            .call(
-                reqwest::Method::PUT,
-                &format!("/users/{}/authTokens/{}", escape(user_id), escape(token_id)),
-                None,
-                Some(&body),
-                &extra,
-            )
+            .call(reqwest::Method::PUT, &path, None, Some(&body), &extra)
             .await?;
         parse_token(&reply)
     }
@@ -486,18 +500,13 @@ impl Client {
         token_id: &str,
         if_match: Option<&str>,
     ) -> Result<(), Error> {
+        let path = token_path(user_id, token_id)?;
         let extra: Vec<(&str, String)> = if_match
             .map(|e| ("if-match", e.to_owned()))
             .into_iter()
             .collect();
         match self
-            .call(
-                reqwest::Method::DELETE,
-                &format!("/users/{}/authTokens/{}", escape(user_id), escape(token_id)),
-                None,
-                None,
-                &extra,
-            )
+            .call(reqwest::Method::DELETE, &path, None, None, &extra)
             .await
         {
             Ok(_) => Ok(()),
@@ -532,7 +541,7 @@ impl Client {
                     request_id: String::new(),
                 });
             }
-            if start.elapsed() + interval > timeout {
+            if start.elapsed().saturating_add(interval) > timeout {
                 return Err(Error::WaitTimeout {
                     id: token_id.to_owned(),
                     state: state.to_owned(),
@@ -541,7 +550,9 @@ impl Client {
                 });
             }
             tokio::time::sleep(interval).await;
-            interval = (interval * 2).min(self.retry.max_backoff.max(self.retry.poll_interval));
+            interval = interval
+                .saturating_mul(2)
+                .min(self.retry.max_backoff.max(self.retry.poll_interval));
         }
     }
 }
@@ -576,17 +587,37 @@ fn without_values(err: &serde_json::Error) -> String {
     }
 }
 
-/// Percent-escapes a path segment.
-fn escape(segment: &str) -> String {
-    segment
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+/// `/users/{userId}/authTokens/{authTokenId}`, both ids checked to be OCIDs.
+fn token_path(user_id: &str, token_id: &str) -> Result<String, Error> {
+    check_ocid("user_id", user_id)?;
+    check_ocid("token_id", token_id)?;
+    Ok(format!(
+        "/users/{}/authTokens/{}",
+        segment("user_id", user_id)?,
+        segment("token_id", token_id)?
+    ))
+}
+
+/// A `retry-after` header in seconds (OCI sends a number, maybe with a fraction), cut to
+/// [`MAX_RETRY_AFTER`]; `None` for anything else. An HTTP date is not read.
+pub fn parse_retry_after(value: &str) -> Option<Duration> {
+    let seconds = value.trim().parse::<f64>().ok()?;
+    if seconds.is_nan() || seconds < 0.0 {
+        return None;
+    }
+    Some(
+        Duration::try_from_secs_f64(seconds)
+            .unwrap_or(MAX_RETRY_AFTER)
+            .min(MAX_RETRY_AFTER),
+    )
+}
+
+/// `duration` times `factor` (a jitter between 0 and 1), without the panic of
+/// `Duration::mul_f64` when the product rounds past the largest duration.
+fn scaled(duration: Duration, factor: f64) -> Duration {
+    Duration::try_from_secs_f64(duration.as_secs_f64() * factor)
+        .unwrap_or(duration)
+        .min(duration)
 }
 
 /// The start of a non-JSON reply, safe to show.
@@ -652,8 +683,21 @@ mod tests {
     }
 
     #[test]
-    fn path_segments_are_escaped() {
-        assert_eq!(escape("ocid1.user.oc1..a-b_c~"), "ocid1.user.oc1..a-b_c~");
-        assert_eq!(escape("a/b c?"), "a%2Fb%20c%3F");
+    fn retry_after_is_clamped() {
+        assert_eq!(parse_retry_after("0.5"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_retry_after(" 3 "), Some(Duration::from_secs(3)));
+        for huge in ["1e20", "inf", "1e400", "18446744073709551616"] {
+            assert_eq!(parse_retry_after(huge), Some(MAX_RETRY_AFTER), "{huge}");
+        }
+        for junk in ["", "-1", "NaN", "soon", "Wed, 21 Oct 2015 07:28:00 GMT"] {
+            assert_eq!(parse_retry_after(junk), None, "{junk}");
+        }
+    }
+
+    #[test]
+    fn scaling_never_overflows() {
+        assert_eq!(scaled(Duration::MAX, 1.0), Duration::MAX);
+        assert_eq!(scaled(Duration::from_secs(2), 0.5), Duration::from_secs(1));
+        assert_eq!(scaled(Duration::ZERO, 0.7), Duration::ZERO);
     }
 }

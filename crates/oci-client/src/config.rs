@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use rsa::RsaPrivateKey;
 
 use crate::error::Error;
-use crate::secret::Secret;
+use crate::secret::SecretString;
 use crate::signer::{Signer, fingerprint, parse_private_key};
 
 /// Settings as a user writes them (the provider's attributes). `None` means unset.
@@ -20,9 +20,9 @@ pub struct Settings {
     pub tenancy_ocid: Option<String>,
     pub user_ocid: Option<String>,
     pub fingerprint: Option<String>,
-    pub private_key: Option<Secret>,
+    pub private_key: Option<SecretString>,
     pub private_key_path: Option<String>,
-    pub private_key_password: Option<Secret>,
+    pub private_key_password: Option<SecretString>,
     pub region: Option<String>,
     pub config_file_profile: Option<String>,
     pub endpoint: Option<String>,
@@ -210,12 +210,12 @@ pub fn resolve(settings: &Settings, env: &Environment<'_>) -> Result<Credentials
     let passphrase = settings
         .private_key_password
         .clone()
-        .or_else(|| var("private_key_password").map(Secret::new))
-        .or_else(|| from_file("pass_phrase").map(Secret::new));
+        .or_else(|| var("private_key_password").map(SecretString::from))
+        .or_else(|| from_file("pass_phrase").map(SecretString::from));
     let pem = match settings
         .private_key
         .clone()
-        .or_else(|| var("private_key").map(Secret::new))
+        .or_else(|| var("private_key").map(SecretString::from))
     {
         Some(pem) => pem,
         None => {
@@ -228,7 +228,7 @@ pub fn resolve(settings: &Settings, env: &Environment<'_>) -> Result<Credentials
             let path = expand_home(&path, env.home.as_deref());
             let text = (env.read_file)(&path)
                 .map_err(|e| Error::Key(format!("file {} cannot be read: {e}", path.display())))?;
-            Secret::new(text)
+            SecretString::from(text)
         }
     };
     let key = parse_private_key(&pem, passphrase.as_ref())?;

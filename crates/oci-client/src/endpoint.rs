@@ -100,6 +100,25 @@ pub fn check_override(endpoint: &str) -> Result<reqwest::Url, Error> {
     Ok(url)
 }
 
+/// `true` when `url` is plain `http://` to a host that is not loopback (`127.0.0.0/8`, `::1`,
+/// `localhost`): signed requests, and the token secrets in the replies, would cross the network
+/// unencrypted. Such an endpoint still works (a test rig may need it); callers warn.
+pub fn is_plain_http_to_remote(url: &reqwest::Url) -> bool {
+    if url.scheme() != "http" {
+        return false;
+    }
+    let host = url.host_str().unwrap_or_default();
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let loopback = match bare.parse::<std::net::IpAddr>() {
+        Ok(ip) => ip.is_loopback(),
+        Err(_) => {
+            let name = bare.trim_end_matches('.').to_ascii_lowercase();
+            name == "localhost" || name.ends_with(".localhost")
+        }
+    };
+    !loopback
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,5 +155,30 @@ mod tests {
         let err = check_override("http://user:pw@127.0.0.1:1").unwrap_err();
         assert!(!err.to_string().contains("pw"), "{err}");
         assert!(check_override("http://127.0.0.1:1/?a=b").is_err());
+    }
+
+    #[test]
+    fn plain_http_is_for_loopback() {
+        let remote = |endpoint: &str| is_plain_http_to_remote(&check_override(endpoint).unwrap());
+        for local in [
+            "http://127.0.0.1:8080",
+            "http://127.9.9.9",
+            "http://[::1]:1",
+            "http://localhost:1",
+            "http://LOCALHOST.",
+            "http://fake.localhost",
+            "https://identity.example",
+        ] {
+            assert!(!remote(local), "{local}");
+        }
+        for far in [
+            "http://10.0.0.1",
+            "http://identity.example",
+            "http://localhost.example",
+            "http://[::2]",
+            "http://0.0.0.0",
+        ] {
+            assert!(remote(far), "{far}");
+        }
     }
 }

@@ -15,6 +15,20 @@ pub enum Error {
     },
     #[error("the private key {0}")]
     Key(String),
+    /// An id the caller gave (or a state held) that cannot go into a request path; nothing
+    /// was sent. `name` is the argument, such as `user_id`.
+    #[error("{name} {value}: {reason}")]
+    InvalidId {
+        name: &'static str,
+        value: String,
+        reason: String,
+    },
+    /// The server answered a redirect. The Identity API never sends one, and following it
+    /// would re-send a signed request elsewhere, so it is refused.
+    #[error(
+        "OCI answered {status} (a redirect to {location:?}), which the API never sends; it was not followed"
+    )]
+    Redirect { status: u16, location: String },
     #[error("cannot reach the OCI endpoint {endpoint}: {message}")]
     Connect { endpoint: String, message: String },
     #[error("the request to {endpoint} timed out")]

@@ -1,30 +1,26 @@
-//! A string that must never be printed: tokens, private keys, passphrases.
+//! Secrets (tokens, private keys, passphrases) are `secrecy`'s [`SecretString`]: zeroised on
+//! drop, `[REDACTED]` in `Debug`, no `Display`, read only through [`ExposeSecret`].
 
-use std::fmt;
+pub use secrecy::{ExposeSecret, SecretString};
 
-/// A secret string; `Debug` and `Display` show `<redacted>`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Secret {
-        Secret(value.into())
-    }
-
-    /// The secret itself, for the one place that needs it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
+    #[test]
+    fn debug_is_redacted_and_the_value_is_only_exposed_on_request() {
+        let secret = SecretString::from("hunter2-s3cr3t");
+        let settings = crate::Settings {
+            private_key: Some(secret.clone()),
+            private_key_password: Some(SecretString::from("pass-phr4se")),
+            ..crate::Settings::default()
+        };
+        let shown = format!("{secret:?} {settings:?} {settings:#?}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("phr4se"),
+            "{shown}"
+        );
+        assert!(shown.contains("REDACTED"), "{shown}");
+        assert_eq!(secret.expose_secret(), "hunter2-s3cr3t");
     }
 }

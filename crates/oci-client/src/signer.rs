@@ -15,7 +15,7 @@ use time::OffsetDateTime;
 use time::macros::format_description;
 
 use crate::error::Error;
-use crate::secret::Secret;
+use crate::secret::{ExposeSecret, SecretString};
 
 /// Signs requests as one API key.
 #[derive(Clone)]
@@ -35,10 +35,10 @@ impl std::fmt::Debug for Signer {
 /// Reads a PEM private key: PKCS#1, PKCS#8, or encrypted PKCS#8 with `passphrase`.
 /// Text after the END line (such as the `OCI_API_KEY` label) is ignored.
 pub fn parse_private_key(
-    pem: &Secret,
-    passphrase: Option<&Secret>,
+    pem: &SecretString,
+    passphrase: Option<&SecretString>,
 ) -> Result<RsaPrivateKey, Error> {
-    let text = pem.expose();
+    let text = pem.expose_secret();
     let block = |label: &str| -> Option<String> {
         let begin = format!("-----BEGIN {label}-----");
         let end = format!("-----END {label}-----");
@@ -62,9 +62,10 @@ pub fn parse_private_key(
                     .into(),
             )
         })?;
-        return RsaPrivateKey::from_pkcs8_encrypted_pem(&pem, pass.expose().as_bytes()).map_err(
-            |_| Error::Key("could not be decrypted: wrong passphrase or not an RSA key".into()),
-        );
+        return RsaPrivateKey::from_pkcs8_encrypted_pem(&pem, pass.expose_secret().as_bytes())
+            .map_err(|_| {
+                Error::Key("could not be decrypted: wrong passphrase or not an RSA key".into())
+            });
     }
     if let Some(pem) = block("PRIVATE KEY") {
         return RsaPrivateKey::from_pkcs8_pem(&pem)

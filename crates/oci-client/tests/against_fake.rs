@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fake_oci::{Config, Delay, FakeOci, TEST_EPOCH};
+use oci_client::ExposeSecret;
 use oci_client::{Client, Credentials, FixedClock, RetryPolicy};
 
 pub fn fast_retries() -> RetryPolicy {
@@ -45,7 +46,7 @@ async fn create_list_get_update_delete() {
         created
             .token
             .as_ref()
-            .is_some_and(|t| !t.expose().is_empty())
+            .is_some_and(|t| !t.expose_secret().is_empty())
     );
     assert!(created.etag.is_some());
 

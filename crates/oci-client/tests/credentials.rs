@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use oci_client::config::{Environment, Settings, identity_override, resolve};
-use oci_client::{Error, Secret};
+use oci_client::{Error, SecretString};
 
 fn keys() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/oci/keys")
@@ -52,7 +52,7 @@ fn explicit() -> Settings {
         tenancy_ocid: Some("ocid1.tenancy.oc1..t".into()),
         user_ocid: Some("ocid1.user.oc1..u".into()),
         fingerprint: Some(fp()),
-        private_key: Some(Secret::new(key("test_user_key.pem"))),
+        private_key: Some(SecretString::from(key("test_user_key.pem"))),
         region: Some("us-ashburn-1".into()),
         ..Settings::default()
     }
@@ -70,19 +70,19 @@ fn explicit_settings_alone_are_enough() {
 fn every_key_format_loads() {
     for file in ["test_user_key.pem", "test_user_key_pkcs1.pem"] {
         let settings = Settings {
-            private_key: Some(Secret::new(key(file))),
+            private_key: Some(SecretString::from(key(file))),
             ..explicit()
         };
         assert!(check(&settings, &[], &[]).is_ok(), "{file}");
     }
     let encrypted = Settings {
-        private_key: Some(Secret::new(key("test_user_key_encrypted.pem"))),
+        private_key: Some(SecretString::from(key("test_user_key_encrypted.pem"))),
         ..explicit()
     };
     let err = check(&encrypted, &[], &[]).unwrap_err();
     assert!(err.to_string().contains("no passphrase"), "{err}");
     let wrong = Settings {
-        private_key_password: Some(Secret::new("nope")),
+        private_key_password: Some(SecretString::from("nope")),
         ..encrypted.clone()
     };
     assert!(
@@ -92,13 +92,13 @@ fn every_key_format_loads() {
             .contains("wrong passphrase")
     );
     let right = Settings {
-        private_key_password: Some(Secret::new("test-passphrase")),
+        private_key_password: Some(SecretString::from("test-passphrase")),
         ..encrypted
     };
     assert!(check(&right, &[], &[]).is_ok());
     // The OCI CLI's label line after the key is ignored.
     let labelled = Settings {
-        private_key: Some(Secret::new(format!(
+        private_key: Some(SecretString::from(format!(
             "{}OCI_API_KEY\n",
             key("test_user_key.pem")
         ))),
@@ -106,7 +106,7 @@ fn every_key_format_loads() {
     };
     assert!(check(&labelled, &[], &[]).is_ok());
     let garbage = Settings {
-        private_key: Some(Secret::new("not a key")),
+        private_key: Some(SecretString::from("not a key")),
         ..explicit()
     };
     assert!(matches!(check(&garbage, &[], &[]), Err(Error::Key(_))));
@@ -370,7 +370,7 @@ fn key_file_and_pass_phrase_from_the_profile() {
     );
     // An explicit passphrase wins over the file's, and a wrong one says so.
     let wrong = Settings {
-        private_key_password: Some(Secret::new("not-it")),
+        private_key_password: Some(SecretString::from("not-it")),
         ..settings.clone()
     };
     let err = check(&wrong, &[("OCI_CONFIG_FILE", "~/oci.conf")], &files).unwrap_err();

@@ -3,17 +3,18 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use oci_client::{Client, Environment, Error, FixedClock, RetryPolicy, Secret, Settings};
+use oci_client::{Client, Environment, Error, FixedClock, RetryPolicy, SecretString, Settings};
 use wiremock::matchers::{method, path_regex};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const KEY: &str = include_str!("../../../fixtures/oci/keys/test_user_key.pem");
+const USER: &str = "ocid1.user.oc1..u";
 
 fn client(endpoint: &str) -> Client {
     let settings = Settings {
         tenancy_ocid: Some("ocid1.tenancy.oc1..t".into()),
         user_ocid: Some("ocid1.user.oc1..u".into()),
-        private_key: Some(Secret::new(KEY)),
+        private_key: Some(SecretString::from(KEY)),
         endpoint: Some(endpoint.to_owned()),
         ..Settings::default()
     };
@@ -52,9 +53,9 @@ async fn check(reply: ResponseTemplate, expect: fn(&Error) -> bool) {
         .mount(&server)
         .await;
     let client = client(&server.uri());
-    let err = client.list_auth_tokens("u").await.unwrap_err();
+    let err = client.list_auth_tokens(USER).await.unwrap_err();
     assert!(expect(&err), "list: {err:?}");
-    let err = client.create_auth_token("u", "d").await.unwrap_err();
+    let err = client.create_auth_token(USER, "d").await.unwrap_err();
     assert!(expect(&err), "create: {err:?}");
 }
 
@@ -146,11 +147,11 @@ async fn a_huge_content_length_is_refused_before_reading() {
         "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2147483648\r\n\r\n[",
     )
     .await;
-    let err = client(&endpoint).list_auth_tokens("u").await.unwrap_err();
+    let err = client(&endpoint).list_auth_tokens(USER).await.unwrap_err();
     assert!(matches!(err, Error::TooLarge(2_147_483_648)), "{err:?}");
     assert!(!err.is_retryable());
     let err = client(&endpoint)
-        .create_auth_token("u", "d")
+        .create_auth_token(USER, "d")
         .await
         .unwrap_err();
     assert!(matches!(err, Error::TooLarge(2_147_483_648)), "{err:?}");
@@ -163,7 +164,7 @@ async fn a_huge_content_length_is_refused_before_reading() {
         .mount(&server)
         .await;
     let err = client(&server.uri())
-        .list_auth_tokens("u")
+        .list_auth_tokens(USER)
         .await
         .unwrap_err();
     assert!(matches!(err, Error::TooLarge(_)), "{err:?}");
@@ -181,7 +182,7 @@ async fn a_wrongly_typed_value_is_not_echoed_in_the_error() {
         .mount(&server)
         .await;
     let err = client(&server.uri())
-        .create_auth_token("u", "d")
+        .create_auth_token(USER, "d")
         .await
         .unwrap_err();
     let text = format!("{err} {err:?}");
@@ -201,7 +202,7 @@ async fn slow_replies_time_out_and_are_retried_within_the_deadline() {
         .mount(&server)
         .await;
     let err = client(&server.uri())
-        .list_auth_tokens("u")
+        .list_auth_tokens(USER)
         .await
         .unwrap_err();
     assert!(
@@ -217,7 +218,7 @@ async fn a_dead_server_is_a_connect_error() {
     let addr = listener.local_addr().unwrap();
     drop(listener);
     let err = client(&format!("http://{addr}"))
-        .list_auth_tokens("u")
+        .list_auth_tokens(USER)
         .await
         .unwrap_err();
     assert!(

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use fake_oci::faults::{Action, ResetWhen, Rule};
 use fake_oci::{Config, FakeOci, TEST_EPOCH};
-use oci_client::{Client, Environment, FixedClock, RetryPolicy, Secret, Settings};
+use oci_client::ExposeSecret;
+use oci_client::{Client, Environment, FixedClock, RetryPolicy, SecretString, Settings};
 
 #[derive(Clone, Default)]
 struct Buffer(Arc<Mutex<Vec<u8>>>);
@@ -41,8 +42,8 @@ async fn secrets_never_reach_logs_debug_or_errors() {
     let settings = Settings {
         tenancy_ocid: Some(id.tenancy.clone()),
         user_ocid: Some(id.user.clone()),
-        private_key: Some(Secret::new(id.private_key_pem.clone())),
-        private_key_password: Some(Secret::new("unused-passphrase")),
+        private_key: Some(SecretString::from(id.private_key_pem.clone())),
+        private_key_password: Some(SecretString::from("unused-passphrase")),
         endpoint: Some(fake.endpoint()),
         ..Settings::default()
     };
@@ -91,8 +92,8 @@ async fn secrets_never_reach_logs_debug_or_errors() {
     // Wrong passphrases and unreadable keys end in errors that must not echo what was given.
     let encrypted = include_str!("../../../fixtures/oci/keys/test_user_key_encrypted.pem");
     let wrong = Settings {
-        private_key: Some(Secret::new(encrypted)),
-        private_key_password: Some(Secret::new("wrong-passphrase-value")),
+        private_key: Some(SecretString::from(encrypted)),
+        private_key_password: Some(SecretString::from("wrong-passphrase-value")),
         ..settings.clone()
     };
     let err = oci_client::config::resolve(&wrong, &env).unwrap_err();
@@ -143,11 +144,11 @@ async fn secrets_never_reach_logs_debug_or_errors() {
     let mut secrets = vec![
         (
             "first token",
-            first.token.as_ref().unwrap().expose().to_owned(),
+            first.token.as_ref().unwrap().expose_secret().to_owned(),
         ),
         (
             "second token",
-            second.token.as_ref().unwrap().expose().to_owned(),
+            second.token.as_ref().unwrap().expose_secret().to_owned(),
         ),
         ("passphrase", "unused-passphrase".to_owned()),
         ("wrong passphrase", "wrong-passphrase-value".to_owned()),

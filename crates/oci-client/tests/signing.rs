@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use oci_client::Secret;
+use oci_client::SecretString;
 use oci_client::signer::{Signer, fingerprint, parse_private_key};
 use time::OffsetDateTime;
 use time::macros::format_description;
@@ -25,7 +25,11 @@ fn parse_date(text: &str) -> OffsetDateTime {
 
 fn check(file: &str) -> usize {
     let doc: serde_json::Value = serde_json::from_str(&fixture(file)).unwrap();
-    let key = parse_private_key(&Secret::new(fixture("test_key_private_pkcs1.pem")), None).unwrap();
+    let key = parse_private_key(
+        &SecretString::from(fixture("test_key_private_pkcs1.pem")),
+        None,
+    )
+    .unwrap();
     let mut n = 0;
     for v in doc["vectors"].as_array().unwrap() {
         let key_id = v["authorization_python_sdk_order"]
@@ -123,7 +127,11 @@ fn generated_auth_token_vectors_are_reproduced() {
 
 #[test]
 fn the_test_key_fingerprint() {
-    let key = parse_private_key(&Secret::new(fixture("test_key_private_pkcs1.pem")), None).unwrap();
+    let key = parse_private_key(
+        &SecretString::from(fixture("test_key_private_pkcs1.pem")),
+        None,
+    )
+    .unwrap();
     assert_eq!(
         fingerprint(&key),
         "73:61:a2:21:67:e0:df:be:7e:4b:93:1e:15:98:a5:b7"

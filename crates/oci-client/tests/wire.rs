@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use oci_client::{Client, Environment, Error, FixedClock, RetryPolicy, Secret, Settings};
+use oci_client::ExposeSecret;
+use oci_client::{Client, Environment, Error, FixedClock, RetryPolicy, SecretString, Settings};
 use rsa::RsaPublicKey;
 use rsa::pkcs1v15::{Signature, VerifyingKey};
 use rsa::pkcs8::DecodePublicKey;
@@ -28,7 +29,7 @@ fn client(endpoint: &str, max_elapsed: Duration) -> Client {
         tenancy_ocid: Some(TENANCY.into()),
         user_ocid: Some(USER.into()),
         fingerprint: Some(FINGERPRINT.trim().into()),
-        private_key: Some(Secret::new(KEY)),
+        private_key: Some(SecretString::from(KEY)),
         endpoint: Some(endpoint.to_owned()),
         ..Settings::default()
     };
@@ -142,7 +143,11 @@ async fn list_follows_every_page_and_signs_the_query() {
         .and(query_param("page", "p 2/3"))
         .respond_with(
             ResponseTemplate::new(200)
-                .set_body_json(serde_json::json!([token_json("t2", "two", None)]))
+                .set_body_json(serde_json::json!([token_json(
+                    "ocid1.credential.oc1..t2",
+                    "two",
+                    None
+                )]))
                 .insert_header("opc-next-page", "p3"),
         )
         .with_priority(1)
@@ -152,8 +157,11 @@ async fn list_follows_every_page_and_signs_the_query() {
         .and(path_regex("/authTokens$"))
         .and(query_param("page", "p3"))
         .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(serde_json::json!([token_json("t3", "three", None)])),
+            ResponseTemplate::new(200).set_body_json(serde_json::json!([token_json(
+                "ocid1.credential.oc1..t3",
+                "three",
+                None
+            )])),
         )
         .with_priority(1)
         .mount(&server)
@@ -162,7 +170,11 @@ async fn list_follows_every_page_and_signs_the_query() {
         .and(path_regex("/authTokens$"))
         .respond_with(
             ResponseTemplate::new(200)
-                .set_body_json(serde_json::json!([token_json("t1", "one", None)]))
+                .set_body_json(serde_json::json!([token_json(
+                    "ocid1.credential.oc1..t1",
+                    "one",
+                    None
+                )]))
                 .insert_header("opc-next-page", "p 2/3"),
         )
         .with_priority(2)
@@ -171,8 +183,19 @@ async fn list_follows_every_page_and_signs_the_query() {
     let client = client(&server.uri(), Duration::from_secs(2));
     let tokens = client.list_auth_tokens(USER).await.unwrap();
     let ids: Vec<&str> = tokens.iter().map(|t| t.id.as_str()).collect();
-    assert_eq!(ids, ["t1", "t2", "t3"]);
-    let got = client.get_auth_token(USER, "t3").await.unwrap().unwrap();
+    assert_eq!(
+        ids,
+        [
+            "ocid1.credential.oc1..t1",
+            "ocid1.credential.oc1..t2",
+            "ocid1.credential.oc1..t3"
+        ]
+    );
+    let got = client
+        .get_auth_token(USER, "ocid1.credential.oc1..t3")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(got.description, "three");
 
     let requests = server.received_requests().await.unwrap();
@@ -199,7 +222,11 @@ async fn one_retry_token_per_logical_create() {
     Mock::given(method("POST"))
         .respond_with(
             ResponseTemplate::new(200)
-                .set_body_json(token_json("t1", "ci token", Some("s3cr3t-value")))
+                .set_body_json(token_json(
+                    "ocid1.credential.oc1..t1",
+                    "ci token",
+                    Some("s3cr3t-value"),
+                ))
                 .insert_header("etag", "e1"),
         )
         .with_priority(2)
@@ -208,7 +235,10 @@ async fn one_retry_token_per_logical_create() {
     let client = client(&server.uri(), Duration::from_secs(2));
     let first = client.create_auth_token(USER, "ci token").await.unwrap();
     assert_eq!(first.etag.as_deref(), Some("e1"));
-    assert_eq!(first.token.as_ref().unwrap().expose(), "s3cr3t-value");
+    assert_eq!(
+        first.token.as_ref().unwrap().expose_secret(),
+        "s3cr3t-value"
+    );
     client.create_auth_token(USER, "ci token").await.unwrap();
 
     let requests = server.received_requests().await.unwrap();
@@ -243,7 +273,7 @@ async fn update_and_delete_send_if_match_only_when_given() {
     Mock::given(method("PUT"))
         .respond_with(
             ResponseTemplate::new(200)
-                .set_body_json(token_json("t1", "renamed", None))
+                .set_body_json(token_json("ocid1.credential.oc1..t1", "renamed", None))
                 .insert_header("etag", "e2"),
         )
         .mount(&server)
@@ -254,7 +284,7 @@ async fn update_and_delete_send_if_match_only_when_given() {
         .await;
     let client = client(&server.uri(), Duration::from_secs(2));
     let updated = client
-        .update_auth_token(USER, "t1", "renamed", Some("e1"))
+        .update_auth_token(USER, "ocid1.credential.oc1..t1", "renamed", Some("e1"))
         .await
         .unwrap();
     assert_eq!(
@@ -262,14 +292,17 @@ async fn update_and_delete_send_if_match_only_when_given() {
         ("renamed", Some("e2"))
     );
     client
-        .update_auth_token(USER, "t1", "renamed", None)
+        .update_auth_token(USER, "ocid1.credential.oc1..t1", "renamed", None)
         .await
         .unwrap();
     client
-        .delete_auth_token(USER, "t1", Some("e2"))
+        .delete_auth_token(USER, "ocid1.credential.oc1..t1", Some("e2"))
         .await
         .unwrap();
-    client.delete_auth_token(USER, "t1", None).await.unwrap();
+    client
+        .delete_auth_token(USER, "ocid1.credential.oc1..t1", None)
+        .await
+        .unwrap();
 
     let requests = server.received_requests().await.unwrap();
     let if_match: Vec<Option<&str>> = requests.iter().map(|r| header(r, "if-match")).collect();
@@ -279,7 +312,7 @@ async fn update_and_delete_send_if_match_only_when_given() {
     }
     assert_eq!(
         requests[2].url.path(),
-        "/20160918/users/ocid1.user.oc1..user/authTokens/t1"
+        "/20160918/users/ocid1.user.oc1..user/authTokens/ocid1.credential.oc1..t1"
     );
     assert_eq!(header(&requests[2], "content-length"), Some("0"));
 }
@@ -336,7 +369,7 @@ async fn errors_that_are_not_retried_are_sent_once() {
             .mount(&server)
             .await;
         let err = client(&server.uri(), Duration::from_secs(2))
-            .update_auth_token(USER, "t1", "d", None)
+            .update_auth_token(USER, "ocid1.credential.oc1..t1", "d", None)
             .await
             .unwrap_err();
         assert!(

@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use fake_oci::FakeOci;
-use oci_client::Secret;
+use oci_client::SecretString;
 use oci_client::{Credentials, Environment, Settings};
 
 /// An environment with no variables, no files and no home directory.
@@ -23,7 +23,7 @@ pub fn settings(fake: &FakeOci, user: &str) -> Settings {
         tenancy_ocid: Some(id.tenancy),
         user_ocid: Some(user.to_owned()),
         fingerprint: Some(id.fingerprint),
-        private_key: Some(Secret::new(id.private_key_pem)),
+        private_key: Some(SecretString::from(id.private_key_pem)),
         endpoint: Some(fake.endpoint()),
         ..Settings::default()
     }

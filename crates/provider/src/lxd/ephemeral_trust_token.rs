@@ -3,6 +3,7 @@
 //! Close receives the private bytes of Open, which name the remote and the operation; the
 //! token string itself is never in them.
 
+use lxd_client::ExposeSecret;
 use model::diag::{AttrPath, Diagnostic};
 use model::ephemeral_lxd_trust_token::{self as m, Config, Private};
 use model::lxd_trust_token::ServerToken;
@@ -15,7 +16,7 @@ fn server_token(t: &lxd_client::PendingToken) -> ServerToken {
     ServerToken {
         operation_id: t.operation_id.clone(),
         name: t.name.clone(),
-        token: t.token.expose().to_owned(),
+        token: t.token.expose_secret().to_owned(),
         expires_at: t.expires_at,
     }
 }

@@ -2,6 +2,8 @@
 //! Terraform type.
 
 pub mod ephemeral_trust_token;
+#[cfg(test)]
+mod tests;
 pub mod trust_token;
 
 use std::collections::BTreeMap;
@@ -44,6 +46,11 @@ fn flag(value: &Value, name: &str, var: &str) -> bool {
         Value::Bool(b) => *b,
         _ => env(var).is_some_and(|v| v == "true" || v == "1"),
     }
+}
+
+/// A `port` as a TCP port, 1 to 65535.
+fn parse_port(text: &str) -> Option<u16> {
+    text.parse::<u16>().ok().filter(|port| *port != 0)
 }
 
 fn error(path: AttrPath, summary: &str, detail: impl Into<String>) -> Vec<Diagnostic> {
@@ -110,14 +117,24 @@ impl LxdProvider {
             .trim_start_matches("https://")
             .trim_end_matches('/')
             .to_owned();
-        if host
-            .rsplit_once(':')
-            .is_none_or(|(_, p)| p.parse::<u16>().is_err())
-        {
-            host = format!(
-                "{host}:{}",
-                block.port.clone().unwrap_or_else(|| "8443".into())
-            );
+        match host.rsplit_once(':') {
+            Some((_, p)) if parse_port(p).is_some() => {}
+            Some((_, p)) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => {
+                return Err(format!(
+                    "remote {:?}: the port {p} in the address is not a TCP port (1 to 65535)",
+                    block.name
+                ));
+            }
+            _ => {
+                let port = block.port.as_deref().unwrap_or("8443");
+                if parse_port(port).is_none() {
+                    return Err(format!(
+                        "remote {:?}: port {port:?} is not a TCP port (1 to 65535)",
+                        block.name
+                    ));
+                }
+                host = format!("{host}:{port}");
+            }
         }
         let token_fingerprint = match &block.token {
             Some(token) => Some(
@@ -232,6 +249,13 @@ impl Provider for LxdProvider {
                         AttrPath::attr("remote").index(idx).child("password"),
                         "Conflicting arguments",
                         "Give either `token` or `password`, not both.",
+                    ));
+                }
+                if let Some(port) = string(block, "port").filter(|p| parse_port(p).is_none()) {
+                    diags.push(Diagnostic::error(
+                        AttrPath::attr("remote").index(idx).child("port"),
+                        "Invalid value for `port`",
+                        format!("`port` must be a TCP port from 1 to 65535; got {port:?}."),
                     ));
                 }
                 if let Some(protocol) =
@@ -396,7 +420,7 @@ impl Provider for LxdProvider {
 }
 
 #[cfg(test)]
-mod tests {
+mod protocol_tests {
     use model::value::Value;
 
     use super::LxdProvider;

@@ -178,12 +178,25 @@ pub async fn read(client: &Client, current: Value) -> Outcome {
     }
 }
 
+/// The import id's two parts must be OCIDs: they go into the paths of signed requests.
 pub fn import(id: &str) -> Outcome {
-    match m::parse_import_id(id) {
-        Ok((user, token)) => (
-            Some(m::import_state(&user, &token).to_value()),
-            vec![m::import_warning()],
-        ),
-        Err(d) => invalid(d),
+    let (user, token) = match m::parse_import_id(id) {
+        Ok(parts) => parts,
+        Err(d) => return invalid(d),
+    };
+    for (name, value) in [("user_id", &user), ("token_id", &token)] {
+        if let Err(err) = oci_client::path::check_ocid(name, value) {
+            return invalid(Diagnostic::error(
+                model::diag::AttrPath::default(),
+                "Invalid import id",
+                format!(
+                    "An oci_identity_auth_token is imported as users/{{userId}}/authTokens/{{authTokenId}}, both OCIDs; {err}."
+                ),
+            ));
+        }
     }
+    (
+        Some(m::import_state(&user, &token).to_value()),
+        vec![m::import_warning()],
+    )
 }

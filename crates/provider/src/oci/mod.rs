@@ -3,15 +3,18 @@
 pub mod ephemeral_auth_token;
 pub mod identity_auth_token;
 pub mod identity_auth_tokens;
+#[cfg(test)]
+mod tests;
 
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
 
 use model::diag::{AttrPath, Diagnostic};
 use model::plan::Plan;
 use model::schema::TypeSchema;
 use model::value::Value;
-use oci_client::{Client, Environment, RetryPolicy, Secret, Settings, SystemClock};
+use oci_client::{Client, Environment, RetryPolicy, SecretString, Settings, SystemClock};
+
+use oci_client::ExposeSecret;
 
 use crate::core::{Opened, Outcome, Provider};
 
@@ -37,9 +40,31 @@ fn not_configured() -> Vec<Diagnostic> {
     )]
 }
 
-/// An error of the OCI client as a diagnostic (client errors never carry secrets).
+/// An error of the OCI client as a diagnostic (client errors never carry secrets), on the
+/// attribute it is about when it is about an id.
 pub fn client_error(summary: &str, err: &oci_client::Error) -> Diagnostic {
-    Diagnostic::error(AttrPath::default(), summary, err.to_string())
+    let path = match err {
+        oci_client::Error::InvalidId {
+            name: "user_id", ..
+        } => AttrPath::attr("user_id"),
+        oci_client::Error::InvalidId {
+            name: "token_id", ..
+        } => AttrPath::attr("id"),
+        _ => AttrPath::default(),
+    };
+    Diagnostic::error(path, summary, err.to_string())
+}
+
+/// An error diagnostic on `attribute` when its value is known and not an OCID. An empty
+/// string is left to the schema's `NotEmpty` rule.
+pub fn check_ocid(config: &Value, attribute: &'static str) -> Option<Diagnostic> {
+    let value = config.get(attribute).as_str().filter(|v| !v.is_empty())?;
+    let err = oci_client::path::check_ocid(attribute, value).err()?;
+    Some(Diagnostic::error(
+        AttrPath::attr(attribute),
+        format!("Invalid value for `{attribute}`"),
+        err.to_string(),
+    ))
 }
 
 impl OciProvider {
@@ -59,27 +84,27 @@ impl OciProvider {
             tenancy_ocid: opt_string(config, "tenancy_ocid"),
             user_ocid: opt_string(config, "user_ocid"),
             fingerprint: opt_string(config, "fingerprint"),
-            private_key: opt_string(config, "private_key").map(Secret::new),
+            private_key: opt_string(config, "private_key").map(SecretString::from),
             private_key_path: opt_string(config, "private_key_path"),
-            private_key_password: opt_string(config, "private_key_password").map(Secret::new),
+            private_key_password: opt_string(config, "private_key_password")
+                .map(SecretString::from),
             region: opt_string(config, "region"),
             config_file_profile: opt_string(config, "config_file_profile"),
             endpoint: opt_string(config, "endpoint"),
         }
     }
 
-    pub fn retry_policy(config: &Value) -> RetryPolicy {
+    /// The retry policy the configuration asks for; an out-of-range `retry_duration_seconds`
+    /// is an error on that attribute. The window never shortens a request's own time limit.
+    pub fn retry_policy(config: &Value) -> Result<RetryPolicy, Diagnostic> {
         let mut policy = RetryPolicy::default();
-        if let Value::Number(seconds) = config.get("retry_duration_seconds")
-            && seconds.is_finite()
-            && *seconds >= 0.0
-        {
-            policy.max_elapsed = Duration::from_secs_f64(*seconds);
+        if let Some(window) = model::provider_oci::retry_duration(config)? {
+            policy.max_elapsed = window;
         }
         if config.get("disable_auto_retries") == &Value::Bool(true) {
             policy.disabled = true;
         }
-        policy
+        Ok(policy)
     }
 }
 
@@ -132,16 +157,22 @@ impl Provider for OciProvider {
         }
     }
 
+    fn validate_provider(&self, config: &Value) -> Vec<Diagnostic> {
+        model::provider_oci::validate(config)
+    }
+
     fn validate(&self, type_name: &str, config: &Value) -> Vec<Diagnostic> {
-        match type_name {
+        let mut diags = match type_name {
             model::oci_identity_auth_token::NAME => {
                 model::oci_identity_auth_token::validate(config)
             }
             model::oci_identity_auth_tokens::NAME => {
                 model::oci_identity_auth_tokens::validate(config)
             }
-            _ => Vec::new(),
-        }
+            _ => return Vec::new(),
+        };
+        diags.extend(check_ocid(config, "user_id"));
+        diags
     }
 
     async fn configure(&self, config: &Value) -> Vec<Diagnostic> {
@@ -152,6 +183,10 @@ impl Provider for OciProvider {
                 "The oci provider's settings depend on values not known until apply; set them from variables or the environment.",
             )];
         }
+        let retry = match Self::retry_policy(config) {
+            Ok(retry) => retry,
+            Err(diag) => return vec![diag],
+        };
         let settings = Self::settings(config);
         let credentials = match oci_client::config::resolve(&settings, &Environment::process()) {
             Ok(c) => c,
@@ -169,15 +204,22 @@ impl Provider for OciProvider {
                 )];
             }
         };
-        match Client::new(
-            &credentials,
-            Self::retry_policy(config),
-            Arc::new(SystemClock),
-        ) {
+        match Client::new(&credentials, retry, Arc::new(SystemClock)) {
             Ok(client) => {
                 tracing::info!(endpoint = client.endpoint(), "oci provider configured");
+                let mut diags = Vec::new();
+                if client.plain_http_to_remote() {
+                    diags.push(Diagnostic::warning(
+                        AttrPath::attr("endpoint"),
+                        "Unencrypted OCI endpoint",
+                        format!(
+                            "The endpoint {} is plain http:// to a host that is not loopback: signed requests and the auth token secrets in the replies cross the network unencrypted. Use https://, or http:// only to 127.0.0.1, ::1 or localhost.",
+                            client.endpoint()
+                        ),
+                    ));
+                }
                 *self.client.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(client));
-                Vec::new()
+                diags
             }
             Err(err) => vec![Diagnostic::error(
                 AttrPath::default(),
@@ -262,7 +304,7 @@ pub fn server_token(
         id: token.id.clone(),
         user_id: token.user_id.clone(),
         description: token.description.clone(),
-        token: token.token.as_ref().map(|t| t.expose().to_owned()),
+        token: token.token.as_ref().map(|t| t.expose_secret().to_owned()),
         lifecycle_state: token.lifecycle_state.clone(),
         inactive_status: token.inactive_status,
         time_created: token.time_created,

@@ -163,7 +163,7 @@ pub fn oci_client(fake: &FakeOci) -> oci_client::Client {
         tenancy_ocid: Some(id.tenancy),
         user_ocid: Some(id.user),
         fingerprint: Some(id.fingerprint),
-        private_key: Some(oci_client::Secret::new(id.private_key_pem)),
+        private_key: Some(oci_client::SecretString::from(id.private_key_pem)),
         region: Some("us-ashburn-1".into()),
         endpoint: Some(fake.endpoint()),
         ..Default::default()

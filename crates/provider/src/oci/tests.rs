@@ -1,0 +1,376 @@
+//! The oci provider's configuration and ids through the protocol-6 service, in process:
+//! numbers of any size, endpoints and ids that are not OCIDs end in diagnostics on their
+//! attribute, never in a panic, and nothing is sent before they are checked.
+//!
+//! Raise the case count locally with `PROPTEST_CASES=1000 cargo nextest run -p provider --lib`.
+
+use std::sync::Arc;
+
+use model::value::Value;
+use proptest::prelude::*;
+
+use super::OciProvider;
+use crate::codec;
+use crate::core::Service;
+use crate::proto::tfplugin6 as pb;
+use crate::proto::tfplugin6::provider_server::Provider as _;
+
+const KEY: &str = include_str!("../../../../fixtures/oci/keys/test_user_key.pem");
+
+/// A complete provider configuration signing with the test key, talking to `endpoint`; no
+/// request is made by `configure`.
+fn provider_config(retry_duration_seconds: Value, endpoint: &str) -> Value {
+    let Value::Object(mut map) = Value::null_block(&model::provider_oci::schema().block) else {
+        unreachable!("a block is an object")
+    };
+    for (name, value) in [
+        ("tenancy_ocid", Value::string("ocid1.tenancy.oc1..t")),
+        ("user_ocid", Value::string("ocid1.user.oc1..u")),
+        ("private_key", Value::string(KEY)),
+        ("endpoint", Value::string(endpoint)),
+        ("retry_duration_seconds", retry_duration_seconds),
+    ] {
+        map.insert(name.to_owned(), value);
+    }
+    Value::Object(map)
+}
+
+fn dynamic(value: &Value) -> Option<pb::DynamicValue> {
+    Some(pb::DynamicValue {
+        msgpack: codec::encode(value),
+        json: Vec::new(),
+    })
+}
+
+fn service() -> Service<OciProvider> {
+    Service::new(Arc::new(OciProvider::default()))
+}
+
+/// `(severity, attribute path, summary and detail)` of each diagnostic.
+fn shown(diags: Vec<pb::Diagnostic>) -> Vec<(i32, String, String)> {
+    use pb::attribute_path::step::Selector;
+    diags
+        .into_iter()
+        .map(|d| {
+            let path = d
+                .attribute
+                .map(|a| {
+                    a.steps
+                        .into_iter()
+                        .map(|s| match s.selector {
+                            Some(Selector::AttributeName(name)) => name,
+                            other => format!("{other:?}"),
+                        })
+                        .collect::<Vec<_>>()
+                        .join(".")
+                })
+                .unwrap_or_default();
+            (d.severity, path, format!("{}: {}", d.summary, d.detail))
+        })
+        .collect()
+}
+
+const ERROR: i32 = pb::diagnostic::Severity::Error as i32;
+const WARNING: i32 = pb::diagnostic::Severity::Warning as i32;
+
+async fn validate_provider(
+    service: &Service<OciProvider>,
+    config: &Value,
+) -> Vec<(i32, String, String)> {
+    let req = pb::validate_provider_config::Request {
+        config: dynamic(config),
+    };
+    let reply = service
+        .validate_provider_config(tonic::Request::new(req))
+        .await;
+    shown(reply.expect("an answer").into_inner().diagnostics)
+}
+
+async fn configure(service: &Service<OciProvider>, config: &Value) -> Vec<(i32, String, String)> {
+    let req = pb::configure_provider::Request {
+        terraform_version: "1.9.0".into(),
+        config: dynamic(config),
+        ..Default::default()
+    };
+    let reply = service.configure_provider(tonic::Request::new(req)).await;
+    shown(reply.expect("an answer").into_inner().diagnostics)
+}
+
+async fn validate_resource(
+    service: &Service<OciProvider>,
+    type_name: &str,
+    config: &Value,
+) -> Vec<(i32, String, String)> {
+    if type_name == model::oci_identity_auth_tokens::NAME {
+        let req = pb::validate_data_resource_config::Request {
+            type_name: type_name.into(),
+            config: dynamic(config),
+        };
+        let reply = service
+            .validate_data_resource_config(tonic::Request::new(req))
+            .await;
+        return shown(reply.expect("an answer").into_inner().diagnostics);
+    }
+    let req = pb::validate_resource_config::Request {
+        type_name: type_name.into(),
+        config: dynamic(config),
+        ..Default::default()
+    };
+    let reply = service
+        .validate_resource_config(tonic::Request::new(req))
+        .await;
+    shown(reply.expect("an answer").into_inner().diagnostics)
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime")
+}
+
+#[tokio::test]
+async fn a_retry_duration_of_1e20_is_an_error_on_the_attribute_not_a_panic() {
+    let service = service();
+    let config = provider_config(Value::Number(1e20), "http://127.0.0.1:9");
+    for diags in [
+        validate_provider(&service, &config).await,
+        configure(&service, &config).await,
+    ] {
+        assert_eq!(diags.len(), 1, "{diags:?}");
+        assert_eq!(diags[0].0, ERROR);
+        assert_eq!(diags[0].1, "retry_duration_seconds");
+        assert!(diags[0].2.contains("from 0 to 86400"), "{diags:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_zero_retry_window_keeps_the_request_timeout() {
+    let config = provider_config(Value::Number(0.0), "http://127.0.0.1:9");
+    let policy = OciProvider::retry_policy(&config).expect("0 is in range");
+    assert_eq!(policy.max_elapsed, std::time::Duration::ZERO);
+    assert_eq!(
+        policy.request_timeout,
+        oci_client::RetryPolicy::default().request_timeout
+    );
+    assert!(configure(&service(), &config).await.is_empty());
+}
+
+#[tokio::test]
+async fn plain_http_to_a_remote_host_is_a_warning_on_endpoint() {
+    for (endpoint, warned) in [
+        ("http://127.0.0.1:9", false),
+        ("http://[::1]:9", false),
+        ("http://localhost:9", false),
+        ("https://identity.example", false),
+        ("http://identity.example", true),
+        ("http://10.1.2.3:8080", true),
+    ] {
+        let diags = configure(&service(), &provider_config(Value::Null, endpoint)).await;
+        if warned {
+            assert_eq!(diags.len(), 1, "{endpoint}: {diags:?}");
+            assert_eq!(diags[0].0, WARNING, "{endpoint}");
+            assert_eq!(diags[0].1, "endpoint");
+            assert!(diags[0].2.contains("unencrypted"), "{diags:?}");
+        } else {
+            assert!(diags.is_empty(), "{endpoint}: {diags:?}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_user_id_that_is_not_an_ocid_is_an_error_on_user_id() {
+    let service = service();
+    for type_name in [
+        model::oci_identity_auth_token::NAME,
+        model::oci_identity_auth_tokens::NAME,
+    ] {
+        let schema = if type_name == model::oci_identity_auth_token::NAME {
+            model::oci_identity_auth_token::schema()
+        } else {
+            model::oci_identity_auth_tokens::schema()
+        };
+        let Value::Object(mut config) = Value::null_block(&schema.block) else {
+            unreachable!("a block is an object")
+        };
+        if type_name == model::oci_identity_auth_token::NAME {
+            config.insert("description".into(), Value::string("d"));
+        }
+        for (user_id, errors) in [
+            ("..", 1),
+            ("ocid1.user.oc1..a/../b", 1),
+            ("u1", 1),
+            ("ocid1.user.oc1..aaaa", 0),
+        ] {
+            config.insert("user_id".into(), Value::string(user_id));
+            let diags =
+                validate_resource(&service, type_name, &Value::Object(config.clone())).await;
+            let on_user_id: Vec<_> = diags.iter().filter(|d| d.1 == "user_id").collect();
+            assert_eq!(
+                on_user_id.len(),
+                errors,
+                "{type_name} {user_id:?}: {diags:?}"
+            );
+            if errors > 0 {
+                assert!(on_user_id[0].2.contains("not an OCID"), "{diags:?}");
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_import_id_with_parts_that_are_not_ocids_is_refused() {
+    let service = service();
+    for (id, ok) in [
+        (
+            "users/ocid1.user.oc1..u/authTokens/ocid1.credential.oc1..t",
+            true,
+        ),
+        ("users/../authTokens/ocid1.credential.oc1..t", false),
+        ("users/ocid1.user.oc1..u/authTokens/..", false),
+        ("users/ocid1.user.oc1..u/authTokens/%2E%2E", false),
+        (
+            "users/ocid1.user.oc1..u%2F..%2Fx/authTokens/ocid1.credential.oc1..t",
+            false,
+        ),
+    ] {
+        let req = pb::import_resource_state::Request {
+            type_name: model::oci_identity_auth_token::NAME.into(),
+            id: id.into(),
+            ..Default::default()
+        };
+        let reply = service
+            .import_resource_state(tonic::Request::new(req))
+            .await
+            .expect("an answer")
+            .into_inner();
+        let errors: Vec<_> = shown(reply.diagnostics)
+            .into_iter()
+            .filter(|d| d.0 == ERROR)
+            .collect();
+        assert_eq!(reply.imported_resources.is_empty(), !ok, "{id}: {errors:?}");
+        assert_eq!(errors.is_empty(), ok, "{id}: {errors:?}");
+        if !ok {
+            assert!(errors[0].2.contains("Invalid import id"), "{errors:?}");
+        }
+    }
+}
+
+/// A state whose token id was tampered with cannot turn a destroy into another request: the
+/// id is refused before anything is sent (nothing listens at the endpoint anyway), on `id`.
+#[tokio::test]
+async fn a_tampered_token_id_in_state_is_refused_on_destroy() {
+    let service = service();
+    let diags = configure(
+        &service,
+        &provider_config(Value::Null, "http://127.0.0.1:9"),
+    )
+    .await;
+    assert!(diags.is_empty(), "{diags:?}");
+    let Value::Object(mut state) =
+        Value::null_block(&model::oci_identity_auth_token::schema().block)
+    else {
+        unreachable!("a block is an object")
+    };
+    state.insert("description".into(), Value::string("d"));
+    state.insert("user_id".into(), Value::string("ocid1.user.oc1..u"));
+    for tampered in [
+        "..",
+        "ocid1.credential.oc1..t/../../../users/x",
+        "ocid1.credential.oc1..t?x",
+    ] {
+        state.insert("id".into(), Value::string(tampered));
+        let prior = Value::Object(state.clone());
+        let req = pb::apply_resource_change::Request {
+            type_name: model::oci_identity_auth_token::NAME.into(),
+            prior_state: dynamic(&prior),
+            planned_state: dynamic(&Value::Null),
+            config: dynamic(&Value::Null),
+            ..Default::default()
+        };
+        let reply = service
+            .apply_resource_change(tonic::Request::new(req))
+            .await
+            .expect("an answer")
+            .into_inner();
+        let diags = shown(reply.diagnostics);
+        assert_eq!(diags.len(), 1, "{tampered}: {diags:?}");
+        assert_eq!(diags[0].0, ERROR);
+        assert_eq!(diags[0].1, "id");
+        assert!(
+            diags[0].2.contains("token_id") && diags[0].2.contains("not an OCID"),
+            "{diags:?}"
+        );
+        let kept = reply.new_state.expect("the prior state is kept");
+        assert_eq!(kept.msgpack, codec::encode(&prior));
+    }
+}
+
+fn number() -> impl Strategy<Value = f64> {
+    prop_oneof![
+        any::<f64>(),
+        0.0..100_000.0f64,
+        Just(1e20),
+        Just(f64::MAX),
+        Just(f64::NAN),
+        Just(f64::INFINITY),
+        Just(-1.0),
+    ]
+}
+
+fn attribute_value() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        Just(Value::Null),
+        number().prop_map(Value::Number),
+        any::<bool>().prop_map(Value::Bool),
+        any::<String>().prop_map(Value::String),
+        "(https?|ftp)://[a-z0-9.:\\[\\]@/?#-]{0,20}".prop_map(Value::String),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+    /// Any `retry_duration_seconds` is accepted in range and is one error on the attribute
+    /// otherwise, at validation and at configuration alike.
+    #[test]
+    fn any_retry_duration_configures_or_is_an_error_on_the_attribute(seconds in number()) {
+        runtime().block_on(async {
+            let service = service();
+            let config = provider_config(Value::Number(seconds), "http://127.0.0.1:9");
+            let in_range = (0.0..=model::provider_oci::MAX_RETRY_DURATION_SECONDS).contains(&seconds);
+            for diags in [validate_provider(&service, &config).await, configure(&service, &config).await] {
+                let errors: Vec<_> = diags.iter().filter(|d| d.0 == ERROR).collect();
+                if in_range {
+                    prop_assert!(errors.is_empty(), "{seconds}: {diags:?}");
+                } else {
+                    prop_assert_eq!(errors.len(), 1, "{}: {:?}", seconds, diags);
+                    prop_assert_eq!(errors[0].1.as_str(), "retry_duration_seconds");
+                }
+            }
+            Ok(())
+        })?;
+    }
+
+    /// Any value in any attribute of the provider configuration: validation and
+    /// configuration answer diagnostics, never a panic.
+    #[test]
+    fn any_provider_configuration_is_answered(
+        values in proptest::collection::vec(attribute_value(), 12),
+    ) {
+        runtime().block_on(async {
+            let service = service();
+            let mut config = provider_config(Value::Null, "http://127.0.0.1:9");
+            if let Value::Object(map) = &mut config {
+                let names: Vec<String> = map.keys().cloned().collect();
+                for (name, value) in names.into_iter().zip(values) {
+                    if !value.is_null() {
+                        map.insert(name, value);
+                    }
+                }
+            }
+            let _ = validate_provider(&service, &config).await;
+            let _ = configure(&service, &config).await;
+        });
+    }
+}

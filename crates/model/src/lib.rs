@@ -10,6 +10,8 @@ pub mod docs;
 pub mod lxd_trust_token;
 pub mod oci_identity_auth_token;
 pub mod oci_identity_auth_tokens;
+pub mod oci_identity_user;
+pub mod ocid;
 pub mod plan;
 pub mod provider_lxd;
 pub mod provider_oci;
@@ -28,6 +30,7 @@ pub fn oci_types() -> Vec<TypeSchema> {
     vec![
         oci_identity_auth_token::schema(),
         oci_identity_auth_tokens::schema(),
+        oci_identity_user::schema(),
     ]
 }
 

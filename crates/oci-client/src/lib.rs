@@ -25,7 +25,7 @@ pub mod error;
 pub mod secret;
 pub mod signer;
 
-pub use client::{AuthToken, Client, Clock, FixedClock, RetryPolicy, SystemClock};
+pub use client::{AuthToken, Client, Clock, FixedClock, RetryPolicy, SystemClock, User};
 pub use config::{Credentials, Environment, Settings};
 pub use error::Error;
 pub use secret::Secret;

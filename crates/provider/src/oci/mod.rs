@@ -2,6 +2,7 @@
 
 pub mod identity_auth_token;
 pub mod identity_auth_tokens;
+pub mod identity_user;
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -89,7 +90,10 @@ impl Provider for OciProvider {
     }
 
     fn resources(&self) -> Vec<TypeSchema> {
-        vec![model::oci_identity_auth_token::schema()]
+        vec![
+            model::oci_identity_auth_token::schema(),
+            model::oci_identity_user::schema(),
+        ]
     }
 
     fn data_sources(&self) -> Vec<TypeSchema> {
@@ -104,6 +108,7 @@ impl Provider for OciProvider {
             model::oci_identity_auth_tokens::NAME => {
                 model::oci_identity_auth_tokens::validate(config)
             }
+            model::oci_identity_user::NAME => model::oci_identity_user::validate(config),
             _ => Vec::new(),
         }
     }
@@ -161,6 +166,7 @@ impl Provider for OciProvider {
             model::oci_identity_auth_token::NAME => {
                 Ok(model::oci_identity_auth_token::plan(prior, config))
             }
+            model::oci_identity_user::NAME => Ok(model::oci_identity_user::plan(prior, config)),
             other => Err(crate::core::unknown_type(other, "resource")),
         }
     }
@@ -180,6 +186,9 @@ impl Provider for OciProvider {
             model::oci_identity_auth_token::NAME => {
                 identity_auth_token::apply(&client, prior, planned, config).await
             }
+            model::oci_identity_user::NAME => {
+                identity_user::apply(&client, prior, planned, config).await
+            }
             _ => (None, Vec::new()),
         }
     }
@@ -193,6 +202,7 @@ impl Provider for OciProvider {
             model::oci_identity_auth_token::NAME => {
                 identity_auth_token::read(&client, current).await
             }
+            model::oci_identity_user::NAME => identity_user::read(&client, current).await,
             _ => (Some(current), Vec::new()),
         }
     }
@@ -200,6 +210,7 @@ impl Provider for OciProvider {
     async fn import(&self, type_name: &str, id: &str) -> Outcome {
         match type_name {
             model::oci_identity_auth_token::NAME => identity_auth_token::import(id),
+            model::oci_identity_user::NAME => identity_user::import(id),
             _ => (None, Vec::new()),
         }
     }

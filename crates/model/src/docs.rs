@@ -8,7 +8,8 @@ use crate::schema::{AttrType, Attribute, Block, Kind, Presence, TypeSchema};
 use crate::value::Value;
 use crate::{
     ephemeral_lxd_trust_token, ephemeral_oci_identity_auth_token, lxd_trust_token,
-    oci_identity_auth_token, oci_identity_auth_tokens, provider_lxd, provider_oci,
+    oci_identity_auth_token, oci_identity_auth_tokens, oci_identity_user, provider_lxd,
+    provider_oci,
 };
 
 /// A generated file: its path relative to the repository root, and its contents.
@@ -21,7 +22,7 @@ pub struct Page {
 /// Every generated documentation page and example file.
 pub fn pages() -> Vec<Page> {
     let mut pages = Vec::new();
-    let resources: [(TypeSchema, &str, &str, &str); 2] = [
+    let resources: [(TypeSchema, &str, &str, &str); 3] = [
         (
             lxd_trust_token::schema(),
             lxd_trust_token::EXAMPLE,
@@ -33,6 +34,12 @@ pub fn pages() -> Vec<Page> {
             oci_identity_auth_token::EXAMPLE,
             oci_identity_auth_token::NOTES,
             oci_identity_auth_token::IMPORT_EXAMPLE,
+        ),
+        (
+            oci_identity_user::schema(),
+            oci_identity_user::EXAMPLE,
+            oci_identity_user::NOTES,
+            oci_identity_user::IMPORT_EXAMPLE,
         ),
     ];
     for (schema, example, notes, import) in resources {

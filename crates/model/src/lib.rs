@@ -12,6 +12,8 @@ pub mod ephemeral_oci_identity_auth_token;
 pub mod lxd_trust_token;
 pub mod oci_identity_auth_token;
 pub mod oci_identity_auth_tokens;
+pub mod oci_identity_user;
+pub mod ocid;
 pub mod plan;
 pub mod provider_lxd;
 pub mod provider_oci;
@@ -30,6 +32,7 @@ pub fn oci_types() -> Vec<TypeSchema> {
     vec![
         oci_identity_auth_token::schema(),
         oci_identity_auth_tokens::schema(),
+        oci_identity_user::schema(),
     ]
 }
 

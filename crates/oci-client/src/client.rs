@@ -1,5 +1,9 @@
 //! The auth-token operations of the Identity API, with signing, retries and limits.
 
+mod users;
+
+pub use users::User;
+
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -13,7 +17,7 @@ use secrecy::SecretString;
 use crate::config::Credentials;
 use crate::endpoint;
 use crate::error::Error;
-use crate::path::{check_ocid, query_value, segment};
+use crate::path::{check_ocid, segment};
 use crate::signer::Signer;
 
 /// Where the client gets the time it signs with.
@@ -435,27 +439,16 @@ impl Client {
         parse_token(&reply)
     }
 
-    /// ListAuthTokens, following `opc-next-page` when the service pages.
+    /// ListAuthTokens, following `opc-next-page` when the service pages (see `list_all`).
     pub async fn list_auth_tokens(&self, user_id: &str) -> Result<Vec<AuthToken>, Error> {
         check_ocid("user_id", user_id)?;
-        let path = format!("/users/{}/authTokens", segment("user_id", user_id)?);
-        let mut out = Vec::new();
-        let mut page: Option<String> = None;
-        loop {
-            let query = page
-                .as_ref()
-                .map(|page| format!("page={}", query_value(page)));
-            let reply = self
-                .call(reqwest::Method::GET, &path, query.as_deref(), None, &[])
-                .await?;
-            let items: Vec<WireToken> =
-                serde_json::from_slice(&reply.body).map_err(|e| malformed(&reply, e))?;
-            out.extend(items.into_iter().map(|t| t.into_token(None)));
-            match reply.next_page {
-                Some(next) if Some(&next) != page.as_ref() => page = Some(next),
-                _ => return Ok(out),
-            }
-        }
+        let items: Vec<WireToken> = self
+            .list_all(
+                &format!("/users/{}/authTokens", segment("user_id", user_id)?),
+                &[],
+            )
+            .await?;
+        Ok(items.into_iter().map(|t| t.into_token(None)).collect())
     }
 
     /// The token `token_id`, found by listing (the API has no GetAuthToken).
@@ -558,8 +551,12 @@ impl Client {
 }
 
 fn parse_token(reply: &Reply) -> Result<AuthToken, Error> {
-    let wire: WireToken = serde_json::from_slice(&reply.body).map_err(|e| malformed(reply, e))?;
+    let wire: WireToken = parse_json(reply)?;
     Ok(wire.into_token(reply.etag.clone()))
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(reply: &Reply) -> Result<T, Error> {
+    serde_json::from_slice(&reply.body).map_err(|e| malformed(reply, e))
 }
 
 fn malformed(reply: &Reply, err: serde_json::Error) -> Error {

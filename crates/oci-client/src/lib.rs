@@ -34,7 +34,7 @@ pub mod path;
 pub mod secret;
 pub mod signer;
 
-pub use client::{AuthToken, Client, Clock, FixedClock, RetryPolicy, SystemClock};
+pub use client::{AuthToken, Client, Clock, FixedClock, RetryPolicy, SystemClock, User};
 pub use config::{Credentials, Environment, Settings};
 pub use error::Error;
 pub use secret::{ExposeSecret, SecretString};

@@ -27,6 +27,8 @@ pub struct Control {
 pub enum ControlError {
     #[error("not a PEM public key: {0}")]
     BadKey(String),
+    #[error("no such user: {0}")]
+    UnknownUser(String),
 }
 
 impl Control {
@@ -117,6 +119,30 @@ impl Control {
 
     pub fn poke(&self, drain: bool) -> usize {
         self.app.lock().poke(drain)
+    }
+
+    /// Makes lists return pages of at most `size` items (`None`: everything at once).
+    pub fn set_page_size(&self, size: Option<usize>) {
+        self.app.lock().page_size = size;
+    }
+
+    /// Issues a session token for a known user whose session key is `public_key_pem`, valid
+    /// for `lifetime` on the fake's clock; requests signed with key id `ST$<token>` then act
+    /// as that user.
+    pub fn issue_session(
+        &self,
+        user: &str,
+        public_key_pem: &str,
+        lifetime: std::time::Duration,
+    ) -> Result<String, ControlError> {
+        let key = RsaPublicKey::from_public_key_pem(public_key_pem.trim())
+            .map_err(|e| ControlError::BadKey(e.to_string()))?;
+        let now = self.app.clock.now();
+        let lifetime = time::Duration::try_from(lifetime).unwrap_or(time::Duration::MAX);
+        self.app
+            .lock()
+            .issue_session(user, key, lifetime, now)
+            .map_err(|_| ControlError::UnknownUser(user.to_owned()))
     }
 
     pub fn set_token_lifetime(&self, lifetime: Option<std::time::Duration>) {
@@ -237,4 +263,42 @@ pub async fn token_expiry(
         .map(std::time::Duration::from_secs_f64);
     control(app).set_token_lifetime(lifetime);
     StatusCode::NO_CONTENT
+}
+
+#[derive(Deserialize)]
+pub struct PageSize {
+    size: Option<usize>,
+}
+
+pub async fn page_size(State(app): State<Arc<AppState>>, Json(body): Json<PageSize>) -> StatusCode {
+    control(app).set_page_size(body.size);
+    StatusCode::NO_CONTENT
+}
+
+#[derive(Deserialize)]
+pub struct NewSession {
+    user: String,
+    public_key_pem: String,
+    seconds: f64,
+}
+
+pub async fn issue_session(
+    State(app): State<Arc<AppState>>,
+    Json(body): Json<NewSession>,
+) -> Response {
+    if !(body.seconds.is_finite() && body.seconds >= 0.0 && body.seconds < 1e9) {
+        return (
+            StatusCode::BAD_REQUEST,
+            "seconds must be a finite number from 0 to 1e9",
+        )
+            .into_response();
+    }
+    match control(app).issue_session(
+        &body.user,
+        &body.public_key_pem,
+        std::time::Duration::from_secs_f64(body.seconds),
+    ) {
+        Ok(token) => Json(json!({"token": token})).into_response(),
+        Err(err) => (StatusCode::BAD_REQUEST, err.to_string()).into_response(),
+    }
 }

@@ -110,16 +110,21 @@ fn ok(
     response
 }
 
-/// Checks the signature, and that the signer may manage `user_id`'s tokens (a user of the same
-/// tenancy). An unknown target user is 404, as OCI answers.
-fn authenticate(
+/// Who signed a request: the tenancy and user the key or session belongs to.
+pub struct Caller {
+    pub tenancy: String,
+    pub user: String,
+}
+
+/// Checks the signature, by an API key or by a session token the control API issued (key id
+/// `ST$<token>`); an expired session is refused with a message that says to refresh it.
+fn verify_caller(
     app: &AppState,
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
     body: &[u8],
-    user_id: &str,
-) -> Result<(), Failure> {
+) -> Result<Caller, Failure> {
     let target = uri.path_and_query().map_or(uri.path(), |pq| pq.as_str());
     let req = SignedRequest {
         method: method.as_str(),
@@ -134,10 +139,13 @@ fn authenticate(
     let state = app.lock();
     let signer = signature::verify(
         &req,
-        |id| {
-            let user = state.users.get(&id.user)?;
-            (user.tenancy == id.tenancy).then_some(())?;
-            user.keys.get(&id.fingerprint).cloned()
+        |id| match &id.session {
+            Some(token) => state.sessions.get(token).map(|s| s.key.clone()),
+            None => {
+                let user = state.users.get(&id.user)?;
+                (user.tenancy == id.tenancy).then_some(())?;
+                user.keys.get(&id.fingerprint).cloned()
+            }
         },
         now,
     )
@@ -145,8 +153,37 @@ fn authenticate(
         tracing::debug!(%err, "request refused");
         not_authenticated()
     })?;
-    match state.users.get(user_id) {
-        Some(target) if target.tenancy == signer.tenancy => Ok(()),
+    match &signer.session {
+        Some(token) => {
+            let session = state.sessions.get(token).ok_or_else(not_authenticated)?;
+            if session.expires <= now {
+                return Err(ApiError::SessionExpired.into());
+            }
+            Ok(Caller {
+                tenancy: session.tenancy.clone(),
+                user: session.user.clone(),
+            })
+        }
+        None => Ok(Caller {
+            tenancy: signer.tenancy,
+            user: signer.user,
+        }),
+    }
+}
+
+/// Checks the signature, and that the signer may manage `user_id`'s tokens (a user of the same
+/// tenancy). An unknown target user is 404, as OCI answers.
+fn authenticate(
+    app: &AppState,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+    user_id: &str,
+) -> Result<(), Failure> {
+    let caller = verify_caller(app, method, uri, headers, body)?;
+    match app.lock().users.get(user_id) {
+        Some(target) if target.tenancy == caller.tenancy => Ok(()),
         _ => Err(ApiError::NotFound.into()),
     }
 }
@@ -203,10 +240,18 @@ pub async fn list(
 ) -> Response {
     let result = (|| {
         authenticate(&app, &method, &uri, &headers, &body, &user_id)?;
-        Ok::<_, Failure>(app.lock().list(&user_id)?)
+        let page = query_param(&uri, "page");
+        let mut state = app.lock();
+        let items = match state.list(&user_id)? {
+            serde_json::Value::Array(items) => items,
+            _ => Vec::new(),
+        };
+        Ok::<_, Failure>(state.page(items, page.as_deref())?)
     })();
     match result {
-        Ok(list) => ok(&app, &headers, StatusCode::OK, Some(list), None),
+        Ok((list, next)) => {
+            with_next_page(ok(&app, &headers, StatusCode::OK, Some(list), None), next)
+        }
         Err(failure) => fail(&app, &headers, failure),
     }
 }
@@ -269,4 +314,190 @@ pub async fn not_found(State(app): State<Arc<AppState>>, headers: HeaderMap) -> 
             message: "The requested resource was not found.".into(),
         },
     )
+}
+
+/// A query parameter, percent-decoded.
+fn query_param(uri: &Uri, name: &str) -> Option<String> {
+    uri.query()?.split('&').find_map(|pair| {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        (key == name).then(|| percent_decode(value))
+    })
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut idx = 0;
+    while idx < bytes.len() {
+        match (bytes[idx], text.get(idx + 1..idx + 3)) {
+            (b'%', Some(hex)) if u8::from_str_radix(hex, 16).is_ok() => {
+                out.push(u8::from_str_radix(hex, 16).unwrap_or_default());
+                idx += 3;
+            }
+            (b'+', _) => {
+                out.push(b' ');
+                idx += 1;
+            }
+            (b, _) => {
+                out.push(b);
+                idx += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn with_next_page(mut response: Response, next: Option<String>) -> Response {
+    if let Some(next) = next.and_then(|n| n.parse().ok()) {
+        response.headers_mut().insert("opc-next-page", next);
+    }
+    response
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CreateUserDetails {
+    compartment_id: String,
+    name: String,
+    description: String,
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    freeform_tags: Option<serde_json::Value>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    defined_tags: Option<serde_json::Value>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct UpdateUserDetails {
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    email: Option<String>,
+}
+
+pub async fn create_user(
+    State(app): State<Arc<AppState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let result = (|| {
+        let caller = verify_caller(&app, &method, &uri, &headers, &body)?;
+        let details: CreateUserDetails = parse(&body)?;
+        let now = app.clock.now();
+        let retry = header(&headers, "opc-retry-token");
+        Ok::<_, Failure>(app.lock().create_user(
+            &caller.tenancy,
+            crate::state::NewUser {
+                compartment_id: &details.compartment_id,
+                name: &details.name,
+                description: &details.description,
+                email: details.email.as_deref(),
+            },
+            retry,
+            &body,
+            now,
+        )?)
+    })();
+    match result {
+        Ok((user, etag)) => ok(&app, &headers, StatusCode::OK, Some(user), Some(etag)),
+        Err(failure) => fail(&app, &headers, failure),
+    }
+}
+
+pub async fn list_users(
+    State(app): State<Arc<AppState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let result = (|| {
+        let caller = verify_caller(&app, &method, &uri, &headers, &body)?;
+        let compartment = query_param(&uri, "compartmentId")
+            .ok_or_else(|| invalid("compartmentId is required."))?;
+        let name = query_param(&uri, "name");
+        let page = query_param(&uri, "page");
+        let mut state = app.lock();
+        let items = state.list_users(&caller.tenancy, &compartment, name.as_deref())?;
+        Ok::<_, Failure>(state.page(items, page.as_deref())?)
+    })();
+    match result {
+        Ok((list, next)) => {
+            with_next_page(ok(&app, &headers, StatusCode::OK, Some(list), None), next)
+        }
+        Err(failure) => fail(&app, &headers, failure),
+    }
+}
+
+pub async fn get_user(
+    State(app): State<Arc<AppState>>,
+    Path(user_id): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let result = (|| {
+        let caller = verify_caller(&app, &method, &uri, &headers, &body)?;
+        Ok::<_, Failure>(app.lock().get_user(&caller.tenancy, &user_id)?)
+    })();
+    match result {
+        Ok((user, etag)) => ok(&app, &headers, StatusCode::OK, Some(user), Some(etag)),
+        Err(failure) => fail(&app, &headers, failure),
+    }
+}
+
+pub async fn update_user(
+    State(app): State<Arc<AppState>>,
+    Path(user_id): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let result = (|| {
+        let caller = verify_caller(&app, &method, &uri, &headers, &body)?;
+        let details: UpdateUserDetails = parse(&body)?;
+        Ok::<_, Failure>(app.lock().update_user(
+            &caller.tenancy,
+            &user_id,
+            details.description.as_deref(),
+            details.email.as_deref(),
+            header(&headers, "if-match"),
+        )?)
+    })();
+    match result {
+        Ok((user, etag)) => ok(&app, &headers, StatusCode::OK, Some(user), Some(etag)),
+        Err(failure) => fail(&app, &headers, failure),
+    }
+}
+
+pub async fn delete_user(
+    State(app): State<Arc<AppState>>,
+    Path(user_id): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let result = (|| {
+        let caller = verify_caller(&app, &method, &uri, &headers, &body)?;
+        let now = app.clock.now();
+        Ok::<_, Failure>(app.lock().delete_user(
+            &caller.tenancy,
+            &user_id,
+            header(&headers, "if-match"),
+            now,
+        )?)
+    })();
+    match result {
+        Ok(()) => ok(&app, &headers, StatusCode::NO_CONTENT, None, None),
+        Err(failure) => fail(&app, &headers, failure),
+    }
 }

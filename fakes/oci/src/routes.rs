@@ -10,7 +10,14 @@ use crate::{AppState, control, handlers};
 pub fn api(app: Arc<AppState>) -> Router {
     let tokens = get(handlers::list).post(handlers::create);
     let token = put(handlers::update).delete(handlers::delete);
+    let users = get(handlers::list_users).post(handlers::create_user);
+    let user = get(handlers::get_user)
+        .put(handlers::update_user)
+        .delete(handlers::delete_user);
     Router::new()
+        .route("/20160918/users", users.clone())
+        .route("/20160918/users/", users)
+        .route("/20160918/users/{user_id}", user)
         .route("/20160918/users/{user_id}/authTokens", tokens.clone())
         .route("/20160918/users/{user_id}/authTokens/", tokens)
         .route("/20160918/users/{user_id}/authTokens/{token_id}", token)
@@ -33,5 +40,7 @@ pub fn control(app: Arc<AppState>) -> Router {
         .route("/_fake/lifecycle", post(control::lifecycle))
         .route("/_fake/poke", post(control::poke))
         .route("/_fake/token-expiry", post(control::token_expiry))
+        .route("/_fake/page-size", post(control::page_size))
+        .route("/_fake/sessions", post(control::issue_session))
         .with_state(app)
 }

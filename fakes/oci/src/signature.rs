@@ -42,6 +42,9 @@ pub struct KeyId {
     pub tenancy: String,
     pub user: String,
     pub fingerprint: String,
+    /// The session token of a key id `ST$<token>` (session-token signing); the tenancy, user
+    /// and fingerprint are then empty, and the session says who signed.
+    pub session: Option<String>,
 }
 
 /// Why a request was refused. The text is for the fake's log and tests; the client sees
@@ -191,16 +194,35 @@ pub fn verify(
     }
     let signing_string = lines.join("\n");
 
-    let mut parts = key_id.splitn(3, '/');
-    let (Some(tenancy), Some(user), Some(fp)) = (parts.next(), parts.next(), parts.next()) else {
-        return Err(AuthError::Malformed);
+    let key_id = match key_id.strip_prefix("ST$") {
+        Some(token) if !token.is_empty() => KeyId {
+            tenancy: String::new(),
+            user: String::new(),
+            fingerprint: String::new(),
+            session: Some(token.to_owned()),
+        },
+        Some(_) => return Err(AuthError::Malformed),
+        None => {
+            let mut parts = key_id.splitn(3, '/');
+            let (Some(tenancy), Some(user), Some(fp)) = (parts.next(), parts.next(), parts.next())
+            else {
+                return Err(AuthError::Malformed);
+            };
+            KeyId {
+                tenancy: tenancy.to_owned(),
+                user: user.to_owned(),
+                fingerprint: fp.to_owned(),
+                session: None,
+            }
+        }
     };
-    let key_id = KeyId {
-        tenancy: tenancy.to_owned(),
-        user: user.to_owned(),
-        fingerprint: fp.to_owned(),
-    };
-    let key = lookup(&key_id).ok_or_else(|| AuthError::UnknownKey(key_id.fingerprint.clone()))?;
+    let key = lookup(&key_id).ok_or_else(|| {
+        AuthError::UnknownKey(if key_id.session.is_some() {
+            "(session token)".to_owned()
+        } else {
+            key_id.fingerprint.clone()
+        })
+    })?;
     let raw = STANDARD
         .decode(signature)
         .map_err(|_| AuthError::BadSignature)?;

@@ -134,6 +134,15 @@ pub enum ApiError {
     EtagMismatch,
     #[error("The resource is in state {0} and cannot be changed.")]
     IncorrectState(&'static str),
+    /// A user name already taken in the tenancy.
+    #[error("A user named {0:?} already exists in the tenancy.")]
+    UserExists(String),
+    /// DeleteUser on a user that still holds auth tokens (code and text presumed).
+    #[error("The user still has {0} auth token(s); delete them before deleting the user.")]
+    UserHasTokens(usize),
+    /// A session token that is past its expiry.
+    #[error("The session token has expired; refresh it (oci session refresh) and retry.")]
+    SessionExpired,
 }
 
 impl ApiError {
@@ -145,6 +154,9 @@ impl ApiError {
             ApiError::RetryTokenReused => (409, "InvalidatedRetryToken"),
             ApiError::EtagMismatch => (412, "NoEtagMatch"),
             ApiError::IncorrectState(_) => (409, "IncorrectState"),
+            ApiError::UserExists(_) => (409, "NotAuthorizedOrResourceAlreadyExists"),
+            ApiError::UserHasTokens(_) => (409, "Conflict"),
+            ApiError::SessionExpired => (401, "NotAuthenticated"),
         }
     }
 }
@@ -152,6 +164,13 @@ impl ApiError {
 #[derive(Debug)]
 pub struct State {
     pub users: BTreeMap<String, User>,
+    /// The Users API's view of users: created through the API, or made on first read for
+    /// users registered through the control API.
+    profiles: BTreeMap<String, UserProfile>,
+    /// Session tokens issued through the control API: token → (user, expiry, key).
+    pub sessions: BTreeMap<String, Session>,
+    /// When set, lists return pages of at most this many items with `opc-next-page`.
+    pub page_size: Option<usize>,
     tokens: Vec<Token>,
     retries: BTreeMap<(String, String), Retried>,
     pub creating: Delay,
@@ -176,6 +195,9 @@ impl State {
     pub fn new(seed: u64) -> State {
         State {
             users: BTreeMap::new(),
+            profiles: BTreeMap::new(),
+            sessions: BTreeMap::new(),
+            page_size: None,
             tokens: Vec::new(),
             retries: BTreeMap::new(),
             creating: Delay::Immediate,
@@ -195,6 +217,17 @@ impl State {
     pub fn reset(&mut self) {
         self.tokens.clear();
         self.retries.clear();
+        self.sessions.clear();
+        let created: Vec<String> = self
+            .profiles
+            .iter()
+            .filter(|(_, p)| p.created_by_api)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in created {
+            self.profiles.remove(&id);
+            self.users.remove(&id);
+        }
     }
 
     pub fn random_string(&mut self, alphabet: &[u8], len: usize) -> String {
@@ -324,13 +357,39 @@ impl State {
             }
         }
         self.tokens.retain(|t| t.state != Lifecycle::Deleted);
-        Ok(serde_json::Value::Array(
-            self.tokens
-                .iter()
-                .filter(|t| t.user_id == user_id)
-                .map(|t| token_json(t, false))
-                .collect(),
-        ))
+        let items: Vec<serde_json::Value> = self
+            .tokens
+            .iter()
+            .filter(|t| t.user_id == user_id)
+            .map(|t| token_json(t, false))
+            .collect();
+        Ok(serde_json::Value::Array(items))
+    }
+
+    /// One page of `items`: the whole list when no page size is set, else `page_size` items
+    /// from the offset named by `page` (a token this fake handed out), and the next page's
+    /// token when more follow.
+    pub fn page(
+        &self,
+        items: Vec<serde_json::Value>,
+        page: Option<&str>,
+    ) -> Result<(serde_json::Value, Option<String>), ApiError> {
+        let start = match page {
+            None => 0,
+            Some(page) => page
+                .strip_prefix("page-")
+                .and_then(|n| n.parse::<usize>().ok())
+                .filter(|n| *n <= items.len())
+                .ok_or_else(|| {
+                    ApiError::InvalidParameter(format!("Invalid page token {page:?}."))
+                })?,
+        };
+        let Some(size) = self.page_size.filter(|s| *s > 0) else {
+            return Ok((serde_json::Value::Array(items[start..].to_vec()), None));
+        };
+        let end = (start + size).min(items.len());
+        let next = (end < items.len()).then(|| format!("page-{end}"));
+        Ok((serde_json::Value::Array(items[start..end].to_vec()), next))
     }
 
     fn find(&mut self, user_id: &str, token_id: &str) -> Result<&mut Token, ApiError> {
@@ -391,8 +450,322 @@ impl State {
         Ok(())
     }
 
+    /// The Users API view of `user_id`, made on first use for users the control API registered.
+    fn profile(&mut self, user_id: &str) -> Option<&mut UserProfile> {
+        let tenancy = self.users.get(user_id)?.tenancy.clone();
+        if !self.profiles.contains_key(user_id) {
+            let name = user_id.rsplit('.').next().unwrap_or(user_id).to_owned();
+            let etag = self.random_string(b"0123456789abcdef", 32);
+            self.profiles.insert(
+                user_id.to_owned(),
+                UserProfile {
+                    id: user_id.to_owned(),
+                    compartment_id: tenancy,
+                    name,
+                    description: String::new(),
+                    email: None,
+                    time_created: crate::TEST_EPOCH,
+                    state: Lifecycle::Active,
+                    etag,
+                    pending: None,
+                    created_by_api: false,
+                },
+            );
+        }
+        self.profiles.get_mut(user_id)
+    }
+
+    /// CreateUser in `compartment_id`, which must be the caller's tenancy (users live in the
+    /// root compartment). Names are unique per tenancy.
+    #[allow(clippy::too_many_arguments)]
+    pub fn create_user(
+        &mut self,
+        caller_tenancy: &str,
+        details: NewUser<'_>,
+        retry: Option<&str>,
+        body: &[u8],
+        now: OffsetDateTime,
+    ) -> Result<(serde_json::Value, String), ApiError> {
+        if details.compartment_id != caller_tenancy {
+            return Err(ApiError::NotFound);
+        }
+        if details.name.is_empty()
+            || !details
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-._+@".contains(c))
+        {
+            return Err(ApiError::InvalidParameter(format!(
+                "The user name {:?} is not valid: use letters, numerals, hyphens, periods, underscores, + and @, and no spaces.",
+                details.name
+            )));
+        }
+        let body_hash: [u8; 32] = Sha256::digest(body).into();
+        let retry_key = retry.map(|r| (format!("users:{caller_tenancy}"), r.to_owned()));
+        if let Some(key) = &retry_key
+            && let Some(first) = self.retries.get(key)
+        {
+            if first.body_hash != body_hash {
+                return Err(ApiError::RetryTokenReused);
+            }
+            let etag = self
+                .profiles
+                .get(&first.token_id)
+                .map_or_else(String::new, |u| u.etag.clone());
+            return Ok((first.response.clone(), etag));
+        }
+        let known: Vec<String> = self
+            .users
+            .iter()
+            .filter(|(_, u)| u.tenancy == caller_tenancy)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in known {
+            if self
+                .profile(&id)
+                .is_some_and(|p| p.name == details.name && p.state != Lifecycle::Deleted)
+            {
+                return Err(ApiError::UserExists(details.name.to_owned()));
+            }
+        }
+        let pending = Self::transition(self.creating, Lifecycle::Active, now);
+        let id = format!(
+            "ocid1.user.oc1..aaaaaaaa{}",
+            self.random_string(ID_CHARS, 52)
+        );
+        let profile = UserProfile {
+            id: id.clone(),
+            compartment_id: details.compartment_id.to_owned(),
+            name: details.name.to_owned(),
+            description: details.description.to_owned(),
+            email: details.email.map(str::to_owned),
+            time_created: now,
+            state: if pending.is_some() {
+                Lifecycle::Creating
+            } else {
+                Lifecycle::Active
+            },
+            etag: self.random_string(b"0123456789abcdef", 32),
+            pending,
+            created_by_api: true,
+        };
+        let response = user_json(&profile);
+        let etag = profile.etag.clone();
+        if let Some(key) = retry_key {
+            self.retries.insert(
+                key,
+                Retried {
+                    body_hash,
+                    token_id: id.clone(),
+                    response: response.clone(),
+                },
+            );
+        }
+        self.users.insert(
+            id.clone(),
+            User {
+                tenancy: caller_tenancy.to_owned(),
+                keys: BTreeMap::new(),
+            },
+        );
+        self.profiles.insert(id, profile);
+        Ok((response, etag))
+    }
+
+    /// GetUser.
+    pub fn get_user(
+        &mut self,
+        caller_tenancy: &str,
+        user_id: &str,
+    ) -> Result<(serde_json::Value, String), ApiError> {
+        let profile = self
+            .profile(user_id)
+            .filter(|p| p.compartment_id == caller_tenancy && p.state != Lifecycle::Deleted)
+            .ok_or(ApiError::NotFound)?;
+        if let Some(pending) = &mut profile.pending
+            && let Some(left) = &mut pending.reads_left
+        {
+            *left = left.saturating_sub(1);
+            if *left == 0 {
+                profile.state = pending.target.clone();
+                profile.pending = None;
+            }
+        }
+        let (body, etag) = (user_json(profile), profile.etag.clone());
+        self.sweep_users();
+        Ok((body, etag))
+    }
+
+    /// ListUsers of a compartment (the tenancy), oldest first, optionally one name only.
+    pub fn list_users(
+        &mut self,
+        caller_tenancy: &str,
+        compartment_id: &str,
+        name: Option<&str>,
+    ) -> Result<Vec<serde_json::Value>, ApiError> {
+        if compartment_id != caller_tenancy {
+            return Err(ApiError::NotFound);
+        }
+        let ids: Vec<String> = self
+            .users
+            .iter()
+            .filter(|(_, u)| u.tenancy == caller_tenancy)
+            .map(|(id, _)| id.clone())
+            .collect();
+        let mut out: Vec<(OffsetDateTime, String, serde_json::Value)> = Vec::new();
+        for id in ids {
+            if let Some(p) = self.profile(&id)
+                && p.state != Lifecycle::Deleted
+                && name.is_none_or(|n| n == p.name)
+            {
+                out.push((p.time_created, p.id.clone(), user_json(p)));
+            }
+        }
+        out.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+        Ok(out.into_iter().map(|(_, _, v)| v).collect())
+    }
+
+    /// UpdateUser: description and email, each when given.
+    pub fn update_user(
+        &mut self,
+        caller_tenancy: &str,
+        user_id: &str,
+        description: Option<&str>,
+        email: Option<&str>,
+        if_match: Option<&str>,
+    ) -> Result<(serde_json::Value, String), ApiError> {
+        let etag = self.random_string(b"0123456789abcdef", 32);
+        let profile = self
+            .profile(user_id)
+            .filter(|p| p.compartment_id == caller_tenancy && p.state != Lifecycle::Deleted)
+            .ok_or(ApiError::NotFound)?;
+        if if_match.is_some_and(|m| m != profile.etag) {
+            return Err(ApiError::EtagMismatch);
+        }
+        if profile.state == Lifecycle::Deleting {
+            return Err(ApiError::IncorrectState("DELETING"));
+        }
+        if let Some(description) = description {
+            profile.description = description.to_owned();
+        }
+        if let Some(email) = email {
+            profile.email = Some(email.to_owned());
+        }
+        profile.etag = etag.clone();
+        Ok((user_json(profile), etag))
+    }
+
+    /// DeleteUser. A user who still holds auth tokens (in any state but DELETED) is refused
+    /// with a 409: the code and text are presumed, the live service's are not known.
+    pub fn delete_user(
+        &mut self,
+        caller_tenancy: &str,
+        user_id: &str,
+        if_match: Option<&str>,
+        now: OffsetDateTime,
+    ) -> Result<(), ApiError> {
+        let held = self
+            .tokens
+            .iter()
+            .filter(|t| t.user_id == user_id && t.state != Lifecycle::Deleted)
+            .count();
+        let delay = self.deleting;
+        let profile = self
+            .profile(user_id)
+            .filter(|p| p.compartment_id == caller_tenancy && p.state != Lifecycle::Deleted)
+            .ok_or(ApiError::NotFound)?;
+        if if_match.is_some_and(|m| m != profile.etag) {
+            return Err(ApiError::EtagMismatch);
+        }
+        if profile.state == Lifecycle::Deleting {
+            return Ok(());
+        }
+        if held > 0 {
+            return Err(ApiError::UserHasTokens(held));
+        }
+        match Self::transition(delay, Lifecycle::Deleted, now) {
+            None => profile.state = Lifecycle::Deleted,
+            Some(pending) => {
+                profile.state = Lifecycle::Deleting;
+                profile.pending = Some(pending);
+            }
+        }
+        self.sweep_users();
+        Ok(())
+    }
+
+    /// Issues a session token for `user_id` (a user the fake knows), signed for with `key`, as
+    /// `oci session authenticate` obtains one: a JWT with `sub`, `tenant`, `iat` and `exp`.
+    pub fn issue_session(
+        &mut self,
+        user_id: &str,
+        key: RsaPublicKey,
+        lifetime: time::Duration,
+        now: OffsetDateTime,
+    ) -> Result<String, ApiError> {
+        use base64::Engine;
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let tenancy = self
+            .users
+            .get(user_id)
+            .ok_or(ApiError::NotFound)?
+            .tenancy
+            .clone();
+        let expires = now + lifetime;
+        let header = json!({"alg": "RS256", "typ": "JWT", "kid": "fake-oci"});
+        let claims = json!({
+            "sub": user_id,
+            "tenant": tenancy,
+            "iss": "authService.oracle.com",
+            "iat": now.unix_timestamp(),
+            "exp": expires.unix_timestamp(),
+            "jti": self.random_string(ID_CHARS, 32),
+        });
+        let signature = self.random_string(ID_CHARS, 64);
+        let token = format!(
+            "{}.{}.{}",
+            URL_SAFE_NO_PAD.encode(header.to_string()),
+            URL_SAFE_NO_PAD.encode(claims.to_string()),
+            URL_SAFE_NO_PAD.encode(signature)
+        );
+        self.sessions.insert(
+            token.clone(),
+            Session {
+                user: user_id.to_owned(),
+                tenancy,
+                key,
+                expires,
+            },
+        );
+        Ok(token)
+    }
+
+    /// Forgets users that reached DELETED.
+    fn sweep_users(&mut self) {
+        let gone: Vec<String> = self
+            .profiles
+            .iter()
+            .filter(|(_, p)| p.state == Lifecycle::Deleted)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in gone {
+            self.profiles.remove(&id);
+            self.users.remove(&id);
+            self.sessions.retain(|_, s| s.user != id);
+        }
+    }
+
     /// Completes the transitions that are due at `now`.
     pub fn tick(&mut self, now: OffsetDateTime) {
+        for profile in self.profiles.values_mut() {
+            if let Some(pending) = &profile.pending
+                && pending.due.is_some_and(|due| due <= now)
+            {
+                profile.state = pending.target.clone();
+                profile.pending = None;
+            }
+        }
+        self.sweep_users();
         for token in &mut self.tokens {
             if let Some(pending) = &token.pending
                 && pending.due.is_some_and(|due| due <= now)
@@ -417,6 +790,18 @@ impl State {
             }
         }
         self.tokens.retain(|t| t.state != Lifecycle::Deleted);
+        if done == 0 || drain {
+            for profile in self.profiles.values_mut() {
+                if let Some(pending) = profile.pending.take() {
+                    profile.state = pending.target;
+                    done += 1;
+                    if !drain {
+                        break;
+                    }
+                }
+            }
+            self.sweep_users();
+        }
         done
     }
 
@@ -436,18 +821,93 @@ impl State {
                 v
             })
             .collect();
-        json!({
+        let profiles: Vec<serde_json::Value> = self.profiles.values().map(user_json).collect();
+        let mut snapshot = json!({
             "now": format_time(now),
             "users": users,
             "tokens": tokens,
             "retry_tokens": self.retries.len(),
             "lifecycle": {"creating": self.creating, "deleting": self.deleting},
-        })
+        });
+        // The Users API's view, sessions and paging appear once used, so that the snapshots
+        // of scenarios that use none of them stay as they were.
+        if !profiles.is_empty() {
+            snapshot["user_profiles"] = json!(profiles);
+        }
+        if !self.sessions.is_empty() {
+            snapshot["sessions"] = json!(self.sessions.len());
+        }
+        if let Some(size) = self.page_size {
+            snapshot["page_size"] = json!(size);
+        }
+        snapshot
     }
 
     pub fn tokens(&self) -> &[Token] {
         &self.tokens
     }
+}
+
+/// A user as the Users API shows it.
+#[derive(Debug, Clone)]
+pub struct UserProfile {
+    pub id: String,
+    pub compartment_id: String,
+    pub name: String,
+    pub description: String,
+    pub email: Option<String>,
+    pub time_created: OffsetDateTime,
+    pub state: Lifecycle,
+    pub etag: String,
+    pending: Option<Pending>,
+    /// Made through CreateUser (a reset forgets it), not registered through the control API.
+    created_by_api: bool,
+}
+
+/// What CreateUser asks for.
+#[derive(Debug, Clone, Copy)]
+pub struct NewUser<'a> {
+    pub compartment_id: &'a str,
+    pub name: &'a str,
+    pub description: &'a str,
+    pub email: Option<&'a str>,
+}
+
+/// A session token the control API issued, as `oci session authenticate` would get one.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub user: String,
+    pub tenancy: String,
+    /// The session's public key, which signs requests with key id `ST$<token>`.
+    pub key: RsaPublicKey,
+    pub expires: OffsetDateTime,
+}
+
+/// The User model in the API's JSON (camelCase).
+pub fn user_json(user: &UserProfile) -> serde_json::Value {
+    json!({
+        "id": user.id,
+        "compartmentId": user.compartment_id,
+        "name": user.name,
+        "description": user.description,
+        "email": user.email,
+        "emailVerified": false,
+        "timeCreated": format_time(user.time_created),
+        "lifecycleState": user.state.as_str(),
+        "inactiveStatus": serde_json::Value::Null,
+        "freeformTags": {},
+        "definedTags": {},
+        "capabilities": {
+            "canUseConsolePassword": true,
+            "canUseApiKeys": true,
+            "canUseAuthTokens": true,
+            "canUseSmtpCredentials": true,
+            "canUseCustomerSecretKeys": true,
+            "canUseOAuth2ClientCredentials": true,
+            "canUseDbCredentials": true
+        },
+        "isMfaActivated": false,
+    })
 }
 
 /// RFC 3339 with milliseconds, as OCI writes times (`2016-08-25T21:10:29.600Z`).

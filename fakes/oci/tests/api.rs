@@ -561,7 +561,7 @@ async fn trailing_slash_and_unknown_paths() {
     let r = send(
         &signer,
         "GET",
-        &format!("{}/20160918/users", fake.endpoint()),
+        &format!("{}/20160918/groups", fake.endpoint()),
         None,
         &[],
         TEST_EPOCH,
@@ -663,4 +663,237 @@ async fn https_with_a_generated_certificate() {
     let resp = req.send().await.unwrap();
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.text().await.unwrap(), "[]");
+}
+
+fn users_url(fake: &FakeOci) -> String {
+    format!("{}/20160918/users", fake.endpoint())
+}
+
+#[tokio::test]
+async fn users_lifecycle_and_the_token_rule() {
+    let (fake, signer) = fake().await;
+    let tenancy = fake.test_identity().tenancy;
+    fake.control().set_lifecycle(Delay::Manual, Delay::Manual);
+    let body = format!(
+        r#"{{"compartmentId": "{tenancy}", "name": "alice", "description": "first", "email": "a@example.com"}}"#
+    );
+    let created = send(
+        &signer,
+        "POST",
+        &users_url(&fake),
+        Some(&body),
+        &[],
+        TEST_EPOCH,
+    )
+    .await;
+    assert_eq!(created.status, 200, "{}", created.body);
+    assert_eq!(created.body["lifecycleState"], "CREATING");
+    assert_eq!(created.body["name"], "alice");
+    assert_eq!(created.body["email"], "a@example.com");
+    assert_eq!(created.body["timeCreated"], "2026-01-01T00:00:00.000Z");
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    let user_url = format!("{}/{id}", users_url(&fake));
+
+    // The same name again is a conflict; a name with a space is refused; another tenancy is 404.
+    let again = send(
+        &signer,
+        "POST",
+        &users_url(&fake),
+        Some(&body),
+        &[],
+        TEST_EPOCH,
+    )
+    .await;
+    assert_eq!(again.status, 409);
+    assert_eq!(again.body["code"], "NotAuthorizedOrResourceAlreadyExists");
+    let spaced = body.replace("alice", "al ice");
+    let spaced = send(
+        &signer,
+        "POST",
+        &users_url(&fake),
+        Some(&spaced),
+        &[],
+        TEST_EPOCH,
+    )
+    .await;
+    assert_eq!(spaced.status, 400);
+    let elsewhere = body.replace(&tenancy, "ocid1.tenancy.oc1..other");
+    let elsewhere = send(
+        &signer,
+        "POST",
+        &users_url(&fake),
+        Some(&elsewhere),
+        &[],
+        TEST_EPOCH,
+    )
+    .await;
+    assert_eq!(elsewhere.status, 404);
+
+    // CREATING until poked, then ACTIVE.
+    assert_eq!(fake.control().poke(true), 1);
+    let got = send(&signer, "GET", &user_url, None, &[], TEST_EPOCH).await;
+    assert_eq!(got.status, 200);
+    assert_eq!(got.body["lifecycleState"], "ACTIVE");
+
+    // Update in place: description and email.
+    let updated = send(
+        &signer,
+        "PUT",
+        &user_url,
+        Some(r#"{"description": "second", "email": "b@example.com"}"#),
+        &[],
+        TEST_EPOCH,
+    )
+    .await;
+    assert_eq!(updated.status, 200);
+    assert_eq!(updated.body["description"], "second");
+    assert_eq!(updated.body["email"], "b@example.com");
+    assert_eq!(updated.body["name"], "alice");
+
+    // Listed beside the test user, filtered by name.
+    let listed = send(
+        &signer,
+        "GET",
+        &format!("{}?compartmentId={tenancy}", users_url(&fake)),
+        None,
+        &[],
+        TEST_EPOCH,
+    )
+    .await;
+    assert_eq!(listed.body.as_array().unwrap().len(), 2);
+    let named = send(
+        &signer,
+        "GET",
+        &format!("{}?compartmentId={tenancy}&name=alice", users_url(&fake)),
+        None,
+        &[],
+        TEST_EPOCH,
+    )
+    .await;
+    assert_eq!(named.body.as_array().unwrap().len(), 1);
+
+    // A token blocks the delete until it is gone.
+    let tokens = tokens_url(&fake, &id);
+    let token = send(
+        &signer,
+        "POST",
+        &tokens,
+        Some(r#"{"description": "t"}"#),
+        &[],
+        TEST_EPOCH,
+    )
+    .await;
+    assert_eq!(token.status, 200);
+    fake.control().poke(true);
+    let refused = send(&signer, "DELETE", &user_url, None, &[], TEST_EPOCH).await;
+    assert_eq!(refused.status, 409);
+    assert_eq!(refused.body["code"], "Conflict");
+    let token_id = token.body["id"].as_str().unwrap();
+    let gone = send(
+        &signer,
+        "DELETE",
+        &format!("{tokens}/{token_id}"),
+        None,
+        &[],
+        TEST_EPOCH,
+    )
+    .await;
+    assert_eq!(gone.status, 204);
+    // A DELETING token still blocks.
+    let refused = send(&signer, "DELETE", &user_url, None, &[], TEST_EPOCH).await;
+    assert_eq!(refused.status, 409);
+    fake.control().poke(true);
+    let deleted = send(&signer, "DELETE", &user_url, None, &[], TEST_EPOCH).await;
+    assert_eq!(deleted.status, 204);
+    let got = send(&signer, "GET", &user_url, None, &[], TEST_EPOCH).await;
+    assert_eq!(got.body["lifecycleState"], "DELETING");
+    fake.control().poke(true);
+    let got = send(&signer, "GET", &user_url, None, &[], TEST_EPOCH).await;
+    assert_eq!(got.status, 404);
+    let tokens_of_gone = send(&signer, "GET", &tokens, None, &[], TEST_EPOCH).await;
+    assert_eq!(tokens_of_gone.status, 404);
+}
+
+#[tokio::test]
+async fn lists_page_when_a_page_size_is_set() {
+    let (fake, signer) = fake().await;
+    let url = tokens_url(&fake, TEST_USER);
+    for d in ["a", "b"] {
+        let body = format!(r#"{{"description": "{d}"}}"#);
+        send(&signer, "POST", &url, Some(&body), &[], TEST_EPOCH).await;
+    }
+    fake.control().set_page_size(Some(1));
+    let first = send(&signer, "GET", &url, None, &[], TEST_EPOCH).await;
+    assert_eq!(first.body.as_array().unwrap().len(), 1);
+    assert_eq!(first.body[0]["description"], "a");
+    let next = first.headers["opc-next-page"].to_str().unwrap().to_owned();
+    let second = send(
+        &signer,
+        "GET",
+        &format!("{url}?page={next}"),
+        None,
+        &[],
+        TEST_EPOCH,
+    )
+    .await;
+    assert_eq!(second.body[0]["description"], "b");
+    assert!(!second.headers.contains_key("opc-next-page"));
+    let bad = send(
+        &signer,
+        "GET",
+        &format!("{url}?page=nonsense"),
+        None,
+        &[],
+        TEST_EPOCH,
+    )
+    .await;
+    assert_eq!(bad.status, 400);
+    fake.control().set_page_size(None);
+    let all = send(&signer, "GET", &url, None, &[], TEST_EPOCH).await;
+    assert_eq!(all.body.as_array().unwrap().len(), 2);
+    assert!(!all.headers.contains_key("opc-next-page"));
+}
+
+#[tokio::test]
+async fn session_tokens_sign_until_they_expire() {
+    let (fake, mut signer) = fake().await;
+    let token = fake
+        .control()
+        .issue_session(
+            TEST_USER,
+            fake_oci::TEST_PUBLIC_KEY,
+            std::time::Duration::from_secs(600),
+        )
+        .unwrap();
+    assert_eq!(token.split('.').count(), 3, "a JWT");
+    signer.key_id = format!("ST${token}");
+    let url = tokens_url(&fake, TEST_USER);
+    let ok = send(&signer, "GET", &url, None, &[], TEST_EPOCH).await;
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    signer.key_id = format!("ST${token}x");
+    let unknown = send(&signer, "GET", &url, None, &[], TEST_EPOCH).await;
+    assert_eq!(unknown.status, 401);
+    signer.key_id = format!("ST${token}");
+    fake.control().advance(std::time::Duration::from_secs(601));
+    let later = TEST_EPOCH + time::Duration::seconds(601);
+    let expired = send(&signer, "GET", &url, None, &[], later).await;
+    assert_eq!(expired.status, 401);
+    assert_eq!(expired.body["code"], "NotAuthenticated");
+    assert!(
+        expired.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("oci session refresh"),
+        "{}",
+        expired.body
+    );
+    assert!(
+        fake.control()
+            .issue_session(
+                "ocid1.user.oc1..nobody",
+                fake_oci::TEST_PUBLIC_KEY,
+                std::time::Duration::from_secs(1)
+            )
+            .is_err()
+    );
 }

@@ -212,3 +212,267 @@ async fn oci_cli_runs_the_whole_lifecycle() {
     assert_eq!(rc, 1);
     assert!(err.contains("NotAuthorizedOrNotFound"), "{err}");
 }
+
+/// Runs `oci` with the test user's config file against the fake, off the async runtime.
+async fn run_cli(
+    venv: &Path,
+    config: &Path,
+    endpoint: &str,
+    args: &[&str],
+) -> (i32, serde_json::Value, String) {
+    let (venv, config, endpoint) = (venv.to_owned(), config.to_owned(), endpoint.to_owned());
+    let args: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        cli(&venv, &config, &endpoint, &args)
+    })
+    .await
+    .unwrap()
+}
+
+fn write_config(dir: &Path, body: &str) -> PathBuf {
+    let config = dir.join("config");
+    std::fs::write(&config, body).unwrap();
+    std::fs::set_permissions(&config, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    config
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn oci_cli_manages_users() {
+    let Some(venv) = common::tool("XTASK_OCI_VENV") else {
+        return;
+    };
+    let (fake, dir, key, _other) = setup().await;
+    let id = fake.test_identity();
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "[DEFAULT]\nuser={}\nfingerprint={}\nkey_file={}\ntenancy={}\nregion=us-ashburn-1\n",
+            id.user,
+            id.fingerprint,
+            key.display(),
+            id.tenancy
+        ),
+    );
+    let endpoint = fake.endpoint();
+    let (rc, created, err) = run_cli(
+        &venv,
+        &config,
+        &endpoint,
+        &[
+            "iam",
+            "user",
+            "create",
+            "--compartment-id",
+            &id.tenancy,
+            "--name",
+            "cli-user",
+            "--description",
+            "made by oci-cli",
+            "--email",
+            "cli@example.com",
+        ],
+    )
+    .await;
+    assert_eq!(rc, 0, "{err}");
+    assert_eq!(created["data"]["name"], "cli-user");
+    assert_eq!(created["data"]["email"], "cli@example.com");
+    assert_eq!(created["data"]["lifecycle-state"], "ACTIVE");
+    assert_eq!(created["data"]["compartment-id"], id.tenancy.as_str());
+    let user = created["data"]["id"].as_str().unwrap().to_owned();
+    assert!(user.starts_with("ocid1.user.oc1.."), "{user}");
+
+    // The name is taken now.
+    let (rc, _, err) = run_cli(
+        &venv,
+        &config,
+        &endpoint,
+        &[
+            "iam",
+            "user",
+            "create",
+            "--compartment-id",
+            &id.tenancy,
+            "--name",
+            "cli-user",
+            "--description",
+            "again",
+            "--no-retry",
+        ],
+    )
+    .await;
+    assert_eq!(rc, 1);
+    assert!(err.contains("409"), "{err}");
+
+    // Listed with every page, the page size being 1: the test user and the new one.
+    fake.control().set_page_size(Some(1));
+    let (rc, listed, err) = run_cli(
+        &venv,
+        &config,
+        &endpoint,
+        &[
+            "iam",
+            "user",
+            "list",
+            "--compartment-id",
+            &id.tenancy,
+            "--all",
+        ],
+    )
+    .await;
+    assert_eq!(rc, 0, "{err}");
+    let names: Vec<&str> = listed["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names.len(), 2, "{listed}");
+    assert!(names.contains(&"cli-user"), "{names:?}");
+    let pages = fake
+        .control()
+        .requests()
+        .iter()
+        .filter(|r| r.method == "GET" && r.path == "/20160918/users")
+        .count();
+    assert_eq!(pages, 2, "one request per page");
+    fake.control().set_page_size(None);
+
+    // A user holding an auth token cannot be deleted until the token is gone.
+    let (rc, token, err) = run_cli(
+        &venv,
+        &config,
+        &endpoint,
+        &[
+            "iam",
+            "auth-token",
+            "create",
+            "--user-id",
+            &user,
+            "--description",
+            "t",
+        ],
+    )
+    .await;
+    assert_eq!(rc, 0, "{err}");
+    let token_id = token["data"]["id"].as_str().unwrap().to_owned();
+    let delete_user = [
+        "iam",
+        "user",
+        "delete",
+        "--user-id",
+        user.as_str(),
+        "--force",
+        "--no-retry",
+    ];
+    let (rc, _, err) = run_cli(&venv, &config, &endpoint, &delete_user).await;
+    assert_eq!(rc, 1);
+    assert!(
+        err.contains("Conflict") && err.contains("auth token"),
+        "{err}"
+    );
+    let (rc, _, err) = run_cli(
+        &venv,
+        &config,
+        &endpoint,
+        &[
+            "iam",
+            "auth-token",
+            "delete",
+            "--user-id",
+            &user,
+            "--auth-token-id",
+            &token_id,
+            "--force",
+        ],
+    )
+    .await;
+    assert_eq!(rc, 0, "{err}");
+    let (rc, _, err) = run_cli(&venv, &config, &endpoint, &delete_user).await;
+    assert_eq!(rc, 0, "{err}");
+    let (rc, _, err) = run_cli(
+        &venv,
+        &config,
+        &endpoint,
+        &["iam", "user", "get", "--user-id", &user, "--no-retry"],
+    )
+    .await;
+    assert_eq!(rc, 1);
+    assert!(err.contains("NotAuthorizedOrNotFound"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn oci_cli_signs_with_a_session_token() {
+    let Some(venv) = common::tool("XTASK_OCI_VENV") else {
+        return;
+    };
+    let (fake, dir, _key, session_key) = setup().await;
+    let id = fake.test_identity();
+    // The session key is the published 1024-bit test key; the fake learns its public half
+    // when it issues the token, as the real service does in `oci session authenticate`.
+    let public =
+        std::fs::read_to_string(fixtures().join("signing-vectors/test_key_public_spki.pem"))
+            .unwrap();
+    let token = fake
+        .control()
+        .issue_session(&id.user, &public, std::time::Duration::from_secs(3600))
+        .unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, &token).unwrap();
+    std::fs::set_permissions(
+        &token_file,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    // What `oci session authenticate` writes: no user or fingerprint, a session key and token.
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "[DEFAULT]\nfingerprint=00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00\nkey_file={}\ntenancy={}\nregion=us-ashburn-1\nsecurity_token_file={}\n",
+            session_key.display(),
+            id.tenancy,
+            token_file.display()
+        ),
+    );
+    let endpoint = fake.endpoint();
+    let (rc, created, err) = run_cli(
+        &venv,
+        &config,
+        &endpoint,
+        &[
+            "iam",
+            "auth-token",
+            "create",
+            "--user-id",
+            &id.user,
+            "--description",
+            "by session",
+            "--auth",
+            "security_token",
+        ],
+    )
+    .await;
+    assert_eq!(rc, 0, "{err}");
+    assert_eq!(created["data"]["description"], "by session");
+
+    // A session the fake no longer knows (a reset forgets sessions) is refused.
+    fake.control().reset();
+    let (rc, _, err) = run_cli(
+        &venv,
+        &config,
+        &endpoint,
+        &[
+            "iam",
+            "auth-token",
+            "list",
+            "--user-id",
+            &id.user,
+            "--auth",
+            "security_token",
+            "--no-retry",
+        ],
+    )
+    .await;
+    assert_eq!(rc, 1, "{err}");
+    assert!(err.contains("NotAuthenticated"), "{err}");
+}

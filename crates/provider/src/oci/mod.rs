@@ -3,6 +3,7 @@
 pub mod ephemeral_auth_token;
 pub mod identity_auth_token;
 pub mod identity_auth_tokens;
+pub mod identity_user;
 #[cfg(test)]
 mod tests;
 
@@ -115,7 +116,10 @@ impl Provider for OciProvider {
     }
 
     fn resources(&self) -> Vec<TypeSchema> {
-        vec![model::oci_identity_auth_token::schema()]
+        vec![
+            model::oci_identity_auth_token::schema(),
+            model::oci_identity_user::schema(),
+        ]
     }
 
     fn data_sources(&self) -> Vec<TypeSchema> {
@@ -169,6 +173,7 @@ impl Provider for OciProvider {
             model::oci_identity_auth_tokens::NAME => {
                 model::oci_identity_auth_tokens::validate(config)
             }
+            model::oci_identity_user::NAME => model::oci_identity_user::validate(config),
             _ => return Vec::new(),
         };
         diags.extend(check_ocid(config, "user_id"));
@@ -239,6 +244,7 @@ impl Provider for OciProvider {
             model::oci_identity_auth_token::NAME => {
                 Ok(model::oci_identity_auth_token::plan(prior, config))
             }
+            model::oci_identity_user::NAME => Ok(model::oci_identity_user::plan(prior, config)),
             other => Err(crate::core::unknown_type(other, "resource")),
         }
     }
@@ -258,6 +264,9 @@ impl Provider for OciProvider {
             model::oci_identity_auth_token::NAME => {
                 identity_auth_token::apply(&client, prior, planned, config).await
             }
+            model::oci_identity_user::NAME => {
+                identity_user::apply(&client, prior, planned, config).await
+            }
             _ => (None, Vec::new()),
         }
     }
@@ -271,6 +280,7 @@ impl Provider for OciProvider {
             model::oci_identity_auth_token::NAME => {
                 identity_auth_token::read(&client, current).await
             }
+            model::oci_identity_user::NAME => identity_user::read(&client, current).await,
             _ => (Some(current), Vec::new()),
         }
     }
@@ -278,6 +288,7 @@ impl Provider for OciProvider {
     async fn import(&self, type_name: &str, id: &str) -> Outcome {
         match type_name {
             model::oci_identity_auth_token::NAME => identity_auth_token::import(id),
+            model::oci_identity_user::NAME => identity_user::import(id),
             _ => (None, Vec::new()),
         }
     }

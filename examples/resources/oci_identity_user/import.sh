@@ -1,0 +1,1 @@
+terraform import oci_identity_user.test_user "id"

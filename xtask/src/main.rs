@@ -10,6 +10,7 @@ mod conformance;
 mod demo;
 mod docs;
 mod fakes;
+mod mutants;
 mod tidy;
 mod tools;
 
@@ -35,6 +36,11 @@ Commands:
                       build of terraform-provider-lxd and terraform-provider-oci
   demo                apply the seed examples with real Terraform against both fakes, then destroy
   docs [--check]      regenerate docs/ and examples/ from the model schema (--check: fail when stale)
+  mutants [--in-diff [BASE]] [-p CRATE]... [-f FILE]...
+                      mutation testing (cargo-mutants, each crate against its own tests, with
+                      nextest): the crates given, or those changed since BASE (default: the merge
+                      base with main); --in-diff mutates only the changed lines; prints caught,
+                      missed, unviable and timeout per crate and fails on a missed mutant
   fakes               start fake-lxd and fake-oci for the contributor loop (Ctrl-C stops them)
   tools               install the external tools the tests use and print their locations
 ";
@@ -54,6 +60,7 @@ fn main() -> Result<()> {
         "demo" => demo::run_demo(&root),
         "conformance" => conformance::run_conformance(&root, rest),
         "bench" => bench::run_bench(&root),
+        "mutants" => mutants::run_mutants(&root, rest),
         "docs" => docs::run(&root, rest.iter().any(|a| a == "--check")),
         "tools" => {
             let tools = tools::ensure(&root)?;
@@ -129,6 +136,7 @@ fn test(root: &Path, long: bool) -> Result<()> {
 
     tidy::check(root)?;
     docs::run(root, true)?;
+    mutants::check_exclusions(root)?;
 
     let tools = tools::ensure(root)?;
 

@@ -147,6 +147,7 @@ pub fn run_mutants(root: &Path, args: &[String]) -> Result<()> {
     let mut summaries = Vec::new();
     for package in &packages {
         let out_dir = out_root.join(package);
+        let _ = std::fs::remove_dir_all(out_dir.join("mutants.out"));
         let mut cmd = Command::new(&bin);
         cmd.arg("mutants")
             .args([
@@ -171,6 +172,10 @@ pub fn run_mutants(root: &Path, args: &[String]) -> Result<()> {
         // cargo-mutants exits non-zero when a mutant is missed; the summary says which.
         let status = cmd.status().context("could not start cargo-mutants")?;
         let outcomes = out_dir.join("mutants.out").join("outcomes.json");
+        if status.success() && !outcomes.is_file() {
+            println!("{package}: no mutants to test");
+            continue;
+        }
         let summary = Summary::read(package, &outcomes, started.elapsed())
             .with_context(|| format!("cargo-mutants ({status}) left no readable {outcomes:?}"))?;
         summaries.push(summary);

@@ -11,6 +11,7 @@ mod demo;
 mod docs;
 mod fakes;
 mod install;
+mod mutants;
 mod release;
 mod tidy;
 mod tools;
@@ -37,6 +38,11 @@ Commands:
                       build of terraform-provider-lxd and terraform-provider-oci
   demo                apply the seed examples with real Terraform against both fakes, then destroy
   docs [--check]      regenerate docs/ and examples/ from the model schema (--check: fail when stale)
+  mutants [--in-diff [BASE]] [-p CRATE]... [-f FILE]...
+                      mutation testing (cargo-mutants, each crate against its own tests, with
+                      nextest): the crates given, or those changed since BASE (default: the merge
+                      base with main); --in-diff mutates only the changed lines; prints caught,
+                      missed, unviable and timeout per crate and fails on a missed mutant
   fakes               start fake-lxd and fake-oci for the contributor loop (Ctrl-C stops them)
   install [--dir DIR] build the release binaries and install both providers into a filesystem
                       mirror (default: ~/.terraform.d/plugins), so that `terraform init` finds them
@@ -65,6 +71,7 @@ fn main() -> Result<()> {
         "release" => release::run_release(&root, &invoked_from, rest),
         "conformance" => conformance::run_conformance(&root, rest),
         "bench" => bench::run_bench(&root),
+        "mutants" => mutants::run_mutants(&root, rest),
         "docs" => docs::run(&root, rest.iter().any(|a| a == "--check")),
         "tools" => {
             let tools = tools::ensure(&root)?;
@@ -140,6 +147,7 @@ fn test(root: &Path, long: bool) -> Result<()> {
 
     tidy::check(root)?;
     docs::run(root, true)?;
+    mutants::check_exclusions(root)?;
 
     let tools = tools::ensure(root)?;
 

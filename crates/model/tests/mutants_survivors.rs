@@ -1,0 +1,296 @@
+//! Behaviour that `cargo xtask mutants -p model` found untested (issue 20): each test fails
+//! when the code it names is wrong, not only when one particular mutant is applied.
+
+use std::time::Duration;
+
+use model::diag::{self, AttrPath, Diagnostic};
+use model::oci_identity_auth_token as oci;
+use model::oci_identity_auth_tokens as tokens;
+use model::plan;
+use model::schema::{AttrType, Attribute, Block, NestedBlock, Nesting, Presence};
+use model::value::Value;
+use time::macros::datetime;
+
+fn filter(name: &str, values: &[&str], regex: Value) -> Value {
+    Value::object([
+        ("name", Value::string(name)),
+        (
+            "values",
+            Value::List(values.iter().map(|v| Value::string(*v)).collect()),
+        ),
+        ("regex", regex),
+    ])
+}
+
+fn tokens_config(filters: Vec<Value>) -> Value {
+    Value::object([
+        ("user_id", Value::string("ocid1.user.oc1..u")),
+        ("filter", Value::Set(filters)),
+        ("auth_tokens", Value::Null),
+        ("tokens", Value::Null),
+        ("id", Value::Null),
+    ])
+}
+
+fn listed(id: &str, description: &str) -> oci::ServerAuthToken {
+    oci::ServerAuthToken {
+        id: id.into(),
+        user_id: "ocid1.user.oc1..u".into(),
+        description: description.into(),
+        token: None,
+        lifecycle_state: "ACTIVE".into(),
+        inactive_status: None,
+        time_created: datetime!(2026-01-02 03:04:05 UTC),
+        time_expires: None,
+    }
+}
+
+/// The ids the data source exports for `config` over two listed tokens.
+fn read_ids(config: &Value) -> Vec<String> {
+    let parsed = tokens::Config::from_value(config).expect("config parses");
+    let listed = [listed("t1", "ci-deploy"), listed("t2", "laptop")];
+    let Value::List(items) = tokens::read(config, &parsed, &listed)
+        .get("auth_tokens")
+        .clone()
+    else {
+        panic!("auth_tokens is a list");
+    };
+    items
+        .iter()
+        .map(|item| item.get("id").as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+#[test]
+fn filter_regex_from_configuration_selects_by_pattern() {
+    let check = |regex: Value, expected: &[&str]| {
+        let config = tokens_config(vec![filter("description", &["^ci-"], regex.clone())]);
+        assert_eq!(read_ids(&config), expected, "regex = {regex:?}");
+    };
+    // With `regex = true` the value is a pattern; otherwise it must equal the attribute.
+    check(Value::Bool(true), &["t1"]);
+    check(Value::Bool(false), &[]);
+    check(Value::Null, &[]);
+    let exact = tokens_config(vec![filter("description", &["laptop"], Value::Bool(false))]);
+    assert_eq!(read_ids(&exact), ["t2"]);
+}
+
+#[test]
+fn filter_regex_of_the_wrong_type_is_an_error_naming_it() {
+    let config = tokens_config(vec![filter("description", &["x"], Value::string("yes"))]);
+    let err = tokens::Config::from_value(&config).expect_err("a string is not a bool");
+    assert!(err.to_string().contains("regex"), "{err}");
+}
+
+#[test]
+fn has_errors_is_true_only_with_an_error() {
+    let warning = Diagnostic::warning(AttrPath::attr("a"), "w", "w");
+    let error = Diagnostic::error(AttrPath::attr("a"), "e", "e");
+    assert!(!diag::has_errors(&[]));
+    assert!(!diag::has_errors(std::slice::from_ref(&warning)));
+    assert!(diag::has_errors(&[warning.clone(), error.clone()]));
+    assert!(diag::has_errors(&[error]));
+}
+
+#[test]
+fn timeouts_parse_every_unit_and_multiply_the_amount() {
+    let check = |text: &str, expected: Option<Duration>| {
+        assert_eq!(oci::parse_duration(text), expected, "{text:?}");
+    };
+    check("250ms", Some(Duration::from_millis(250)));
+    check("45s", Some(Duration::from_secs(45)));
+    check("3m", Some(Duration::from_secs(180)));
+    check("2h", Some(Duration::from_secs(7200)));
+    check("1h30m", Some(Duration::from_secs(5400)));
+    check("1m1s500ms", Some(Duration::from_millis(61_500)));
+    check("1.5h", Some(Duration::from_secs(5400)));
+    check(" 20m ", Some(Duration::from_secs(1200)));
+    check("", None);
+    check("20", None);
+    check("m", None);
+    check("5d", None);
+}
+
+#[test]
+fn timeouts_create_and_delete_read_their_own_attribute() {
+    let timeouts = oci::Timeouts {
+        create: Some("90s".into()),
+        update: Some("2m".into()),
+        delete: Some("250ms".into()),
+    };
+    assert_eq!(
+        oci::Timeouts::create(Some(&timeouts)),
+        Duration::from_secs(90)
+    );
+    assert_eq!(
+        oci::Timeouts::delete(Some(&timeouts)),
+        Duration::from_millis(250)
+    );
+    assert_eq!(oci::Timeouts::create(None), oci::DEFAULT_TIMEOUT);
+    let unparsable = oci::Timeouts {
+        create: Some("soon".into()),
+        ..oci::Timeouts::default()
+    };
+    assert_eq!(
+        oci::Timeouts::create(Some(&unparsable)),
+        oci::DEFAULT_TIMEOUT
+    );
+    assert_eq!(
+        oci::Timeouts::delete(Some(&unparsable)),
+        oci::DEFAULT_TIMEOUT
+    );
+}
+
+const SECRET: &str = "s3cr3t-token-value";
+
+#[test]
+fn debug_of_oci_types_never_shows_the_token() {
+    let mut server = listed("t1", "d");
+    server.token = Some(SECRET.into());
+    let config = oci::Config {
+        description: "d".into(),
+        user_id: "ocid1.user.oc1..u".into(),
+        timeouts: None,
+    };
+    let state = oci::after_create(&config, &server);
+    assert_eq!(state.token.as_deref(), Some(SECRET));
+    for text in [format!("{server:?}"), format!("{state:?}")] {
+        assert!(!text.contains(SECRET), "{text}");
+        assert!(text.contains("<redacted>"), "{text}");
+        assert!(text.contains("t1"), "the id stays visible: {text}");
+    }
+}
+
+#[test]
+fn debug_of_lxd_types_never_shows_the_token() {
+    use model::lxd_trust_token as lxd;
+    let config = lxd::Config::from_value(&Value::object([
+        ("name", Value::string("client")),
+        ("projects", Value::Null),
+        ("remote", Value::Null),
+        ("trigger", Value::Null),
+    ]))
+    .expect("config parses");
+    let server = lxd::ServerToken {
+        operation_id: "op-1".into(),
+        name: "client".into(),
+        token: SECRET.into(),
+        expires_at: None,
+    };
+    let state = lxd::after_create(config, &server);
+    assert_eq!(state.token, SECRET);
+    for text in [format!("{server:?}"), format!("{state:?}")] {
+        assert!(!text.contains(SECRET), "{text}");
+        assert!(text.contains("<redacted>"), "{text}");
+        assert!(
+            text.contains("op-1"),
+            "the operation id stays visible: {text}"
+        );
+    }
+}
+
+fn attr(name: &'static str, presence: Presence) -> Attribute {
+    Attribute {
+        name,
+        ty: AttrType::String,
+        presence,
+        description: "What it is. More words.",
+        sensitive: false,
+        force_new: false,
+        default: None,
+        validators: Vec::new(),
+        deprecated: false,
+    }
+}
+
+fn block_with(min_items: u32, max_items: u32) -> Block {
+    Block {
+        description: "",
+        attributes: vec![attr("name", Presence::Required)],
+        blocks: vec![NestedBlock {
+            type_name: "rule",
+            nesting: Nesting::List,
+            block: Block {
+                description: "",
+                attributes: vec![attr("value", Presence::Required)],
+                blocks: Vec::new(),
+            },
+            min_items,
+            max_items,
+            description: "",
+            force_new: false,
+        }],
+    }
+}
+
+fn rules(n: usize) -> Value {
+    Value::List(
+        (0..n)
+            .map(|_| Value::object([("value", Value::string("v"))]))
+            .collect(),
+    )
+}
+
+/// The diagnostics of `config`, as `path: summary: detail` lines.
+fn validate(block: &Block, config: &Value) -> Vec<String> {
+    plan::validate(block, config)
+        .iter()
+        .map(ToString::to_string)
+        .collect()
+}
+
+#[test]
+fn nested_block_counts_are_checked_against_min_and_max() {
+    let check = |min: u32, max: u32, n: usize, expected: &[&str]| {
+        let config = Value::object([("name", Value::string("x")), ("rule", rules(n))]);
+        assert_eq!(
+            validate(&block_with(min, max), &config),
+            expected,
+            "min {min} max {max} n {n}"
+        );
+    };
+    check(0, 0, 3, &[]);
+    check(1, 0, 1, &[]);
+    check(
+        1,
+        0,
+        0,
+        &["rule: Wrong number of `rule` blocks: `rule` takes at least 1 block(s), got 0."],
+    );
+    check(0, 2, 2, &[]);
+    check(
+        0,
+        2,
+        3,
+        &["rule: Wrong number of `rule` blocks: `rule` takes between 0 and 2 block(s), got 3."],
+    );
+    check(
+        1,
+        1,
+        2,
+        &["rule: Wrong number of `rule` blocks: `rule` takes exactly 1 block(s), got 2."],
+    );
+}
+
+#[test]
+fn missing_required_attributes_are_named_with_their_path() {
+    let config = Value::object([
+        ("name", Value::Null),
+        (
+            "rule",
+            Value::List(vec![
+                Value::object([("value", Value::string("v"))]),
+                Value::object([("value", Value::Null)]),
+            ]),
+        ),
+    ]);
+    assert_eq!(
+        validate(&block_with(0, 0), &config),
+        [
+            "name: Missing required argument `name`: The argument `name` is required: What it is",
+            "rule[1].value: Missing required argument `value`: The argument `value` is required: What it is",
+        ]
+    );
+    let unknown = Value::object([("name", Value::Unknown), ("rule", Value::Unknown)]);
+    assert_eq!(validate(&block_with(0, 0), &unknown), Vec::<String>::new());
+}

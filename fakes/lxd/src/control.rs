@@ -1,6 +1,7 @@
-//! The control API under `/_fake/`, on its own loopback listener, and the same operations
-//! in-process ([`Control`]).
+//! The fake's own control operations, in-process ([`Control`]) and under `/_fake/` (the
+//! handlers `routes::control` adds to the kit's common ones).
 
+use std::ops::Deref;
 use std::sync::Arc;
 
 use axum::Json;
@@ -9,51 +10,32 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
+use time::OffsetDateTime;
 
+use crate::AppState;
 use crate::envelope::operation_json;
-use crate::faults::Rule;
 use crate::state::{Caller, CertificatesPost, Profile, token_string};
-use crate::{AppState, RequestRecord};
+use crate::tls::ClientCert;
 
-/// Test-side handle on a running fake; cheap to clone.
+/// Test-side handle on a running fake; cheap to clone. It derefs to the kit's control, which
+/// has the operations every fake has (state, reset, seed, advance, requests, faults, idle).
 #[derive(Clone)]
 pub struct Control {
-    pub(crate) app: Arc<AppState>,
+    base: fake_kit::Control<AppState>,
 }
 
-/// A client certificate made for a consumption: its PEM, key and fingerprint.
-#[derive(Debug, Clone)]
-pub struct ClientCert {
-    pub cert_pem: String,
-    pub key_pem: String,
-    pub fingerprint: String,
-}
+impl Deref for Control {
+    type Target = fake_kit::Control<AppState>;
 
-impl ClientCert {
-    pub fn generate(name: &str) -> ClientCert {
-        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384)
-            .unwrap_or_else(|_| rcgen::KeyPair::generate().expect("key generation"));
-        let mut params = rcgen::CertificateParams::new(vec![name.to_owned()]).unwrap_or_default();
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, name);
-        let cert = params.self_signed(&key).expect("self-signed certificate");
-        ClientCert {
-            cert_pem: cert.pem(),
-            key_pem: key.serialize_pem(),
-            fingerprint: crate::tls::fingerprint(cert.der()),
-        }
+    fn deref(&self) -> &Self::Target {
+        &self.base
     }
 }
 
-impl Control {
-    pub fn profile(&self) -> Profile {
-        self.app.lock().profile
-    }
-
-    pub fn state(&self) -> serde_json::Value {
-        let now = self.app.clock.now();
-        let mut state = self.app.lock();
+impl fake_kit::Controlled for AppState {
+    fn snapshot(&self) -> serde_json::Value {
+        let now = self.clock.now();
+        let mut state = self.lock();
         state.tick(now);
         let profile = state.profile;
         json!({
@@ -69,6 +51,33 @@ impl Control {
         })
     }
 
+    fn reset_state(&self) {
+        let now = self.clock.now();
+        let mut state = self.lock();
+        state.restart(now);
+        state.certificates.clear();
+    }
+
+    fn reseed(&self, seed: u64) {
+        self.lock().reseed(seed);
+    }
+
+    fn tick(&self, now: OffsetDateTime) {
+        self.lock().tick(now);
+    }
+}
+
+impl Control {
+    pub(crate) fn new(app: Arc<AppState>) -> Control {
+        Control {
+            base: fake_kit::Control::new(app),
+        }
+    }
+
+    pub fn profile(&self) -> Profile {
+        self.app.lock().profile
+    }
+
     /// The token strings of the running token operations, as `lxc config trust add` prints them.
     pub fn pending_tokens(&self) -> Vec<(String, String)> {
         let now = self.app.clock.now();
@@ -82,63 +91,9 @@ impl Control {
             .collect()
     }
 
-    pub fn reset(&self) {
-        let now = self.app.clock.now();
-        let mut state = self.app.lock();
-        state.restart(now);
-        state.certificates.clear();
-        drop(state);
-        self.app
-            .faults
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clear();
-        self.app
-            .log
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clear();
-    }
-
-    pub fn seed(&self, seed: u64) {
-        self.app.lock().reseed(seed);
-    }
-
-    pub fn advance(&self, by: std::time::Duration) {
-        self.app
-            .clock
-            .advance(time::Duration::try_from(by).unwrap_or(time::Duration::MAX));
-        let now = self.app.clock.now();
-        self.app.lock().tick(now);
-    }
-
     pub fn restart(&self) {
         let now = self.app.clock.now();
         self.app.lock().restart(now);
-    }
-
-    pub fn requests(&self) -> Vec<RequestRecord> {
-        self.app
-            .log
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    pub fn add_fault(&self, rule: Rule) {
-        self.app
-            .faults
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(rule);
-    }
-
-    pub fn clear_faults(&self) {
-        self.app
-            .faults
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clear();
     }
 
     pub fn set_config(&self, key: &str, value: &str) -> Result<(), String> {
@@ -182,66 +137,10 @@ impl Control {
             Err(e) => (e.status, Some(e.text), cert),
         }
     }
-
-    /// Waits until the fake is handling no API request.
-    pub async fn idle(&self) {
-        self.app.wait_idle().await;
-    }
 }
 
 fn control(app: Arc<AppState>) -> Control {
-    Control { app }
-}
-
-pub async fn state(State(app): State<Arc<AppState>>) -> Json<serde_json::Value> {
-    Json(control(app).state())
-}
-
-pub async fn reset(State(app): State<Arc<AppState>>) -> StatusCode {
-    control(app).reset();
-    StatusCode::NO_CONTENT
-}
-
-#[derive(Deserialize)]
-pub struct Seed {
-    seed: u64,
-}
-
-pub async fn seed(State(app): State<Arc<AppState>>, Json(body): Json<Seed>) -> StatusCode {
-    control(app).seed(body.seed);
-    StatusCode::NO_CONTENT
-}
-
-#[derive(Deserialize)]
-pub struct Advance {
-    seconds: f64,
-}
-
-pub async fn advance(State(app): State<Arc<AppState>>, Json(body): Json<Advance>) -> Response {
-    if !(body.seconds.is_finite() && body.seconds >= 0.0) {
-        return (
-            StatusCode::BAD_REQUEST,
-            "seconds must be a finite number ≥ 0",
-        )
-            .into_response();
-    }
-    let control = control(app);
-    control.advance(std::time::Duration::from_secs_f64(body.seconds));
-    Json(json!({"now": control.state()["now"]})).into_response()
-}
-
-pub async fn requests(State(app): State<Arc<AppState>>) -> Json<Vec<RequestRecord>> {
-    Json(control(app).requests())
-}
-
-pub async fn add_fault(State(app): State<Arc<AppState>>, Json(rule): Json<Rule>) -> StatusCode {
-    control(app).add_fault(rule);
-    StatusCode::NO_CONTENT
-}
-
-pub async fn clear_faults(State(app): State<Arc<AppState>>) -> StatusCode {
-    control(app).clear_faults();
-    StatusCode::NO_CONTENT
+    Control::new(app)
 }
 
 pub async fn restart(State(app): State<Arc<AppState>>) -> StatusCode {

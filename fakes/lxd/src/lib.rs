@@ -6,32 +6,28 @@
 //! control API under `/_fake/` on a separate loopback listener.
 //!
 //! Layout: `routes` (URL table) → `handlers` (parse and serialise; `envelope` writes LXD's
-//! JSON) → `state` (the state machine, no HTTP); `tls`, `control`, `faults`, `clock`.
+//! JSON) → `state` (the state machine, no HTTP); `control` holds the fake's own control
+//! operations. The clock, faults, serve loop, control plumbing and TLS are `fake-kit`'s.
 
-pub mod clock;
 pub mod control;
 pub mod envelope;
-pub mod faults;
 pub mod handlers;
 pub mod routes;
 pub mod state;
-pub mod tls;
+
+pub use fake_kit::{clock, faults, tls};
 
 use std::net::SocketAddr;
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use axum::body::Body;
-use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use serde::Serialize;
+use fake_kit::{ControlListener, Kit, OnHangup, Service, Tasks};
 use tokio::net::{TcpListener, UnixListener};
-use tokio::task::JoinHandle;
-use tower::ServiceExt;
 
-pub use clock::{ClockMode, TEST_EPOCH};
-pub use control::{ClientCert, Control};
+pub use control::Control;
+pub use fake_kit::tls::ClientCert;
+pub use fake_kit::{Bind, ClockMode, RequestRecord, TEST_EPOCH};
 pub use state::{Caller, Profile};
 
 /// The API extensions of LXD 5.0.2, as the real daemon lists them.
@@ -49,6 +45,8 @@ pub struct Config {
     pub unix_socket: Option<PathBuf>,
     pub https: SocketAddr,
     pub control: SocketAddr,
+    /// Where the control listener may bind: loopback only unless forced.
+    pub control_bind: Bind,
     /// Set `core.https_address` at start, so tokens can be issued at once.
     pub https_address_set: bool,
 }
@@ -64,6 +62,7 @@ impl Config {
             unix_socket: None,
             https: SocketAddr::from(([127, 0, 0, 1], 0)),
             control: SocketAddr::from(([127, 0, 0, 1], 0)),
+            control_bind: Bind::LoopbackOnly,
             https_address_set: true,
         }
     }
@@ -77,28 +76,41 @@ pub enum Error {
     Tls(String),
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct RequestRecord {
-    pub method: String,
-    pub path: String,
-    pub query: Option<String>,
-    /// `"unix"` or `"https"`.
-    pub transport: &'static str,
-    /// `None` when the connection was dropped by a fault.
-    pub status: Option<u16>,
-}
-
 pub struct AppState {
     state: Mutex<state::State>,
-    pub(crate) clock: clock::Clock,
-    pub(crate) faults: Mutex<Vec<faults::Rule>>,
-    pub(crate) log: Mutex<Vec<RequestRecord>>,
+    kit: Kit,
     /// The last operations listing body: the state's version, recursion, and the bytes.
     pub(crate) listing: Mutex<Option<(u64, bool, axum::body::Bytes)>>,
     pub(crate) events: tokio::sync::broadcast::Sender<serde_json::Value>,
     pub(crate) server_cert_pem: String,
-    inflight: std::sync::atomic::AtomicUsize,
-    idle: tokio::sync::Notify,
+}
+
+/// The fake's state derefs to its kit: `app.clock`, the faults, the request log.
+impl Deref for AppState {
+    type Target = Kit;
+
+    fn deref(&self) -> &Kit {
+        &self.kit
+    }
+}
+
+impl fake_kit::Api for AppState {
+    fn kit(&self) -> &Kit {
+        &self.kit
+    }
+
+    fn fault_response(
+        &self,
+        status: u16,
+        body: Option<serde_json::Value>,
+    ) -> axum::response::Response {
+        let text = body
+            .as_ref()
+            .and_then(|b| b.as_str())
+            .unwrap_or("Injected fault")
+            .to_owned();
+        envelope::error(status, &text)
+    }
 }
 
 impl AppState {
@@ -130,16 +142,6 @@ impl AppState {
         });
         let _ = self.events.send(event);
     }
-
-    pub(crate) async fn wait_idle(&self) {
-        loop {
-            let notified = self.idle.notified();
-            if self.inflight.load(std::sync::atomic::Ordering::SeqCst) == 0 {
-                return;
-            }
-            notified.await;
-        }
-    }
 }
 
 /// A running fake; it stops when dropped.
@@ -147,24 +149,25 @@ pub struct FakeLxd {
     socket: PathBuf,
     https: SocketAddr,
     control_url: String,
+    control_token: String,
     control: Control,
     cert_pem: String,
     fingerprint: String,
-    tasks: Vec<JoinHandle<()>>,
+    tasks: Tasks,
     _dir: Option<tempfile::TempDir>,
-}
-
-impl Drop for FakeLxd {
-    fn drop(&mut self) {
-        for task in &self.tasks {
-            task.abort();
-        }
-    }
 }
 
 impl FakeLxd {
     pub async fn start(config: Config) -> Result<FakeLxd, Error> {
-        let identity = tls::server_identity().map_err(Error::Tls)?;
+        let identity = tls::server_identity(&tls::ServerCert {
+            names: &["localhost", "127.0.0.1"],
+            organization: Some("LXD"),
+            common_name: Some("root@fake-lxd"),
+            p384: true,
+            client_certs: true,
+            alpn: true,
+        })
+        .map_err(Error::Tls)?;
         let (dir, socket) = match &config.unix_socket {
             Some(path) => (None, path.clone()),
             None => {
@@ -177,15 +180,14 @@ impl FakeLxd {
         let unix = UnixListener::bind(&socket)?;
         let https = TcpListener::bind(config.https).await?;
         let https_addr = https.local_addr()?;
-        let control_listener = TcpListener::bind(config.control).await?;
-        let control_url = format!("http://{}", control_listener.local_addr()?);
-        let clock = clock::Clock::new(config.clock);
+        let control_listener = ControlListener::bind(config.control, config.control_bind).await?;
+        let kit = Kit::new(config.clock);
         let mut st = state::State::new(
             config.profile,
             config.seed,
             https_addr.to_string(),
             identity.fingerprint.clone(),
-            clock.now(),
+            kit.now(),
         );
         if config.https_address_set {
             let _ = st.set_config(
@@ -196,31 +198,49 @@ impl FakeLxd {
         let (events, _) = tokio::sync::broadcast::channel(256);
         let app = Arc::new(AppState {
             state: Mutex::new(st),
-            clock,
-            faults: Mutex::new(Vec::new()),
-            log: Mutex::new(Vec::new()),
+            kit,
             listing: Mutex::new(None),
             events,
             server_cert_pem: identity.cert_pem.clone(),
-            inflight: std::sync::atomic::AtomicUsize::new(0),
-            idle: tokio::sync::Notify::new(),
         });
         let router = routes::api(app.clone());
-        let unix_task = tokio::spawn(serve_unix(unix, app.clone(), router.clone()));
+        let service = |transport| {
+            Service::new(
+                app.clone(),
+                router.clone(),
+                Some(transport),
+                OnHangup::Finish,
+            )
+        };
+        let local = Caller {
+            local: true,
+            cert: None,
+        };
         let acceptor = tokio_rustls::TlsAcceptor::from(identity.config.clone());
-        let https_task = tokio::spawn(serve_https(https, acceptor, app.clone(), router));
-        let control_router = routes::control(app.clone());
-        let control_task = tokio::spawn(async move {
-            let _ = axum::serve(control_listener, control_router).await;
-        });
+        let remote = |der: Option<&[u8]>| Caller {
+            local: false,
+            cert: der.map(|der| (tls::fingerprint(der), tls::der_to_pem(der))),
+        };
+        let mut tasks = Tasks::default();
+        tasks.spawn(fake_kit::serve::accept_unix(unix, service("unix"), local));
+        tasks.spawn(fake_kit::serve::accept_tcp(
+            https,
+            Some(acceptor),
+            service("https"),
+            remote,
+        ));
+        let control_url = control_listener.url().to_owned();
+        let control_token = control_listener.token().to_owned();
+        tasks.spawn(control_listener.serve(routes::control(app.clone())));
         Ok(FakeLxd {
             socket,
             https: https_addr,
             control_url,
-            control: Control { app },
+            control_token,
+            control: Control::new(app),
             cert_pem: identity.cert_pem,
             fingerprint: identity.fingerprint,
-            tasks: vec![unix_task, https_task, control_task],
+            tasks,
             _dir: dir,
         })
     }
@@ -237,6 +257,11 @@ impl FakeLxd {
         self.control_url.clone()
     }
 
+    /// The bearer token the HTTP control API wants: `Authorization: Bearer TOKEN`.
+    pub fn control_token(&self) -> &str {
+        &self.control_token
+    }
+
     pub fn server_cert_pem(&self) -> &str {
         &self.cert_pem
     }
@@ -249,198 +274,9 @@ impl FakeLxd {
         self.control.clone()
     }
 
+    /// Stops accepting connections and waits until the requests in flight are done.
     pub async fn shutdown(self) {
-        drop(self);
+        let kit = self.control.app.clone();
+        self.tasks.shutdown(&kit).await;
     }
-}
-
-async fn serve_unix(listener: UnixListener, app: Arc<AppState>, router: axum::Router) {
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
-        };
-        let caller = Caller {
-            local: true,
-            cert: None,
-        };
-        tokio::spawn(serve_connection(
-            TokioIo::new(stream),
-            app.clone(),
-            router.clone(),
-            caller,
-            "unix",
-        ));
-    }
-}
-
-async fn serve_https(
-    listener: TcpListener,
-    acceptor: tokio_rustls::TlsAcceptor,
-    app: Arc<AppState>,
-    router: axum::Router,
-) {
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
-        };
-        let acceptor = acceptor.clone();
-        let app = app.clone();
-        let router = router.clone();
-        tokio::spawn(async move {
-            let Ok(tls) = acceptor.accept(stream).await else {
-                return;
-            };
-            let cert = tls
-                .get_ref()
-                .1
-                .peer_certificates()
-                .and_then(|c| c.first())
-                .map(|der| (tls::fingerprint(der), tls::der_to_pem(der)));
-            let caller = Caller { local: false, cert };
-            serve_connection(TokioIo::new(tls), app, router, caller, "https").await;
-        });
-    }
-}
-
-async fn serve_connection<I>(
-    io: TokioIo<I>,
-    app: Arc<AppState>,
-    router: axum::Router,
-    caller: Caller,
-    transport: &'static str,
-) where
-    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
-        req.extensions_mut().insert(caller.clone());
-        handle(app.clone(), router.clone(), req, transport)
-    });
-    let _ = auto::Builder::new(TokioExecutor::new())
-        .serve_connection_with_upgrades(io, service)
-        .await;
-}
-
-#[derive(Debug)]
-struct DropConnection;
-
-impl std::fmt::Display for DropConnection {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("connection dropped by an injected fault")
-    }
-}
-
-impl std::error::Error for DropConnection {}
-
-struct InFlight(Arc<AppState>);
-
-impl InFlight {
-    fn new(app: &Arc<AppState>) -> InFlight {
-        app.inflight
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        InFlight(app.clone())
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        if self
-            .0
-            .inflight
-            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst)
-            == 1
-        {
-            self.0.idle.notify_waiters();
-        }
-    }
-}
-
-/// Handles one request in its own task, so that a client hanging up does not stop the work
-/// (a real daemon finishes what it started), and the fake counts it as in flight until done.
-async fn handle(
-    app: Arc<AppState>,
-    router: axum::Router,
-    req: hyper::Request<Incoming>,
-    transport: &'static str,
-) -> Result<axum::response::Response, DropConnection> {
-    let inflight = InFlight::new(&app);
-    tokio::spawn(handle_inner(app, router, req, transport, inflight))
-        .await
-        .unwrap_or(Err(DropConnection))
-}
-
-async fn handle_inner(
-    app: Arc<AppState>,
-    router: axum::Router,
-    req: hyper::Request<Incoming>,
-    transport: &'static str,
-    _inflight: InFlight,
-) -> Result<axum::response::Response, DropConnection> {
-    let method = req.method().to_string();
-    let path = req.uri().path().to_owned();
-    let query = req.uri().query().map(str::to_owned);
-    let record = |status: Option<u16>| {
-        app.log
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(RequestRecord {
-                method: method.clone(),
-                path: path.clone(),
-                query: query.clone(),
-                transport,
-                status,
-            });
-    };
-    let fault = faults::take(
-        &mut app.faults.lock().unwrap_or_else(|e| e.into_inner()),
-        &method,
-        &path,
-    );
-    let mut reset_after = false;
-    match fault {
-        Some(faults::Action::Status {
-            status,
-            body,
-            headers,
-        }) => {
-            record(Some(status));
-            let text = body
-                .as_ref()
-                .and_then(|b| b.as_str())
-                .unwrap_or("Injected fault")
-                .to_owned();
-            let mut response = envelope::error(status, &text);
-            for (name, value) in headers.unwrap_or_default() {
-                if let (Ok(n), Ok(v)) = (
-                    axum::http::HeaderName::from_bytes(name.as_bytes()),
-                    axum::http::HeaderValue::from_str(&value),
-                ) {
-                    response.headers_mut().insert(n, v);
-                }
-            }
-            return Ok(response);
-        }
-        Some(faults::Action::Delay { delay_ms }) => {
-            tokio::time::sleep(std::time::Duration::from_millis(delay_ms)).await
-        }
-        Some(faults::Action::Reset {
-            reset: faults::ResetWhen::Before,
-        }) => {
-            record(None);
-            return Err(DropConnection);
-        }
-        Some(faults::Action::Reset {
-            reset: faults::ResetWhen::After,
-        }) => reset_after = true,
-        None => {}
-    }
-    let response = router
-        .oneshot(req.map(Body::new))
-        .await
-        .unwrap_or_else(|never| match never {});
-    if reset_after {
-        record(None);
-        return Err(DropConnection);
-    }
-    record(Some(response.status().as_u16()));
-    Ok(response)
 }

@@ -1,12 +1,14 @@
 //! `fake-lxd --unix PATH --https 127.0.0.1:PORT [--profile 5.0|6] [--control 127.0.0.1:PORT]`
 //!
-//! Prints one JSON line on stdout when ready.
+//! Prints one JSON line on stdout when ready, with the control API's URL and bearer token.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Parser;
+use fake_kit::Bind;
+use fake_kit::control::{ready_line, seed_or_random};
 use fake_lxd::{ClockMode, Config, FakeLxd, Profile};
 
 #[derive(Parser)]
@@ -21,12 +23,16 @@ struct Args {
     /// Which LXD to imitate: `5.0` (Debian's 5.0.2) or `6`.
     #[arg(long, default_value = "5.0", value_parser = ["5.0", "6"])]
     profile: String,
-    /// The control API's address (`/_fake/`).
+    /// The control API's address (`/_fake/`); loopback only unless forced.
     #[arg(long, default_value = "127.0.0.1:0")]
     control: SocketAddr,
-    /// Seed of the random generator (ids, secrets).
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
+    /// Let the control API listen on a non-loopback address: whoever reaches it can read
+    /// every secret the fake issued.
+    #[arg(long)]
+    force_remote_control: bool,
+    /// Seed of the random generator (ids, secrets); random when not given.
+    #[arg(long)]
+    seed: Option<u64>,
 }
 
 #[tokio::main]
@@ -38,22 +44,30 @@ async fn main() -> Result<()> {
         } else {
             Profile::V5_0
         },
-        seed: args.seed,
+        seed: seed_or_random(args.seed),
         clock: ClockMode::System,
         unix_socket: Some(args.unix.clone()),
         https: args.https,
         control: args.control,
+        control_bind: if args.force_remote_control {
+            Bind::Forced
+        } else {
+            Bind::LoopbackOnly
+        },
         https_address_set: true,
     })
     .await?;
     let ready = serde_json::json!({
         "unix": fake.unix_socket(),
         "https": fake.https_addr().to_string(),
-        "control": fake.control_url(),
         "fingerprint": fake.server_fingerprint(),
         "profile": args.profile,
     });
-    println!("{ready}");
+    println!(
+        "{}",
+        ready_line(&fake.control_url(), fake.control_token(), ready)
+    );
     tokio::signal::ctrl_c().await?;
+    fake.shutdown().await;
     Ok(())
 }

@@ -41,19 +41,11 @@ pub fn api(app: Arc<AppState>) -> Router {
         .with_state(app)
 }
 
+/// The kit's common control routes plus the fake's own.
 pub fn control(app: Arc<AppState>) -> Router {
-    Router::new()
-        .route("/_fake/state", get(control::state))
-        .route("/_fake/reset", post(control::reset))
-        .route("/_fake/seed", post(control::seed))
-        .route("/_fake/clock/advance", post(control::advance))
-        .route("/_fake/requests", get(control::requests))
-        .route(
-            "/_fake/faults",
-            post(control::add_fault).delete(control::clear_faults),
-        )
+    let own = Router::new()
         .route("/_fake/restart", post(control::restart))
         .route("/_fake/consume", post(control::consume))
-        .route("/_fake/config", axum::routing::patch(control::config))
-        .with_state(app)
+        .route("/_fake/config", axum::routing::patch(control::config));
+    fake_kit::control::routes(app, own)
 }

@@ -3,6 +3,7 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 struct Kill(std::process::Child);
@@ -14,26 +15,17 @@ impl Drop for Kill {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn binary_prints_its_addresses_and_serves_them() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let socket = dir.path().join("unix.socket");
+/// Starts the binary on `socket` with `args`; returns it and its ready line.
+async fn start(socket: &Path, args: &[&str]) -> (Kill, serde_json::Value) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_fake-lxd"))
         .arg("--unix")
-        .arg(&socket)
-        .args([
-            "--https",
-            "127.0.0.1:0",
-            "--profile",
-            "6",
-            "--control",
-            "127.0.0.1:0",
-        ])
+        .arg(socket)
+        .args(args)
         .stdout(Stdio::piped())
         .spawn()
         .expect("start fake-lxd");
     let stdout = child.stdout.take().expect("stdout");
-    let _guard = Kill(child);
+    let guard = Kill(child);
     let line = tokio::task::spawn_blocking(move || {
         let mut line = String::new();
         BufReader::new(stdout).read_line(&mut line).map(|_| line)
@@ -44,6 +36,25 @@ async fn binary_prints_its_addresses_and_serves_them() {
         .expect("join")
         .expect("read");
     let ready: serde_json::Value = serde_json::from_str(&line).expect("one JSON line");
+    (guard, ready)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binary_prints_its_addresses_and_serves_them() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let socket = dir.path().join("unix.socket");
+    let (_guard, ready) = start(
+        &socket,
+        &[
+            "--https",
+            "127.0.0.1:0",
+            "--profile",
+            "6",
+            "--control",
+            "127.0.0.1:0",
+        ],
+    )
+    .await;
     assert_eq!(ready["profile"], "6");
     assert_eq!(ready["fingerprint"].as_str().map(str::len), Some(64));
 
@@ -87,11 +98,103 @@ async fn binary_prints_its_addresses_and_serves_them() {
     assert_eq!(https.json()["metadata"]["auth"], "untrusted");
 
     let control = ready["control"].as_str().expect("control url");
-    let state: serde_json::Value = reqwest::get(format!("{control}/_fake/state"))
+    let token = ready["control_token"].as_str().expect("control token");
+    let state: serde_json::Value = reqwest::Client::new()
+        .get(format!("{control}/_fake/state"))
+        .bearer_auth(token)
+        .send()
         .await
         .expect("control")
         .json()
         .await
         .expect("json");
     assert_eq!(state["operations"].as_array().map(Vec::len), Some(1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_control_api_wants_the_printed_token() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let socket = dir.path().join("unix.socket");
+    let (_guard, ready) = start(&socket, &[]).await;
+    let control = ready["control"].as_str().expect("control url");
+    let token = ready["control_token"].as_str().expect("control token");
+    assert_eq!(token.len(), 64, "{token}");
+    let client = reqwest::Client::new();
+    let url = format!("{control}/_fake/state");
+    let status = |request: reqwest::RequestBuilder| async move {
+        request.send().await.expect("control").status().as_u16()
+    };
+    assert_eq!(status(client.get(&url)).await, 401);
+    assert_eq!(
+        status(client.get(&url).bearer_auth("not-the-token")).await,
+        401
+    );
+    assert_eq!(
+        status(client.get(&url).bearer_auth(&token[..token.len() - 1])).await,
+        401
+    );
+    assert_eq!(status(client.get(&url).bearer_auth(token)).await, 200);
+}
+
+#[test]
+fn a_non_loopback_control_address_is_refused_unless_forced() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = Command::new(env!("CARGO_BIN_EXE_fake-lxd"))
+        .arg("--unix")
+        .arg(dir.path().join("unix.socket"))
+        .args(["--control", "0.0.0.0:0"])
+        .output()
+        .expect("run fake-lxd");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("loopback"), "{stderr}");
+    assert!(out.stdout.is_empty(), "no ready line");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forced_remote_control_binds_any_address() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let socket = dir.path().join("unix.socket");
+    let (_guard, ready) = start(
+        &socket,
+        &["--control", "0.0.0.0:0", "--force-remote-control"],
+    )
+    .await;
+    let control = ready["control"].as_str().expect("control url");
+    assert!(control.starts_with("http://0.0.0.0:"), "{control}");
+}
+
+/// Two fakes started by hand (no `--seed`) issue different first operation ids and secrets;
+/// `--seed` makes them the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn default_seeds_differ_per_run() {
+    async fn first_token(args: &[&str]) -> (String, String) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let socket = dir.path().join("unix.socket");
+        let (_guard, _) = start(&socket, args).await;
+        let created = common::unix_request(
+            &socket,
+            "POST",
+            "/1.0/certificates",
+            Some(r#"{"name":"first","type":"client","token":true}"#),
+        )
+        .await;
+        assert_eq!(created.status, 202);
+        let op = &created.json()["metadata"];
+        (
+            op["id"].as_str().expect("id").to_owned(),
+            op["metadata"]["secret"]
+                .as_str()
+                .expect("secret")
+                .to_owned(),
+        )
+    }
+    let (id_a, secret_a) = first_token(&[]).await;
+    let (id_b, secret_b) = first_token(&[]).await;
+    assert_ne!(id_a, id_b);
+    assert_ne!(secret_a, secret_b);
+    assert_eq!(
+        first_token(&["--seed", "7"]).await,
+        first_token(&["--seed", "7"]).await
+    );
 }

@@ -1,6 +1,7 @@
-//! The control API under `/_fake/`, on its own loopback listener, and the same operations
-//! for tests in-process ([`Control`]).
+//! The fake's own control operations, in-process ([`Control`]) and under `/_fake/` (the
+//! handlers `routes::control` adds to the kit's common ones).
 
+use std::ops::Deref;
 use std::sync::Arc;
 
 use axum::Json;
@@ -11,16 +12,25 @@ use rsa::RsaPublicKey;
 use rsa::pkcs8::DecodePublicKey;
 use serde::Deserialize;
 use serde_json::json;
+use time::OffsetDateTime;
 
-use crate::faults::Rule;
+use crate::AppState;
 use crate::signature::fingerprint;
 use crate::state::{Delay, User};
-use crate::{AppState, RequestRecord};
 
-/// Test-side handle on a running fake; cheap to clone.
+/// Test-side handle on a running fake; cheap to clone. It derefs to the kit's control, which
+/// has the operations every fake has (state, reset, seed, advance, requests, faults, idle).
 #[derive(Clone)]
 pub struct Control {
-    pub(crate) app: Arc<AppState>,
+    base: fake_kit::Control<AppState>,
+}
+
+impl Deref for Control {
+    type Target = fake_kit::Control<AppState>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.base
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -31,65 +41,30 @@ pub enum ControlError {
     UnknownUser(String),
 }
 
+impl fake_kit::Controlled for AppState {
+    fn snapshot(&self) -> serde_json::Value {
+        let now = self.clock.now();
+        self.lock().snapshot(now)
+    }
+
+    fn reset_state(&self) {
+        self.lock().reset();
+    }
+
+    fn reseed(&self, seed: u64) {
+        self.lock().reseed(seed);
+    }
+
+    fn tick(&self, now: OffsetDateTime) {
+        self.lock().tick(now);
+    }
+}
+
 impl Control {
-    pub fn state(&self) -> serde_json::Value {
-        let now = self.app.clock.now();
-        self.app.lock().snapshot(now)
-    }
-
-    /// Waits until the fake is handling no API request (a delayed one included).
-    pub async fn idle(&self) {
-        self.app.wait_idle().await;
-    }
-
-    pub fn reset(&self) {
-        self.app.lock().reset();
-        self.app
-            .faults
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clear();
-        self.app
-            .log
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clear();
-    }
-
-    pub fn seed(&self, seed: u64) {
-        self.app.lock().reseed(seed);
-    }
-
-    pub fn advance(&self, by: std::time::Duration) {
-        self.app
-            .clock
-            .advance(time::Duration::try_from(by).unwrap_or(time::Duration::MAX));
-        let now = self.app.clock.now();
-        self.app.lock().tick(now);
-    }
-
-    pub fn requests(&self) -> Vec<RequestRecord> {
-        self.app
-            .log
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    pub fn add_fault(&self, rule: Rule) {
-        self.app
-            .faults
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(rule);
-    }
-
-    pub fn clear_faults(&self) {
-        self.app
-            .faults
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clear();
+    pub(crate) fn new(app: Arc<AppState>) -> Control {
+        Control {
+            base: fake_kit::Control::new(app),
+        }
     }
 
     /// Registers a user (creating it when new) and one API signing key; returns the key's fingerprint.
@@ -151,58 +126,7 @@ impl Control {
 }
 
 fn control(app: Arc<AppState>) -> Control {
-    Control { app }
-}
-
-pub async fn state(State(app): State<Arc<AppState>>) -> Json<serde_json::Value> {
-    Json(control(app).state())
-}
-
-pub async fn reset(State(app): State<Arc<AppState>>) -> StatusCode {
-    control(app).reset();
-    StatusCode::NO_CONTENT
-}
-
-#[derive(Deserialize)]
-pub struct Seed {
-    seed: u64,
-}
-
-pub async fn seed(State(app): State<Arc<AppState>>, Json(body): Json<Seed>) -> StatusCode {
-    control(app).seed(body.seed);
-    StatusCode::NO_CONTENT
-}
-
-#[derive(Deserialize)]
-pub struct Advance {
-    seconds: f64,
-}
-
-pub async fn advance(State(app): State<Arc<AppState>>, Json(body): Json<Advance>) -> Response {
-    if !(body.seconds.is_finite() && body.seconds >= 0.0) {
-        return (
-            StatusCode::BAD_REQUEST,
-            "seconds must be a finite number ≥ 0",
-        )
-            .into_response();
-    }
-    let control = control(app);
-    control.advance(std::time::Duration::from_secs_f64(body.seconds));
-    Json(json!({"now": control.state()["now"]})).into_response()
-}
-
-pub async fn requests(State(app): State<Arc<AppState>>) -> Json<Vec<RequestRecord>> {
-    Json(control(app).requests())
-}
-
-pub async fn add_fault(State(app): State<Arc<AppState>>, Json(rule): Json<Rule>) -> StatusCode {
-    control(app).add_fault(rule);
-    StatusCode::NO_CONTENT
-}
-
-pub async fn clear_faults(State(app): State<Arc<AppState>>) -> StatusCode {
-    control(app).clear_faults();
-    StatusCode::NO_CONTENT
+    Control::new(app)
 }
 
 #[derive(Deserialize)]

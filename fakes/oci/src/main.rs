@@ -1,12 +1,14 @@
 //! `fake-oci --listen 127.0.0.1:PORT [--control 127.0.0.1:PORT] [--seed FILE | --quickstart DIR] [--tls]`
 //!
-//! Prints one JSON line on stdout when ready.
+//! Prints one JSON line on stdout when ready, with the control API's URL and bearer token.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Parser;
+use fake_kit::Bind;
+use fake_kit::control::{ready_line, seed_or_random};
 use fake_oci::{ClockMode, Config, FakeOci};
 use rsa::pkcs8::{EncodePrivateKey, EncodePublicKey, LineEnding};
 
@@ -16,9 +18,13 @@ struct Args {
     /// Address of the Identity API.
     #[arg(long, default_value = "127.0.0.1:0")]
     listen: SocketAddr,
-    /// Address of the control API (`/_fake/`).
+    /// Address of the control API (`/_fake/`); loopback only unless forced.
     #[arg(long, default_value = "127.0.0.1:0")]
     control: SocketAddr,
+    /// Let the control API listen on a non-loopback address: whoever reaches it can read
+    /// every secret the fake issued.
+    #[arg(long)]
+    force_remote_control: bool,
     /// A JSON file of users and keys: `{"users":[{"tenancy","user","public_key_pem"}]}`.
     #[arg(long, conflicts_with = "quickstart")]
     seed: Option<PathBuf>,
@@ -28,9 +34,9 @@ struct Args {
     /// Serve HTTPS with a generated certificate.
     #[arg(long)]
     tls: bool,
-    /// Seed of the random generator (ids, secrets).
-    #[arg(long, default_value_t = 0)]
-    rng_seed: u64,
+    /// Seed of the random generator (ids, secrets); random when not given.
+    #[arg(long)]
+    rng_seed: Option<u64>,
 }
 
 #[derive(serde::Deserialize)]
@@ -54,18 +60,22 @@ const QUICK_USER: &str =
 async fn main() -> Result<()> {
     let args = Args::parse();
     let fake = FakeOci::start(Config {
-        seed: args.rng_seed,
+        seed: seed_or_random(args.rng_seed),
         clock: ClockMode::System,
         tls: args.tls,
         test_user: false,
         listen: args.listen,
         control: args.control,
+        control_bind: if args.force_remote_control {
+            Bind::Forced
+        } else {
+            Bind::LoopbackOnly
+        },
     })
     .await?;
     let control = fake.control();
     let mut ready = serde_json::json!({
         "endpoint": fake.endpoint(),
-        "control": fake.control_url(),
     });
     if let Some(path) = &args.seed {
         let text =
@@ -97,8 +107,12 @@ async fn main() -> Result<()> {
         ready["fingerprint"] = fingerprint.into();
         ready["config_file"] = config_file.canonicalize()?.display().to_string().into();
     }
-    println!("{ready}");
+    println!(
+        "{}",
+        ready_line(&fake.control_url(), fake.control_token(), ready)
+    );
     tokio::signal::ctrl_c().await?;
+    fake.shutdown().await;
     Ok(())
 }
 

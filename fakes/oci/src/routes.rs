@@ -25,22 +25,14 @@ pub fn api(app: Arc<AppState>) -> Router {
         .with_state(app)
 }
 
+/// The kit's common control routes plus the fake's own.
 pub fn control(app: Arc<AppState>) -> Router {
-    Router::new()
-        .route("/_fake/state", get(control::state))
-        .route("/_fake/reset", post(control::reset))
-        .route("/_fake/seed", post(control::seed))
-        .route("/_fake/clock/advance", post(control::advance))
-        .route("/_fake/requests", get(control::requests))
-        .route(
-            "/_fake/faults",
-            post(control::add_fault).delete(control::clear_faults),
-        )
+    let own = Router::new()
         .route("/_fake/users", post(control::add_user))
         .route("/_fake/lifecycle", post(control::lifecycle))
         .route("/_fake/poke", post(control::poke))
         .route("/_fake/token-expiry", post(control::token_expiry))
         .route("/_fake/page-size", post(control::page_size))
-        .route("/_fake/sessions", post(control::issue_session))
-        .with_state(app)
+        .route("/_fake/sessions", post(control::issue_session));
+    fake_kit::control::routes(app, own)
 }

@@ -575,6 +575,7 @@ async fn the_control_api_answers_over_http() {
     let (fake, signer) = fake().await;
     let client = reqwest::Client::new();
     let control = fake.control_url();
+    let token = fake.control_token();
     send(
         &signer,
         "POST",
@@ -586,6 +587,7 @@ async fn the_control_api_answers_over_http() {
     .await;
     let state: serde_json::Value = client
         .get(format!("{control}/_fake/state"))
+        .bearer_auth(token)
         .send()
         .await
         .unwrap()
@@ -595,6 +597,7 @@ async fn the_control_api_answers_over_http() {
     assert_eq!(state["tokens"].as_array().unwrap().len(), 1);
     let r = client
         .post(format!("{control}/_fake/clock/advance"))
+        .bearer_auth(token)
         .json(&serde_json::json!({"seconds": 90}))
         .send()
         .await
@@ -602,6 +605,7 @@ async fn the_control_api_answers_over_http() {
     assert_eq!(r.status(), 200);
     let state: serde_json::Value = client
         .get(format!("{control}/_fake/state"))
+        .bearer_auth(token)
         .send()
         .await
         .unwrap()
@@ -611,11 +615,13 @@ async fn the_control_api_answers_over_http() {
     assert_eq!(state["now"], "2026-01-01T00:01:30.000Z");
     client
         .post(format!("{control}/_fake/reset"))
+        .bearer_auth(token)
         .send()
         .await
         .unwrap();
     let state: serde_json::Value = client
         .get(format!("{control}/_fake/state"))
+        .bearer_auth(token)
         .send()
         .await
         .unwrap()
@@ -626,10 +632,77 @@ async fn the_control_api_answers_over_http() {
     // The control API is not on the API listener.
     let r = client
         .get(format!("{}/_fake/state", fake.endpoint()))
+        .bearer_auth(token)
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 404);
+}
+
+#[tokio::test]
+async fn the_control_api_refuses_requests_without_its_token() {
+    let (fake, signer) = fake().await;
+    send(
+        &signer,
+        "POST",
+        &tokens_url(&fake, TEST_USER),
+        Some(r#"{"description":"x"}"#),
+        &[],
+        TEST_EPOCH,
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let url = format!("{}/_fake/state", fake.control_url());
+    let token = fake.control_token();
+    let last = if token.ends_with('0') { "1" } else { "0" };
+    let wrong = format!("{}{last}", &token[..token.len() - 1]);
+    let longer = format!("{token}0");
+    for request in [
+        client.get(&url),
+        client.get(&url).bearer_auth(&wrong),
+        client.get(&url).bearer_auth(&longer),
+        client.get(&url).bearer_auth(""),
+        client.get(&url).basic_auth("user", Some(token)),
+        client.post(format!("{}/_fake/reset", fake.control_url())),
+    ] {
+        let r = request.send().await.unwrap();
+        assert_eq!(r.status(), 401);
+        assert_eq!(r.headers()["www-authenticate"], "Bearer");
+        let body = r.text().await.unwrap();
+        assert!(!body.contains("tokens"), "{body}");
+    }
+    assert_eq!(
+        fake.control().state()["tokens"].as_array().unwrap().len(),
+        1,
+        "the refused reset changed nothing"
+    );
+    let r = client
+        .get(&url)
+        .bearer_auth(fake.control_token())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test]
+async fn the_control_listener_refuses_non_loopback_addresses_unless_forced() {
+    let refused = FakeOci::start(Config {
+        control: std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
+        ..Config::for_testing()
+    })
+    .await
+    .err()
+    .expect("a non-loopback control address is refused");
+    assert!(refused.to_string().contains("loopback"), "{refused}");
+    let forced = FakeOci::start(Config {
+        control: std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
+        control_bind: fake_oci::Bind::Forced,
+        ..Config::for_testing()
+    })
+    .await
+    .expect("forced");
+    assert!(forced.control_url().starts_with("http://0.0.0.0:"));
 }
 
 #[tokio::test]

@@ -76,6 +76,9 @@ mod tests {
 
     #[test]
     fn globs() {
+        assert!(path_matches("/1.0/operations/*", "/1.0/operations/x"));
+        assert!(path_matches("/1.0/**", "/1.0/operations/x/wait"));
+        assert!(!path_matches("/1.0/operations/*", "/1.0/operations/x/wait"));
         assert!(path_matches(
             "/20160918/users/*/authTokens",
             "/20160918/users/u1/authTokens"

@@ -1,0 +1,304 @@
+//! The kit under a toy fake: one counter behind `POST /count`, and `POST /hold` that waits
+//! until the test releases it. Faults, the request log, the in-flight count, graceful
+//! shutdown and the control API's token, driven by events (no sleeps).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::Router;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use fake_kit::faults::{Action, ResetWhen, Rule};
+use fake_kit::{
+    Api, Bind, ClockMode, Control, ControlListener, Controlled, Kit, OnHangup, Service, TEST_EPOCH,
+    Tasks,
+};
+use time::OffsetDateTime;
+use tokio::net::TcpListener;
+
+struct Toy {
+    kit: Kit,
+    count: AtomicU64,
+    ticks: AtomicU64,
+    release: tokio::sync::Notify,
+}
+
+impl Api for Toy {
+    fn kit(&self) -> &Kit {
+        &self.kit
+    }
+
+    fn fault_response(&self, status: u16, body: Option<serde_json::Value>) -> Response {
+        let status = axum::http::StatusCode::from_u16(status).unwrap();
+        (status, format!("toy fault {}", body.unwrap_or_default())).into_response()
+    }
+}
+
+impl Controlled for Toy {
+    fn snapshot(&self) -> serde_json::Value {
+        serde_json::json!({
+            "now": self.kit.now().unix_timestamp(),
+            "count": self.count.load(Ordering::SeqCst),
+        })
+    }
+
+    fn reset_state(&self) {
+        self.count.store(0, Ordering::SeqCst);
+    }
+
+    fn reseed(&self, seed: u64) {
+        self.count.store(seed, Ordering::SeqCst);
+    }
+
+    fn tick(&self, _now: OffsetDateTime) {
+        self.ticks.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+async fn count(State(toy): State<Arc<Toy>>) -> String {
+    (toy.count.fetch_add(1, Ordering::SeqCst) + 1).to_string()
+}
+
+async fn hold(State(toy): State<Arc<Toy>>) -> &'static str {
+    toy.release.notified().await;
+    toy.count.fetch_add(1, Ordering::SeqCst);
+    "released"
+}
+
+struct Running {
+    toy: Arc<Toy>,
+    api: String,
+    control: String,
+    token: String,
+    tasks: Tasks,
+}
+
+async fn start(on_hangup: OnHangup) -> Running {
+    let toy = Arc::new(Toy {
+        kit: Kit::new(ClockMode::Manual(TEST_EPOCH)),
+        count: AtomicU64::new(0),
+        ticks: AtomicU64::new(0),
+        release: tokio::sync::Notify::new(),
+    });
+    let router = Router::new()
+        .route("/count", post(count))
+        .route("/hold", post(hold))
+        .with_state(toy.clone());
+    let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .unwrap();
+    let api = format!("http://{}", listener.local_addr().unwrap());
+    let control = ControlListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)), Bind::LoopbackOnly)
+        .await
+        .unwrap();
+    let (control_url, token) = (control.url().to_owned(), control.token().to_owned());
+    let mut tasks = Tasks::default();
+    let service = Service::new(toy.clone(), router, Some("tcp"), on_hangup);
+    tasks.spawn(fake_kit::serve::accept_tcp(listener, None, service, |_| ()));
+    tasks.spawn(control.serve(fake_kit::control::routes(toy.clone(), Router::new())));
+    Running {
+        toy,
+        api,
+        control: control_url,
+        token,
+        tasks,
+    }
+}
+
+fn fault(method: &str, path: &str, times: Option<u32>, action: Action) -> Rule {
+    Rule {
+        method: method.into(),
+        path: path.into(),
+        times,
+        action,
+    }
+}
+
+#[tokio::test]
+async fn faults_answer_drop_or_act_and_the_log_records_them() {
+    let fake = start(OnHangup::Cancel).await;
+    let control = Control::new(fake.toy.clone());
+    let client = reqwest::Client::new();
+    let url = format!("{}/count", fake.api);
+    control.add_fault(fault(
+        "POST",
+        "/count",
+        Some(1),
+        serde_json::from_str(r#"{"status":429,"body":"slow down","headers":{"retry-after":"3"}}"#)
+            .unwrap(),
+    ));
+    control.add_fault(fault(
+        "*",
+        "/**",
+        Some(1),
+        Action::Reset {
+            reset: ResetWhen::Before,
+        },
+    ));
+    control.add_fault(fault(
+        "post",
+        "/*",
+        Some(1),
+        Action::Reset {
+            reset: ResetWhen::After,
+        },
+    ));
+    let throttled = client.post(&url).send().await.unwrap();
+    assert_eq!(throttled.status(), 429);
+    assert_eq!(throttled.headers()["retry-after"], "3");
+    assert_eq!(throttled.text().await.unwrap(), "toy fault \"slow down\"");
+    assert!(client.post(&url).send().await.is_err(), "dropped before");
+    assert_eq!(fake.toy.count.load(Ordering::SeqCst), 0);
+    assert!(client.post(&url).send().await.is_err(), "dropped after");
+    assert_eq!(
+        fake.toy.count.load(Ordering::SeqCst),
+        1,
+        "acted, then dropped"
+    );
+    let ok = client.post(&url).send().await.unwrap();
+    assert_eq!(ok.text().await.unwrap(), "2");
+    let log: Vec<_> = control
+        .requests()
+        .iter()
+        .map(|r| (r.method.clone(), r.path.clone(), r.transport, r.status))
+        .collect();
+    let post = |status| ("POST".to_owned(), "/count".to_owned(), Some("tcp"), status);
+    assert_eq!(
+        log,
+        [post(Some(429)), post(None), post(None), post(Some(200))]
+    );
+    control.reset();
+    assert!(control.requests().is_empty());
+    assert_eq!(control.state()["count"], 0);
+}
+
+#[tokio::test]
+async fn a_held_request_is_in_flight_until_done_and_shutdown_waits_for_it() {
+    let fake = start(OnHangup::Cancel).await;
+    let control = Control::new(fake.toy.clone());
+    let held = tokio::spawn(
+        reqwest::Client::new()
+            .post(format!("{}/hold", fake.api))
+            .send(),
+    );
+    while fake.toy.kit.in_flight() == 0 {
+        tokio::task::yield_now().await;
+    }
+    let toy = fake.toy.clone();
+    let shutdown = tokio::spawn(async move { fake.tasks.shutdown(&toy.kit).await });
+    tokio::task::yield_now().await;
+    assert!(
+        !shutdown.is_finished(),
+        "shutdown waits for the held request"
+    );
+    fake.toy.release.notify_waiters();
+    shutdown.await.unwrap();
+    let reply = held.await.unwrap().unwrap();
+    assert_eq!(reply.text().await.unwrap(), "released");
+    control.idle().await;
+    assert_eq!(fake.toy.kit.in_flight(), 0);
+    assert!(
+        reqwest::Client::new()
+            .post(format!("{}/count", fake.api))
+            .send()
+            .await
+            .is_err(),
+        "no new connection after shutdown"
+    );
+}
+
+#[tokio::test]
+async fn a_request_whose_client_hangs_up_finishes_or_is_cancelled() {
+    for (on_hangup, counted) in [(OnHangup::Finish, 1), (OnHangup::Cancel, 0)] {
+        let fake = start(on_hangup).await;
+        let held = tokio::spawn(
+            reqwest::Client::new()
+                .post(format!("{}/hold", fake.api))
+                .send(),
+        );
+        while fake.toy.kit.in_flight() == 0 {
+            tokio::task::yield_now().await;
+        }
+        held.abort();
+        let _ = held.await;
+        if on_hangup == OnHangup::Finish {
+            // The request outlives its client; release it and wait until it is done.
+            while fake.toy.kit.in_flight() == 1 {
+                fake.toy.release.notify_waiters();
+                tokio::task::yield_now().await;
+            }
+        }
+        Control::new(fake.toy.clone()).idle().await;
+        assert_eq!(
+            fake.toy.count.load(Ordering::SeqCst),
+            counted,
+            "{on_hangup:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_control_api_wants_the_token_and_steers_the_clock() {
+    let fake = start(OnHangup::Cancel).await;
+    let client = reqwest::Client::new();
+    let state = format!("{}/_fake/state", fake.control);
+    assert_eq!(client.get(&state).send().await.unwrap().status(), 401);
+    assert_eq!(
+        client
+            .get(&state)
+            .bearer_auth("wrong")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    let advance = |seconds: serde_json::Value| {
+        client
+            .post(format!("{}/_fake/clock/advance", fake.control))
+            .bearer_auth(&fake.token)
+            .json(&serde_json::json!({ "seconds": seconds }))
+            .send()
+    };
+    let moved: serde_json::Value = advance(90.into()).await.unwrap().json().await.unwrap();
+    assert_eq!(moved["now"], TEST_EPOCH.unix_timestamp() + 90);
+    assert_eq!(fake.toy.ticks.load(Ordering::SeqCst), 1);
+    assert_eq!(advance((-1).into()).await.unwrap().status(), 400);
+    let seeded = client
+        .post(format!("{}/_fake/seed", fake.control))
+        .bearer_auth(&fake.token)
+        .json(&serde_json::json!({"seed": 41}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(seeded.status(), 204);
+    let faults = client
+        .post(format!("{}/_fake/faults", fake.control))
+        .bearer_auth(&fake.token)
+        .json(&serde_json::json!({"method": "*", "path": "/**", "action": {"delay_ms": 0}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(faults.status(), 204);
+    let count = client
+        .post(format!("{}/count", fake.api))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(count.text().await.unwrap(), "42");
+    let requests: serde_json::Value = client
+        .get(format!("{}/_fake/requests", fake.control))
+        .bearer_auth(&fake.token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        requests,
+        serde_json::json!([{"method": "POST", "path": "/count", "query": null, "transport": "tcp", "status": 200}])
+    );
+}

@@ -313,7 +313,49 @@ fn path(steps: &[PathStep]) -> pb::AttributePath {
 }
 
 fn codec_error(what: &str, err: CodecError) -> Vec<pb::Diagnostic> {
-    vec![error(format!("Invalid {what}"), err.to_string())]
+    let attribute = match &err {
+        CodecError::Shape { path, .. } => codec_path(path),
+        _ => None,
+    };
+    vec![pb::Diagnostic {
+        attribute,
+        ..error(format!("Invalid {what}"), err.to_string())
+    }]
+}
+
+/// The attribute path of a codec error, from the codec's text form (`a.b[0]["k"]`), so that
+/// Terraform points at the attribute; `None` for the root or a key it cannot read back.
+fn codec_path(text: &str) -> Option<pb::AttributePath> {
+    use pb::attribute_path::Step;
+    use pb::attribute_path::step::Selector;
+    let mut steps = Vec::new();
+    let mut rest = text;
+    while !rest.is_empty() {
+        let end = rest.find(['.', '[']).unwrap_or(rest.len());
+        let (name, tail) = rest.split_at(end);
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return None;
+        }
+        steps.push(Step {
+            selector: Some(Selector::AttributeName(name.to_owned())),
+        });
+        rest = tail;
+        while let Some(inner) = rest.strip_prefix('[') {
+            let close = inner.find(']')?;
+            let (key, tail) = inner.split_at(close);
+            let selector = match key.strip_prefix('"').and_then(|k| k.strip_suffix('"')) {
+                Some(k) if !k.contains(['\\', '"']) => Selector::ElementKeyString(k.to_owned()),
+                Some(_) => return None,
+                None => Selector::ElementKeyInt(key.parse().ok()?),
+            };
+            steps.push(Step {
+                selector: Some(selector),
+            });
+            rest = &tail[1..];
+        }
+        rest = rest.strip_prefix('.').unwrap_or(rest);
+    }
+    (!steps.is_empty()).then_some(pb::AttributePath { steps })
 }
 
 /// Decodes a DynamicValue; an absent one is null.
@@ -779,5 +821,44 @@ impl<P: Provider> ProviderRpc for Service<P> {
         Ok(Response::new(pb::stop_provider::Response {
             error: String::new(),
         }))
+    }
+}
+
+#[cfg(test)]
+mod codec_path_tests {
+    use super::codec_path;
+    use crate::proto::tfplugin6::attribute_path::step::Selector;
+
+    fn steps(text: &str) -> Option<Vec<Selector>> {
+        codec_path(text).map(|p| p.steps.into_iter().filter_map(|s| s.selector).collect())
+    }
+
+    #[test]
+    fn codec_errors_point_at_their_attribute() {
+        assert_eq!(
+            steps("retry_duration_seconds"),
+            Some(vec![Selector::AttributeName(
+                "retry_duration_seconds".into()
+            )])
+        );
+        assert_eq!(
+            steps("filter[1].values[0]"),
+            Some(vec![
+                Selector::AttributeName("filter".into()),
+                Selector::ElementKeyInt(1),
+                Selector::AttributeName("values".into()),
+                Selector::ElementKeyInt(0),
+            ])
+        );
+        assert_eq!(
+            steps("tags[\"k\"]"),
+            Some(vec![
+                Selector::AttributeName("tags".into()),
+                Selector::ElementKeyString("k".into()),
+            ])
+        );
+        assert_eq!(steps("(root)"), None);
+        assert_eq!(steps("tags[\"a\\\"b\"]"), None);
+        assert_eq!(steps("a[x]"), None);
     }
 }

@@ -127,7 +127,7 @@ mod lxd {
             return;
         };
         let (fake, lxd_dir) = fake().await;
-        let mut ws = Workspace::new(&terraform, "ephemeral_lxd_join", common_lxd_binary());
+        let mut ws = Workspace::new(&terraform, "../ephemeral/lxd_join", common_lxd_binary());
         ws.set("LXD_DIR", lxd_dir.path().display().to_string());
         ws.set(
             "LXD_CONF",
@@ -254,7 +254,7 @@ mod oci {
     fn workspace(terraform: &Path, fake: &FakeOci, keys: &Path) -> Workspace {
         let mut ws = Workspace::new(
             terraform,
-            "ephemeral_oci_auth_token",
+            "../ephemeral/oci_auth_token",
             Path::new(env!("CARGO_BIN_EXE_terraform-provider-oci")),
         );
         ws.set("OCI_CONFIG_FILE", keys.join("config").display().to_string());

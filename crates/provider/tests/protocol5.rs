@@ -243,7 +243,7 @@ async fn both_protocols_report_the_same_diagnostics_with_attribute_paths() {
         .into_inner();
     let names5: Vec<&str> = m5.resources.iter().map(|r| r.type_name.as_str()).collect();
     let names6: Vec<&str> = m6.resources.iter().map(|r| r.type_name.as_str()).collect();
-    assert_eq!(names5, ["oci_identity_auth_token"]);
+    assert_eq!(names5, ["oci_identity_auth_token", "oci_identity_user"]);
     assert_eq!(names5, names6);
 
     shutdown(ch5).await.unwrap();

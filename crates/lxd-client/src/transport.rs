@@ -234,6 +234,8 @@ impl Target {
 pub struct Reply {
     pub status: u16,
     pub location: Option<String>,
+    /// The server's clock when it answered (the `Date` header), as sent.
+    pub date: Option<String>,
     pub body: Bytes,
 }
 
@@ -265,6 +267,11 @@ where
         .get("location")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    let date = resp
+        .headers()
+        .get("date")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     if let Some(length) = resp
         .headers()
         .get("content-length")
@@ -289,6 +296,7 @@ where
     Ok(Reply {
         status,
         location,
+        date,
         body: body.to_bytes(),
     })
 }

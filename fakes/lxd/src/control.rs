@@ -183,6 +183,24 @@ impl Control {
         }
     }
 
+    /// The trust store: (name, fingerprint) of every certificate, oldest first.
+    pub fn certificates(&self) -> Vec<(String, String)> {
+        self.app
+            .lock()
+            .certificates
+            .iter()
+            .map(|c| (c.name.clone(), c.fingerprint.clone()))
+            .collect()
+    }
+
+    /// `lxc config trust revoke-token`, by operation id: cancels a running token.
+    pub fn revoke(&self, id: &str) -> Result<(), String> {
+        let now = self.app.clock.now();
+        let mut state = self.app.lock();
+        state.tick(now);
+        state.cancel(id, now).map_err(|e| e.text)
+    }
+
     /// Waits until the fake is handling no API request.
     pub async fn idle(&self) {
         self.app.wait_idle().await;

@@ -32,7 +32,13 @@ async fn fake(profile: Profile) -> (FakeLxd, tempfile::TempDir) {
 }
 
 fn workspace(terraform: &Path, lxd_dir: &Path) -> Workspace {
-    let mut ws = Workspace::new(terraform, "lxd_trust_token_status", binary());
+    // The seed scenario's workspace, with the status module (`fixtures/lxd/`) as its main.tf.
+    let mut ws = Workspace::new(terraform, "lxd_trust_token", binary());
+    std::fs::copy(
+        common::fixture("lxd/trust_token_status.tf"),
+        ws.dir.path().join("main.tf"),
+    )
+    .unwrap();
     ws.set("LXD_DIR", lxd_dir.display().to_string());
     ws.set(
         "LXD_CONF",

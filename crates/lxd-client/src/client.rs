@@ -615,11 +615,14 @@ impl Client {
     pub async fn server_time(&self) -> Result<OffsetDateTime, Error> {
         let reply = self.once("GET", "/1.0", None).await?;
         metadata(&reply)?;
-        Ok(reply
-            .date
-            .as_deref()
-            .and_then(parse_http_date)
-            .unwrap_or_else(OffsetDateTime::now_utc))
+        let local = OffsetDateTime::now_utc();
+        let Some(date) = reply.date.as_deref().and_then(parse_http_date) else {
+            return Ok(local);
+        };
+        // `Date` has whole seconds: when this machine's clock falls in that second, it says
+        // the same time more precisely (a token made this second may already have expired).
+        let same_second = local >= date && local - date < time::Duration::SECOND;
+        Ok(if same_second { local } else { date })
     }
 
     /// Which server software and version this is.

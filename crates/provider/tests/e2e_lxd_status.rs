@@ -145,7 +145,7 @@ async fn always(terraform: std::path::PathBuf) {
             .collect();
         assert_eq!(
             running,
-            [second.clone()],
+            std::slice::from_ref(&second),
             "the expired token is still listed"
         );
         let (code, text) = ws.plan_code(&with(&[], &vars));
@@ -161,7 +161,7 @@ async fn always(terraform: std::path::PathBuf) {
             .collect();
         assert_eq!(
             running,
-            [third.clone()],
+            std::slice::from_ref(&third),
             "the expired token was revoked before the new one"
         );
 

@@ -9,11 +9,11 @@
 //! `TF_LOG=trace` log hold none of the ephemeral secrets, and the fakes hold no token the
 //! ephemeral resources made (`revoke_on_close = false` keeps the LXD token pending).
 
-mod common;
+mod support;
 
 use std::path::Path;
 
-use common::Workspace;
+use support::Workspace;
 
 const JOINER: &str = "terraform-joiner";
 
@@ -123,7 +123,7 @@ mod lxd {
 
     #[tokio::test(flavor = "multi_thread")]
     async fn an_ephemeral_token_lets_an_aliased_provider_join_and_leaves_no_trace() {
-        let Some(terraform) = common::tool("XTASK_TERRAFORM") else {
+        let Some(terraform) = support::tool("XTASK_TERRAFORM") else {
             return;
         };
         let (fake, lxd_dir) = fake().await;
@@ -268,7 +268,7 @@ mod oci {
 
     #[tokio::test(flavor = "multi_thread")]
     async fn an_ephemeral_auth_token_is_deleted_after_plan_and_apply() {
-        let Some(terraform) = common::tool("XTASK_TERRAFORM") else {
+        let Some(terraform) = support::tool("XTASK_TERRAFORM") else {
             return;
         };
         // Protocol 6, then protocol 5 (served when it is the only choice).
@@ -286,7 +286,7 @@ mod oci {
         })
         .await
         .unwrap();
-        common::write_oci_config(&fake, keys.path());
+        support::write_oci_config(&fake, keys.path());
         let mut ws = workspace(terraform, &fake, keys.path());
         if let Some(protocol) = protocol {
             ws.set("TF_PROVIDER_FORCE_PROTOCOL", protocol);
@@ -334,7 +334,7 @@ mod oci {
 
     #[tokio::test(flavor = "multi_thread")]
     async fn bad_input_is_refused_naming_the_attribute_and_unknown_config_defers_open() {
-        let Some(terraform) = common::tool("XTASK_TERRAFORM") else {
+        let Some(terraform) = support::tool("XTASK_TERRAFORM") else {
             return;
         };
         let keys = tempfile::tempdir().unwrap();
@@ -344,7 +344,7 @@ mod oci {
         })
         .await
         .unwrap();
-        common::write_oci_config(&fake, keys.path());
+        support::write_oci_config(&fake, keys.path());
         let ws = workspace(&terraform, &fake, keys.path());
         tokio::task::spawn_blocking(move || {
             let main = ws.dir.path().join("main.tf");

@@ -9,8 +9,6 @@
 //! instead of this build's. `cargo xtask conformance` sets both.
 
 mod cli;
-#[path = "../common/mod.rs"]
-mod common;
 mod engine;
 mod rpc;
 mod scenario;
@@ -106,7 +104,7 @@ async fn driver(frontend: &Frontend, scenario: &Scenario, world: &World) -> Resu
             scenario
                 .hcl
                 .as_ref()
-                .map(|dir| common::fixture(&format!("scenarios/{dir}")))
+                .map(|dir| support::fixture(&format!("scenarios/{dir}")))
                 .as_deref(),
         )?),
     })
@@ -276,7 +274,7 @@ fn frontends() -> Vec<Frontend> {
         return vec![Frontend::Cli(PathBuf::from(cmd))];
     }
     let mut all = vec![Frontend::Grpc(6), Frontend::Grpc(5)];
-    all.extend(common::tool("XTASK_TERRAFORM").map(Frontend::Cli));
+    all.extend(support::tool("XTASK_TERRAFORM").map(Frontend::Cli));
     all
 }
 
@@ -343,7 +341,7 @@ macro_rules! scenarios {
                 .iter()
                 .filter_map(|name| scenario::load(name).unwrap().hcl)
                 .collect();
-            let mut dirs: Vec<String> = std::fs::read_dir(common::fixture("scenarios"))
+            let mut dirs: Vec<String> = std::fs::read_dir(support::fixture("scenarios"))
                 .unwrap()
                 .filter_map(|e| e.ok())
                 .filter(|e| e.path().is_dir())

@@ -666,6 +666,152 @@ proptest! {
     }
 }
 
+/// The attribute a diagnostic names, as `name` or `projects[0]`.
+fn attribute(diag: &v6::Diagnostic) -> String {
+    use v6::attribute_path::step::Selector;
+    let mut out = String::new();
+    for step in diag.attribute.iter().flat_map(|a| &a.steps) {
+        match &step.selector {
+            Some(Selector::AttributeName(name)) if out.is_empty() => out.push_str(name),
+            Some(Selector::AttributeName(name)) => out.push_str(&format!(".{name}")),
+            Some(Selector::ElementKeyInt(i)) => out.push_str(&format!("[{i}]")),
+            Some(Selector::ElementKeyString(k)) => out.push_str(&format!("[{k:?}]")),
+            None => {}
+        }
+    }
+    out
+}
+
+/// Bad input, through Validate and through Open (Terraform validates first; another client
+/// may not): an error naming the attribute, and nothing made on the server. A configuration
+/// not wholly known passes Validate (Terraform opens it once it is known), and Open refuses it
+/// naming the unknown attribute, or defers when the client allows deferrals; neither makes
+/// anything. Both providers, both protocols.
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_input_names_the_attribute_and_makes_nothing() {
+    let lxd_cases: Vec<(Tv, &str)> = vec![
+        (Tv::obj([("name", Tv::s(""))]), "name"),
+        (Tv::obj([("name", Tv::s("-joiner"))]), "name"),
+        (Tv::obj([("name", Tv::s("a/b"))]), "name"),
+        (
+            Tv::obj([
+                ("name", Tv::s("joiner")),
+                ("projects", Tv::List(vec![Tv::s("default"), Tv::s("")])),
+            ]),
+            "projects[1]",
+        ),
+        (
+            Tv::obj([("name", Tv::s("joiner")), ("token", Tv::s("chosen"))]),
+            "token",
+        ),
+    ];
+    let oci_cases: Vec<(Tv, &str)> = vec![
+        (
+            Tv::obj([("user_id", Tv::s("alice")), ("description", Tv::s("x"))]),
+            "user_id",
+        ),
+        (
+            Tv::obj([
+                ("user_id", Tv::s("ocid1.tenancy.oc1..aaaaaaaaexample")),
+                ("description", Tv::s("x")),
+            ]),
+            "user_id",
+        ),
+        (
+            Tv::obj([
+                ("user_id", Tv::s(TEST_USER)),
+                ("description", Tv::s("x")),
+                ("id", Tv::s("ocid1.credential.oc1..chosen")),
+            ]),
+            "id",
+        ),
+    ];
+    let unknown_lxd = Tv::obj([("name", Tv::Unknown)]);
+    let unknown_oci = Tv::obj([("user_id", Tv::Unknown), ("description", Tv::s("x"))]);
+    for v5 in [false, true] {
+        for subject in [Subject::lxd(v5).await, Subject::oci(v5).await] {
+            let (block, cases, unknown, unknown_attr) = match &subject {
+                Subject::Lxd { block, .. } => (block, &lxd_cases, &unknown_lxd, "name"),
+                Subject::Oci { block, .. } => (block, &oci_cases, &unknown_oci, "user_id"),
+            };
+            let type_name = subject.type_name();
+            for (config, attr) in cases.iter() {
+                let config = block.complete(config);
+                let context = format!("{type_name} (protocol 5: {v5}) {config:?}");
+                let r: v6::validate_ephemeral_resource_config::Response = rpc!(
+                    &subject,
+                    validate_ephemeral_resource_config,
+                    v6::validate_ephemeral_resource_config::Request {
+                        type_name: type_name.into(),
+                        config: dynamic(&config),
+                    }
+                );
+                assert!(is_error(&r.diagnostics), "{context}: Validate passed");
+                assert_eq!(attribute(&r.diagnostics[0]), *attr, "{context}");
+                let r: v6::open_ephemeral_resource::Response = rpc!(
+                    &subject,
+                    open_ephemeral_resource,
+                    v6::open_ephemeral_resource::Request {
+                        type_name: type_name.into(),
+                        config: dynamic(&config),
+                        client_capabilities: None,
+                    }
+                );
+                assert!(is_error(&r.diagnostics), "{context}: Open passed");
+                assert_eq!(attribute(&r.diagnostics[0]), *attr, "{context}");
+                assert!(r.private.is_none() && r.result.is_none(), "{context}");
+            }
+            let unknown = block.complete(unknown);
+            let r: v6::validate_ephemeral_resource_config::Response = rpc!(
+                &subject,
+                validate_ephemeral_resource_config,
+                v6::validate_ephemeral_resource_config::Request {
+                    type_name: type_name.into(),
+                    config: dynamic(&unknown),
+                }
+            );
+            assert!(r.diagnostics.is_empty(), "{}", texts(&r.diagnostics));
+            for deferral_allowed in [false, true] {
+                let r: v6::open_ephemeral_resource::Response = rpc!(
+                    &subject,
+                    open_ephemeral_resource,
+                    v6::open_ephemeral_resource::Request {
+                        type_name: type_name.into(),
+                        config: dynamic(&unknown),
+                        client_capabilities: Some(v6::ClientCapabilities {
+                            deferral_allowed,
+                            ..Default::default()
+                        }),
+                    }
+                );
+                assert!(r.private.is_none());
+                if deferral_allowed {
+                    assert!(!is_error(&r.diagnostics), "{}", texts(&r.diagnostics));
+                    assert_eq!(
+                        r.deferred.map(|d| d.reason),
+                        Some(v6::deferred::Reason::ResourceConfigUnknown as i32)
+                    );
+                    let result = decode(&r.result.expect("a partial result").msgpack);
+                    assert!(result.get(unknown_attr).has_unknown());
+                } else {
+                    assert!(is_error(&r.diagnostics));
+                    assert_eq!(attribute(&r.diagnostics[0]), unknown_attr);
+                }
+            }
+            subject.idle().await;
+            let writes = match &subject {
+                Subject::Lxd { fake, .. } => fake.control().requests(),
+                Subject::Oci { fake, .. } => fake.control().requests(),
+            }
+            .into_iter()
+            .filter(|r| r.method != "GET")
+            .count();
+            assert_eq!(writes, 0, "{type_name}: bad input reached the server");
+            assert!(subject.alive().is_empty());
+        }
+    }
+}
+
 /// Opens the ephemeral LXD token of slot `slot` and returns its private data.
 async fn lxd_open(subject: &Subject, slot: usize) -> Vec<u8> {
     let r: v6::open_ephemeral_resource::Response = rpc!(

@@ -875,7 +875,7 @@ impl Engine {
 
 /// Whether a configuration value refers to a managed resource (anything but `var.`, `data.`
 /// and `ephemeral.`).
-fn refers_to_resources(value: &Json) -> bool {
+pub fn refers_to_resources(value: &Json) -> bool {
     match value {
         Json::String(s) => s.split("${").skip(1).any(|reference| {
             !["var.", "data.", "ephemeral."]

@@ -462,3 +462,17 @@ fn the_engine_holds_applies_to_their_plans() {
         .is_err()
     );
 }
+
+#[test]
+fn the_engine_opens_an_ephemeral_resource_after_the_resources_it_refers_to() {
+    for (config, after) in [
+        (json!({"name": "x"}), false),
+        (json!({"name": "${var.name}", "n": "${data.t.d.id}"}), false),
+        (json!({"name": "${ephemeral.t.e.name}"}), false),
+        (json!({"name": "join-${t.base.operation_id}"}), true),
+        (json!({"list": ["a", "${var.x}-${t.a.id}"]}), true),
+        (json!({"nested": {"user_id": "${ t.kept.user_id }"}}), true),
+    ] {
+        assert_eq!(engine::refers_to_resources(&config), after, "{config}");
+    }
+}

@@ -238,6 +238,48 @@ mod lxd {
         .unwrap();
     }
 
+    /// `terraform validate` refuses a name LXD would refuse and an empty project, and
+    /// Terraform points at the attribute's line (the diagnostic names its attribute).
+    #[tokio::test(flavor = "multi_thread")]
+    async fn bad_names_and_projects_are_refused_at_their_attribute() {
+        let Some(terraform) = support::tool("XTASK_TERRAFORM") else {
+            return;
+        };
+        let ws = Workspace::new(&terraform, "../ephemeral/lxd_join", common_lxd_binary());
+        tokio::task::spawn_blocking(move || {
+            let cases = [
+                ("name = \"-joiner\"", "Invalid value for `name`"),
+                ("name = \"a/b\"", "Invalid value for `name`"),
+                ("name = \"\"", "`name`"),
+                ("projects = [\"\"]", "Invalid value for `projects`"),
+            ];
+            for (line, summary) in cases {
+                let name = if line.starts_with("name") {
+                    ""
+                } else {
+                    "  name = \"joiner\"\n"
+                };
+                std::fs::write(
+                    ws.dir.path().join("main.tf"),
+                    format!("ephemeral \"lxd_trust_token\" \"t\" {{\n{name}  {line}\n}}\n"),
+                )
+                .unwrap();
+                let out = ws.run(&["validate", "-no-color"]);
+                let text = format!(
+                    "{}{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                assert!(!out.status.success(), "{line}: {text}");
+                assert!(text.contains(summary), "{line}: {text}");
+                // Terraform shows the source line of the attribute the diagnostic names.
+                assert!(text.contains(line), "{line}: {text}");
+            }
+        })
+        .await
+        .unwrap();
+    }
+
     fn common_lxd_binary() -> &'static Path {
         Path::new(env!("CARGO_BIN_EXE_terraform-provider-lxd"))
     }

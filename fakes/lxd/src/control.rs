@@ -126,7 +126,7 @@ impl Control {
                 password: token.to_owned(),
                 ..Default::default()
             },
-            Profile::V6 => CertificatesPost {
+            Profile::V6 | Profile::Incus6_0 => CertificatesPost {
                 kind: "client".into(),
                 trust_token: Some(token.to_owned()),
                 ..Default::default()

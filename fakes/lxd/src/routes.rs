@@ -33,6 +33,7 @@ pub fn api(app: Arc<AppState>) -> Router {
                 .delete(handlers::delete_operation)
                 .put(handlers::not_implemented),
         )
+        .route("/1.0/operations/{id}/wait", get(handlers::wait_operation))
         .route("/1.0/events", get(handlers::events))
         .route("/1.0/projects", get(handlers::list_projects))
         .route("/1.0/projects/{name}", get(handlers::get_project))

@@ -138,6 +138,16 @@ impl Control {
         }
     }
 
+    /// Leaves `extension` out of the `api_extensions` of `GET /1.0`, as a server that lacks it
+    /// would (the behaviour it stands for is not taken away).
+    pub fn hide_extension(&self, extension: &str) {
+        self.app
+            .hidden_extensions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(extension.to_owned());
+    }
+
     /// The trust store: (name, fingerprint) of every certificate, oldest first.
     pub fn certificates(&self) -> Vec<(String, String)> {
         self.app

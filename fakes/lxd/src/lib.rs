@@ -88,6 +88,9 @@ pub struct AppState {
     pub(crate) listing: Mutex<Option<(u64, bool, axum::body::Bytes)>>,
     pub(crate) events: tokio::sync::broadcast::Sender<serde_json::Value>,
     pub(crate) server_cert_pem: String,
+    /// API extensions a test took away (`Control::hide_extension`), to imitate a server
+    /// that lacks them.
+    pub(crate) hidden_extensions: Mutex<std::collections::BTreeSet<String>>,
 }
 
 /// The fake's state derefs to its kit: `app.clock`, the faults, the request log.
@@ -133,6 +136,11 @@ impl AppState {
         if profile == Profile::V6 {
             list.extend(EXTENSIONS_6_EXTRA.iter().map(|s| (*s).to_owned()));
         }
+        let hidden = self
+            .hidden_extensions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        list.retain(|e| !hidden.contains(e));
         list
     }
 
@@ -212,6 +220,7 @@ impl FakeLxd {
             listing: Mutex::new(None),
             events,
             server_cert_pem: identity.cert_pem.clone(),
+            hidden_extensions: Mutex::default(),
         });
         let router = routes::api(app.clone());
         let service = |transport| {

@@ -674,12 +674,26 @@ pub async fn get_project(
     if name != "default" {
         return error(404, "Project not found");
     }
-    sync(json!({
-        "config": {"features.images": "true", "features.networks": "true", "features.profiles": "true", "features.storage.volumes": "true"},
-        "description": "Default LXD project",
-        "name": "default",
-        "used_by": ["/1.0/profiles/default"],
-    }))
+    let profile = app.lock().profile;
+    sync(default_project(profile))
+}
+
+/// The `default` project as each server describes it.
+fn default_project(profile: Profile) -> serde_json::Value {
+    match profile {
+        Profile::Incus6_0 => json!({
+            "config": {"features.images": "true", "features.networks": "true", "features.networks.zones": "true", "features.profiles": "true", "features.storage.buckets": "true", "features.storage.volumes": "true"},
+            "description": "Default Incus project",
+            "name": "default",
+            "used_by": ["/1.0/profiles/default"],
+        }),
+        Profile::V5_0 | Profile::V6 => json!({
+            "config": {"features.images": "true", "features.networks": "true", "features.profiles": "true", "features.storage.volumes": "true"},
+            "description": "Default LXD project",
+            "name": "default",
+            "used_by": ["/1.0/profiles/default"],
+        }),
+    }
 }
 
 /// `GET /1.0/projects`: the one `default` project (`lxc remote add` lists them after trust).
@@ -696,12 +710,8 @@ pub async fn list_projects(
         .split('&')
         .any(|kv| kv.starts_with("recursion=") && kv != "recursion=0");
     if recursive {
-        return sync(json!([{
-            "config": {"features.images": "true", "features.networks": "true", "features.profiles": "true", "features.storage.volumes": "true"},
-            "description": "Default LXD project",
-            "name": "default",
-            "used_by": ["/1.0/profiles/default"],
-        }]));
+        let profile = app.lock().profile;
+        return sync(json!([default_project(profile)]));
     }
     sync(json!(["/1.0/projects/default"]))
 }

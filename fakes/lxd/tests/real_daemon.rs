@@ -183,6 +183,8 @@ const STEPS: &[Step] = &[
     step("unknown path", UNIX, "GET", "/1.0/nosuch"),
     step("versions", UNIX, "GET", "/"),
     step("projects", UNIX, "GET", "/1.0/projects"),
+    step("projects recursion=1", UNIX, "GET", "/1.0/projects?recursion=1"),
+    step("default project", UNIX, "GET", "/1.0/projects/default"),
     step("unknown project", UNIX, "GET", "/1.0/projects/nope"),
     step("POST operations", UNIX, "POST", "/1.0/operations").body("{}"),
     step("events without upgrade", UNIX, "GET", "/1.0/events?project=default"),

@@ -91,6 +91,15 @@ impl Control {
             .collect()
     }
 
+    /// Restarts the fake as another server: pending tokens are lost, as in any restart; the
+    /// config and the trust store stay.
+    pub fn set_profile(&self, profile: Profile) {
+        let now = self.app.clock.now();
+        let mut state = self.app.lock();
+        state.profile = profile;
+        state.restart(now);
+    }
+
     pub fn restart(&self) {
         let now = self.app.clock.now();
         self.app.lock().restart(now);
@@ -174,6 +183,24 @@ fn control(app: Arc<AppState>) -> Control {
 pub async fn restart(State(app): State<Arc<AppState>>) -> StatusCode {
     control(app).restart();
     StatusCode::NO_CONTENT
+}
+
+#[derive(Deserialize)]
+pub struct SetProfile {
+    profile: String,
+}
+
+/// `POST /_fake/profile {"profile": "incus-6.0"}`: see [`Control::set_profile`].
+pub async fn profile(State(app): State<Arc<AppState>>, Json(body): Json<SetProfile>) -> Response {
+    let Some(profile) = Profile::from_name(&body.profile) else {
+        let text = format!(
+            "unknown profile {:?}: expected 5.0, 6 or incus-6.0",
+            body.profile
+        );
+        return (StatusCode::BAD_REQUEST, text).into_response();
+    };
+    control(app).set_profile(profile);
+    StatusCode::NO_CONTENT.into_response()
 }
 
 #[derive(Deserialize)]

@@ -50,6 +50,7 @@ pub fn api(app: Arc<AppState>) -> Router {
 pub fn control(app: Arc<AppState>) -> Router {
     let own = Router::new()
         .route("/_fake/restart", post(control::restart))
+        .route("/_fake/profile", post(control::profile))
         .route("/_fake/consume", post(control::consume))
         .route("/_fake/config", axum::routing::patch(control::config));
     fake_kit::control::routes(app, own)

@@ -227,4 +227,23 @@ async fn binary_serves_the_incus_profile() {
         .await
         .expect("json");
     assert_eq!(state["profile"], "incus-6.0");
+
+    // The control API restarts it as another server.
+    let switch = |profile: &str| {
+        reqwest::Client::new()
+            .post(format!("{control}/_fake/profile"))
+            .bearer_auth(token)
+            .json(&serde_json::json!({ "profile": profile }))
+            .send()
+    };
+    let status = switch("5.0").await.expect("control").status().as_u16();
+    assert_eq!(status, 204);
+    let root = common::unix_request(&socket, "GET", "/1.0", None).await;
+    assert_eq!(root.json()["metadata"]["environment"]["server"], "lxd");
+    let refused = switch("5.21").await.expect("control");
+    assert_eq!(refused.status().as_u16(), 400);
+    assert_eq!(
+        refused.text().await.expect("text"),
+        "unknown profile \"5.21\": expected 5.0, 6 or incus-6.0"
+    );
 }

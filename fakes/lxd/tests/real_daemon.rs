@@ -212,6 +212,13 @@ const STEPS: &[Step] = &[
         .save("again"),
     step("trusted client presents a fresh token", cert("alice"), "POST", CREATE).body("{consume:again}"),
     step("fresh token after the trusted client", UNIX, "GET", "/1.0/operations/{id:again}"),
+    // What a restricted client may do with other clients' tokens.
+    step("create a token for the restricted client to see", UNIX, "POST", CREATE)
+        .body(r#"{"name":"t-victim","type":"client","token":true}"#)
+        .save("victim"),
+    step("restricted client reads a token", cert("alice"), "GET", "/1.0/operations/{id:victim}"),
+    step("restricted client revokes a token", cert("alice"), "DELETE", "/1.0/operations/{id:victim}"),
+    step("token revoked by the restricted client", UNIX, "GET", "/1.0/operations/{id:victim}"),
     // Two tokens of one name, consumed by two clients.
     step("create dup 1", UNIX, "POST", CREATE)
         .body(r#"{"name":"dup","type":"client","token":true}"#)

@@ -543,7 +543,7 @@ pub struct WaitQuery {
 /// `GET /1.0/operations/{id}/wait?timeout=N`: answers when the operation is no longer running,
 /// or when the fake's clock has moved `N` seconds on (never, for a negative or absent timeout).
 /// A timed-out wait gives the running operation on LXD, and on Incus HTTP 200 with an error
-/// envelope (500 `context deadline exceeded`), which `timeout=0` always gets there.
+/// envelope (500 `context deadline exceeded`).
 pub async fn wait_operation(
     State(app): App,
     Extension(caller): Extension<Caller>,
@@ -566,11 +566,6 @@ pub async fn wait_operation(
                 Err(e) => return fail(e),
             };
             let timed_out = deadline.is_some_and(|d| now >= d);
-            // Incus's wait starts with a context whose deadline has passed when the timeout is
-            // zero, so it answers with the timeout even for a finished operation.
-            if timed_out && timeout == 0 && state.profile == Profile::Incus6_0 {
-                return error_over(200, 500, "context deadline exceeded");
-            }
             if op.status != Status::Running {
                 return sync_raw(&operation_text(op, state.profile));
             }

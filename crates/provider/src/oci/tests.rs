@@ -374,3 +374,75 @@ proptest! {
         });
     }
 }
+
+/// A list of the user's tokens that answers 404 (a missing user, or one these credentials
+/// cannot see) is an error, and the token stays in the state; a list without the token is
+/// what removes it.
+#[tokio::test]
+async fn a_list_404_on_refresh_keeps_the_token_with_an_error() {
+    use fake_oci::faults::{Action, Rule};
+    let fake = fake_oci::FakeOci::start(fake_oci::Config {
+        clock: fake_oci::ClockMode::System,
+        ..fake_oci::Config::for_testing()
+    })
+    .await
+    .unwrap();
+    let id = fake.test_identity();
+    let service = service();
+    let Value::Object(mut config) = provider_config(Value::Null, &fake.endpoint()) else {
+        unreachable!("a block is an object")
+    };
+    config.insert("tenancy_ocid".into(), Value::string(&id.tenancy));
+    config.insert("user_ocid".into(), Value::string(&id.user));
+    let diags = configure(&service, &Value::Object(config)).await;
+    assert!(diags.is_empty(), "{diags:?}");
+    let Value::Object(mut state) =
+        Value::null_block(&model::oci_identity_auth_token::schema().block)
+    else {
+        unreachable!("a block is an object")
+    };
+    state.insert("description".into(), Value::string("d"));
+    state.insert("user_id".into(), Value::string(&id.user));
+    state.insert("id".into(), Value::string("ocid1.credential.oc1..t"));
+    let current = Value::Object(state);
+    let read = || pb::read_resource::Request {
+        type_name: model::oci_identity_auth_token::NAME.into(),
+        current_state: dynamic(&current),
+        ..Default::default()
+    };
+    fake.control().add_fault(Rule {
+        method: "GET".into(),
+        path: "/20160918/users/*/authTokens".into(),
+        times: None,
+        action: Action::Status {
+            status: 404,
+            body: None,
+            headers: None,
+        },
+    });
+    let reply = service
+        .read_resource(tonic::Request::new(read()))
+        .await
+        .expect("an answer")
+        .into_inner();
+    let diags = shown(reply.diagnostics);
+    assert_eq!(diags.len(), 1, "{diags:?}");
+    assert_eq!(diags[0].0, ERROR);
+    assert!(diags[0].2.contains("404"), "{diags:?}");
+    assert_eq!(
+        reply.new_state.expect("the state is kept").msgpack,
+        codec::encode(&current)
+    );
+    fake.control().clear_faults();
+    let reply = service
+        .read_resource(tonic::Request::new(read()))
+        .await
+        .expect("an answer")
+        .into_inner();
+    assert!(reply.diagnostics.is_empty(), "{:?}", reply.diagnostics);
+    assert_eq!(
+        reply.new_state.expect("an answer").msgpack,
+        codec::encode(&Value::Null),
+        "a token the list does not show is gone"
+    );
+}

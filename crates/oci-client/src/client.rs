@@ -158,6 +158,8 @@ struct Attempt {
 pub struct Client {
     http: reqwest::Client,
     signer: Signer,
+    /// The config file profile of the session this client signs as, if it does.
+    session_profile: Option<String>,
     base: reqwest::Url,
     retry: RetryPolicy,
     clock: Arc<dyn Clock>,
@@ -191,6 +193,17 @@ impl Client {
             (None, None) => return Err(Error::Config("region is not set (nor OCI_REGION, nor `region` in the config file profile), and no endpoint override is given".into())),
         };
         let base = endpoint::check_override(&endpoint)?;
+        if let Some(session) = &credentials.session
+            && let Some(expires) = session.expires
+            && expires <= clock.now()
+        {
+            return Err(Error::SessionExpired {
+                profile: session.profile.clone(),
+                expired_at: expires
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .unwrap_or_default(),
+            });
+        }
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let http = reqwest::Client::builder()
             .timeout(retry.request_timeout)
@@ -206,6 +219,7 @@ impl Client {
         Ok(Client {
             http,
             signer: credentials.signer(),
+            session_profile: credentials.session.as_ref().map(|s| s.profile.clone()),
             base,
             retry,
             clock,
@@ -355,7 +369,13 @@ impl Client {
             Ok(envelope) => Error::Service {
                 status,
                 code: envelope.code,
-                message: envelope.message,
+                message: match (&self.session_profile, status) {
+                    (Some(profile), 401) => format!(
+                        "{} (requests are signed with the session token of config file profile {profile:?}; if it expired, refresh it with `oci session refresh --profile {profile}`, or sign in again with `oci session authenticate`)",
+                        envelope.message
+                    ),
+                    _ => envelope.message,
+                },
                 request_id,
             },
             Err(_) => Error::Service {

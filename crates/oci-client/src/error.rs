@@ -7,12 +7,17 @@ pub enum Error {
     #[error("OCI configuration: {0}")]
     Config(String),
     #[error(
-        "{setting} = {value:?} is not supported yet; only API key authentication (auth = \"ApiKey\") is"
+        "{setting} = {value:?} is not supported yet; only auth = \"ApiKey\" (an API signing key) and auth = \"SecurityToken\" (a session of `oci session authenticate`) are"
     )]
     Unsupported {
         setting: &'static str,
         value: String,
     },
+    /// The session token of `auth = "SecurityToken"` is past its expiry.
+    #[error(
+        "the session token of config file profile {profile:?} expired at {expired_at}; refresh it with `oci session refresh --profile {profile}` (or sign in again with `oci session authenticate` once it can no longer be refreshed)"
+    )]
+    SessionExpired { profile: String, expired_at: String },
     #[error("the private key {0}")]
     Key(String),
     /// An id the caller gave (or a state held) that cannot go into a request path; nothing

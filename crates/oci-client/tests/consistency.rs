@@ -28,9 +28,11 @@ impl ManualClock {
     }
 }
 
-fn fast_retries() -> RetryPolicy {
+/// Retries every millisecond or so, for `max_elapsed` at most: long enough for the attempts a
+/// test expects on a busy machine, short where a test waits for the retries to run out.
+fn fast_retries(max_elapsed: Duration) -> RetryPolicy {
     RetryPolicy {
-        max_elapsed: Duration::from_millis(100),
+        max_elapsed,
         base_backoff: Duration::from_millis(1),
         max_backoff: Duration::from_millis(5),
         request_timeout: Duration::from_secs(5),
@@ -53,7 +55,7 @@ impl Setup {
         let clock = Arc::new(ManualClock(Mutex::new(TEST_EPOCH)));
         let client = Client::new(
             &common::credentials(&fake, &user),
-            fast_retries(),
+            fast_retries(Duration::from_secs(30)),
             clock.clone(),
         )
         .unwrap();
@@ -63,6 +65,16 @@ impl Setup {
             clock,
             user,
         }
+    }
+
+    /// Another client of the same user and clock whose retries end after `window`.
+    fn impatient(&self) -> Client {
+        Client::new(
+            &common::credentials(&self.fake, &self.user),
+            fast_retries(Duration::from_millis(200)),
+            self.clock.clone(),
+        )
+        .unwrap()
     }
 
     /// Moves both clocks, so signatures stay within the allowed skew.
@@ -151,7 +163,7 @@ async fn incorrect_state_and_lock_conflict_are_retried_other_conflicts_are_not()
     // Retried only within the window: an IncorrectState that never ends gives up.
     s.fault("PUT", 409, "IncorrectState", 10_000);
     let err = s
-        .client
+        .impatient()
         .update_auth_token(&s.user, &token.id, "d4", None)
         .await
         .unwrap_err();
@@ -186,7 +198,7 @@ async fn a_token_this_client_did_not_create_is_not_waited_for() {
     let s = Setup::new().await;
     let other = Client::new(
         &common::credentials(&s.fake, &s.user),
-        fast_retries(),
+        fast_retries(Duration::from_secs(30)),
         s.clock.clone(),
     )
     .unwrap();
@@ -246,9 +258,9 @@ async fn a_list_404_is_an_error_never_a_removal() {
     assert_eq!(err.status(), Some(404));
 
     // Within the window, a 404 that never ends is an error too once the retries run out.
-    let young = s.client.create_auth_token(&s.user, "young").await.unwrap();
-    let err = s
-        .client
+    let impatient = s.impatient();
+    let young = impatient.create_auth_token(&s.user, "young").await.unwrap();
+    let err = impatient
         .get_auth_token(&s.user, &young.id)
         .await
         .unwrap_err();
@@ -259,9 +271,9 @@ async fn a_list_404_is_an_error_never_a_removal() {
 async fn a_new_token_never_listed_is_an_error_not_a_removal() {
     let s = Setup::new().await;
     s.fake.control().set_list_lag(u32::MAX);
-    let token = s.client.create_auth_token(&s.user, "never").await.unwrap();
-    let err = s
-        .client
+    let impatient = s.impatient();
+    let token = impatient.create_auth_token(&s.user, "never").await.unwrap();
+    let err = impatient
         .get_auth_token(&s.user, &token.id)
         .await
         .unwrap_err();

@@ -446,3 +446,129 @@ async fn a_list_404_on_refresh_keeps_the_token_with_an_error() {
         "a token the list does not show is gone"
     );
 }
+
+/// A service that hands out a page token it already sent makes the data source stop with an
+/// error rather than loop or return a partial list.
+#[tokio::test]
+async fn the_data_source_stops_on_a_repeated_page_token() {
+    use fake_oci::faults::{Action, Rule};
+    let fake = fake_oci::FakeOci::start(fake_oci::Config {
+        clock: fake_oci::ClockMode::System,
+        ..fake_oci::Config::for_testing()
+    })
+    .await
+    .unwrap();
+    let id = fake.test_identity();
+    let service = service();
+    let Value::Object(mut config) = provider_config(Value::Null, &fake.endpoint()) else {
+        unreachable!("a block is an object")
+    };
+    config.insert("tenancy_ocid".into(), Value::string(&id.tenancy));
+    config.insert("user_ocid".into(), Value::string(&id.user));
+    let diags = configure(&service, &Value::Object(config)).await;
+    assert!(diags.is_empty(), "{diags:?}");
+    // Every list answers one token and the same next page.
+    fake.control().add_fault(Rule {
+        method: "GET".into(),
+        path: "/20160918/users/*/authTokens".into(),
+        times: None,
+        action: Action::Status {
+            status: 200,
+            body: Some(serde_json::json!([{
+                "id": "ocid1.credential.oc1..t", "userId": id.user, "description": "d",
+                "lifecycleState": "ACTIVE", "timeCreated": "2026-01-01T00:00:00Z"
+            }])),
+            headers: Some([("opc-next-page".to_owned(), "page-1".to_owned())].into()),
+        },
+    });
+    let Value::Object(mut data) =
+        Value::null_block(&model::oci_identity_auth_tokens::schema().block)
+    else {
+        unreachable!("a block is an object")
+    };
+    data.insert("user_id".into(), Value::string(&id.user));
+    let req = pb::read_data_source::Request {
+        type_name: model::oci_identity_auth_tokens::NAME.into(),
+        config: dynamic(&Value::Object(data)),
+        ..Default::default()
+    };
+    let reply = service
+        .read_data_source(tonic::Request::new(req))
+        .await
+        .expect("an answer")
+        .into_inner();
+    let diags = shown(reply.diagnostics);
+    assert_eq!(diags.len(), 1, "{diags:?}");
+    assert_eq!(diags[0].0, ERROR);
+    assert!(diags[0].2.contains("\"page-1\" a second time"), "{diags:?}");
+    let lists = fake
+        .control()
+        .requests()
+        .iter()
+        .filter(|r| r.method == "GET")
+        .count();
+    assert_eq!(lists, 2, "the first page, then the repeated token's page");
+}
+
+/// A user id in state that is not an OCID never reaches a URL: refresh, update and destroy
+/// refuse it before any request (nothing listens at the endpoint anyway).
+#[tokio::test]
+async fn a_tampered_user_id_in_state_is_refused_before_any_request() {
+    let service = service();
+    let diags = configure(
+        &service,
+        &provider_config(Value::Null, "http://127.0.0.1:9"),
+    )
+    .await;
+    assert!(diags.is_empty(), "{diags:?}");
+    let schema = model::oci_identity_user::schema();
+    let Value::Object(mut state) = Value::null_block(&schema.block) else {
+        unreachable!("a block is an object")
+    };
+    state.insert(
+        "compartment_id".into(),
+        Value::string("ocid1.tenancy.oc1..t"),
+    );
+    state.insert("name".into(), Value::string("alice"));
+    state.insert("description".into(), Value::string("d"));
+    for tampered in [
+        "..",
+        "ocid1.user.oc1..a/../../b",
+        "ocid1.user.oc1..a%2F..%2Fb",
+    ] {
+        state.insert("id".into(), Value::string(tampered));
+        let prior = Value::Object(state.clone());
+        let read = pb::read_resource::Request {
+            type_name: model::oci_identity_user::NAME.into(),
+            current_state: dynamic(&prior),
+            ..Default::default()
+        };
+        let reply = service
+            .read_resource(tonic::Request::new(read))
+            .await
+            .expect("an answer")
+            .into_inner();
+        let diags = shown(reply.diagnostics);
+        assert_eq!(diags.len(), 1, "{tampered}: {diags:?}");
+        assert_eq!(diags[0].0, ERROR);
+        let destroy = pb::apply_resource_change::Request {
+            type_name: model::oci_identity_user::NAME.into(),
+            prior_state: dynamic(&prior),
+            planned_state: dynamic(&Value::Null),
+            config: dynamic(&Value::Null),
+            ..Default::default()
+        };
+        let reply = service
+            .apply_resource_change(tonic::Request::new(destroy))
+            .await
+            .expect("an answer")
+            .into_inner();
+        let diags = shown(reply.diagnostics);
+        assert_eq!(diags.len(), 1, "{tampered}: {diags:?}");
+        assert!(diags[0].2.contains("not an OCID"), "{diags:?}");
+        assert_eq!(
+            reply.new_state.expect("the prior state is kept").msgpack,
+            codec::encode(&prior)
+        );
+    }
+}

@@ -572,3 +572,71 @@ async fn a_tampered_user_id_in_state_is_refused_before_any_request() {
         );
     }
 }
+
+/// A create refused with a `409` (the live service's code for the limit is not documented)
+/// names the user's tokens when the user holds two; any other `409` is reported as it is.
+#[tokio::test]
+async fn a_409_on_create_is_the_limit_only_when_the_user_is_full() {
+    use fake_oci::faults::{Action, Rule};
+    let fake = fake_oci::FakeOci::start(fake_oci::Config {
+        clock: fake_oci::ClockMode::System,
+        ..fake_oci::Config::for_testing()
+    })
+    .await
+    .unwrap();
+    let id = fake.test_identity();
+    let provider = Arc::new(OciProvider::default());
+    let service = Service::new(provider.clone());
+    let Value::Object(mut config) = provider_config(Value::Null, &fake.endpoint()) else {
+        unreachable!("a block is an object")
+    };
+    config.insert("tenancy_ocid".into(), Value::string(&id.tenancy));
+    config.insert("user_ocid".into(), Value::string(&id.user));
+    let diags = configure(&service, &Value::Object(config)).await;
+    assert!(diags.is_empty(), "{diags:?}");
+    let client = provider.client().unwrap();
+    let first = client.create_auth_token(&id.user, "one").await.unwrap();
+
+    let schema = model::oci_identity_auth_token::schema();
+    let Value::Object(mut planned) = Value::null_block(&schema.block) else {
+        unreachable!("a block is an object")
+    };
+    planned.insert("description".into(), Value::string("new"));
+    planned.insert("user_id".into(), Value::string(&id.user));
+    let create = || pb::apply_resource_change::Request {
+        type_name: model::oci_identity_auth_token::NAME.into(),
+        prior_state: dynamic(&Value::Null),
+        planned_state: dynamic(&Value::Object(planned.clone())),
+        config: dynamic(&Value::Object(planned.clone())),
+        ..Default::default()
+    };
+    let conflict = || Rule {
+        method: "POST".into(),
+        path: "/20160918/users/*/authTokens".into(),
+        times: Some(1),
+        action: Action::Status {
+            status: 409,
+            body: Some(serde_json::json!({"code": "Conflict", "message": "refused"})),
+            headers: None,
+        },
+    };
+    for (full, summary) in [
+        (false, "Could not create the auth token"),
+        (true, "Auth token limit reached"),
+    ] {
+        if full {
+            client.create_auth_token(&id.user, "two").await.unwrap();
+        }
+        fake.control().add_fault(conflict());
+        let reply = service
+            .apply_resource_change(tonic::Request::new(create()))
+            .await
+            .expect("an answer")
+            .into_inner();
+        let diags = shown(reply.diagnostics);
+        assert_eq!(diags.len(), 1, "{diags:?}");
+        assert!(diags[0].2.starts_with(summary), "{diags:?}");
+        assert!(diags[0].2.contains("409 Conflict"), "{diags:?}");
+        assert_eq!(diags[0].2.contains(&first.id), full, "{diags:?}");
+    }
+}

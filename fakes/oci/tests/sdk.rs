@@ -455,6 +455,35 @@ async fn oci_cli_signs_with_a_session_token() {
     assert_eq!(rc, 0, "{err}");
     assert_eq!(created["data"]["description"], "by session");
 
+    // An expired session is refused: oci-cli reads the token's expiry itself and says so
+    // before sending anything.
+    let expired = fake
+        .control()
+        .issue_session(&id.user, &public, std::time::Duration::ZERO)
+        .unwrap();
+    std::fs::write(&token_file, &expired).unwrap();
+    let before = fake.control().requests().len();
+    let out = tokio::process::Command::new(venv.join("bin/oci"))
+        .args(["iam", "auth-token", "list", "--user-id", &id.user])
+        .args(["--auth", "security_token", "--no-retry", "--config-file"])
+        .arg(&config)
+        .args(["--endpoint", &endpoint])
+        .env("SUPPRESS_LABEL_WARNING", "True")
+        .env("OCI_CLI_SUPPRESS_FILE_PERMISSIONS_WARNING", "True")
+        .env_remove("OCI_CLI_PROFILE")
+        .output()
+        .await
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "{text}");
+    assert!(text.to_lowercase().contains("expired"), "{text}");
+    assert_eq!(fake.control().requests().len(), before, "{text}");
+    std::fs::write(&token_file, &token).unwrap();
+
     // A session the fake no longer knows (a reset forgets sessions) is refused.
     fake.control().reset();
     let (rc, _, err) = run_cli(

@@ -252,7 +252,11 @@ pub async fn check_limit(client: &Client, prior: Option<&Value>, plan: &Plan) ->
 
 /// The error of a create OCI refused, perhaps for the limit: with the user's tokens named
 /// when it was the limit, else the service's answer as it is.
-async fn limit_reached(client: &Client, user_id: &str, err: &oci_client::Error) -> Diagnostic {
+pub(crate) async fn limit_reached(
+    client: &Client,
+    user_id: &str,
+    err: &oci_client::Error,
+) -> Diagnostic {
     // Without the list there is nothing to name: the service's answer is all there is.
     let Ok(tokens) = client.list_auth_tokens(user_id).await else {
         return client_error("Could not create the auth token", err);

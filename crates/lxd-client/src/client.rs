@@ -667,6 +667,157 @@ impl Client {
     }
 }
 
+/// What the server shows of a token's operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenOperation {
+    /// Running: the token is listed.
+    Running(PendingToken),
+    /// Finished (cancelled) and still retained.
+    Finished,
+    /// Not found: pruned, or lost in a daemon restart.
+    Gone,
+}
+
+/// One look at a token and at the trust store, for telling what became of the token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenLook {
+    pub operation: TokenOperation,
+    /// The server's clock (its `Date`), or this machine's when the server sent none.
+    pub server_time: OffsetDateTime,
+    /// The fingerprints of the trust-store entries named `name`.
+    pub named: BTreeSet<String>,
+    /// The other running token operations named `name`.
+    pub rivals: BTreeSet<String>,
+}
+
+/// Which server software and version `GET /1.0` reports (`lxd`, `incus`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerKind {
+    pub server: String,
+    pub version: String,
+}
+
+/// Reads an HTTP date (`Thu, 03 Dec 2026 10:05:49 GMT`).
+pub fn parse_http_date(text: &str) -> Option<OffsetDateTime> {
+    let format = time::macros::format_description!(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+    );
+    time::PrimitiveDateTime::parse(text.trim(), format)
+        .ok()
+        .map(|t| t.assume_utc())
+}
+
+impl Client {
+    /// The server's clock: the `Date` of its answer to `GET /1.0`, or this machine's clock
+    /// when it sends none.
+    pub async fn server_time(&self) -> Result<OffsetDateTime, Error> {
+        let reply = self.once("GET", "/1.0", None).await?;
+        metadata(&reply)?;
+        let local = OffsetDateTime::now_utc();
+        let Some(date) = reply.date.as_deref().and_then(parse_http_date) else {
+            return Ok(local);
+        };
+        // `Date` has whole seconds: when this machine's clock falls in that second, it says
+        // the same time more precisely (a token made this second may already have expired).
+        let same_second = local >= date && local - date < time::Duration::SECOND;
+        Ok(if same_second { local } else { date })
+    }
+
+    /// Which server software and version this is.
+    pub async fn server_kind(&self) -> Result<ServerKind, Error> {
+        let meta = self.read("/1.0").await?;
+        let field = |name: &str| {
+            meta["environment"][name]
+                .as_str()
+                .map(str::to_owned)
+                .ok_or_else(|| malformed(200, "the server environment", format!("no {name}")))
+        };
+        Ok(ServerKind {
+            server: field("server")?,
+            version: field("server_version")?,
+        })
+    }
+
+    /// What the server shows of the token operation `id` named `name`: the operation, the
+    /// trust-store entries of that name and the other pending tokens of that name.
+    pub async fn look_at_token(&self, id: &str, name: &str) -> Result<TokenLook, Error> {
+        let typed = self.server_info().await?.typed_tokens();
+        let server_time = self.server_time().await?;
+        let operation = match self.read(&operation_path(id)?).await {
+            Ok(meta) => {
+                let op: OperationWire =
+                    serde_json::from_value(meta).map_err(|e| malformed(200, "the operation", e))?;
+                if op.id != id {
+                    return Err(malformed(200, "the operation", "another operation's id"));
+                }
+                match self.pending(op, typed) {
+                    Some(token) => TokenOperation::Running(token),
+                    None => TokenOperation::Finished,
+                }
+            }
+            Err(Error::Api { status: 404, .. }) => TokenOperation::Gone,
+            Err(e) => return Err(e),
+        };
+        let named = self
+            .list_certificates()
+            .await?
+            .into_iter()
+            .filter(|c| c.name == name)
+            .map(|c| c.fingerprint)
+            .collect();
+        let rivals = self
+            .list_tokens()
+            .await?
+            .into_iter()
+            .filter(|t| t.name == name && t.operation_id != id)
+            .map(|t| t.operation_id)
+            .collect();
+        Ok(TokenLook {
+            operation,
+            server_time,
+            named,
+            rivals,
+        })
+    }
+
+    /// The names of the server's projects.
+    pub async fn project_names(&self) -> Result<BTreeSet<String>, Error> {
+        let meta = self.read("/1.0/projects").await?;
+        let urls: Vec<String> =
+            serde_json::from_value(meta).map_err(|e| malformed(200, "the projects list", e))?;
+        Ok(urls
+            .iter()
+            .filter_map(|url| url.split('?').next()?.rsplit('/').next())
+            .filter(|name| !name.is_empty())
+            .map(str::to_owned)
+            .collect())
+    }
+
+    /// Deletes the trust-store entry with exactly this fingerprint. `Ok(false)` when there is
+    /// none. A fingerprint that is not a whole SHA-256 is refused, since LXD would take it as
+    /// a prefix of another certificate's.
+    pub async fn delete_certificate(&self, fingerprint: &str) -> Result<bool, Error> {
+        if fingerprint.len() != 64 || !fingerprint.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(Error::Refused {
+                status: 400,
+                message: format!(
+                    "{fingerprint:?} is not a whole certificate fingerprint (64 hex digits)"
+                ),
+            });
+        }
+        let path = format!(
+            "/1.0/certificates/{}",
+            utf8_percent_encode(fingerprint, SEGMENT)
+        );
+        let reply = self.once("DELETE", &path, None).await?;
+        match metadata(&reply) {
+            Ok(_) => Ok(true),
+            Err(Error::Api { status: 404, .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}
+
 /// A create whose request may have acted: what its reconciliation looks for.
 struct Create<'a> {
     name: &'a str,

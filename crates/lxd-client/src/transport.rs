@@ -234,6 +234,8 @@ impl Target {
 pub struct Reply {
     pub status: u16,
     pub location: Option<String>,
+    /// The server's clock when it answered (the `Date` header), as sent.
+    pub date: Option<String>,
     pub body: Bytes,
 }
 
@@ -265,6 +267,11 @@ where
         .get("location")
         .and_then(|v| v.to_str().ok())
         .map(|l| l.chars().take(200).filter(|c| !c.is_control()).collect());
+    let date = resp
+        .headers()
+        .get("date")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     // The LXD API never redirects (a create answers 202 with a `Location`, which is no
     // redirect); following one could send a create, or a credential, somewhere else.
     if resp.status().is_redirection() {
@@ -302,6 +309,7 @@ where
     Ok(Reply {
         status,
         location,
+        date,
         body: body.to_bytes(),
     })
 }

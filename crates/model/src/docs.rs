@@ -8,8 +8,8 @@ use crate::schema::{AttrType, Attribute, Block, Kind, Presence, TypeSchema};
 use crate::value::Value;
 use crate::{
     ephemeral_lxd_trust_token, ephemeral_oci_identity_auth_token, lxd_trust_token,
-    oci_identity_auth_token, oci_identity_auth_tokens, oci_identity_user, provider_lxd,
-    provider_oci,
+    lxd_trust_tokens, oci_identity_auth_token, oci_identity_auth_tokens, oci_identity_user,
+    provider_lxd, provider_oci,
 };
 
 /// A generated file: its path relative to the repository root, and its contents.
@@ -56,20 +56,27 @@ pub fn pages() -> Vec<Page> {
             content: import.to_owned(),
         });
     }
-    let data = oci_identity_auth_tokens::schema();
-    pages.push(Page {
-        path: format!("docs/data-sources/{}.md", data.name),
-        content: render(
-            &data,
+    for (data, example, notes) in [
+        (
+            lxd_trust_tokens::schema(),
+            lxd_trust_tokens::EXAMPLE,
+            lxd_trust_tokens::NOTES,
+        ),
+        (
+            oci_identity_auth_tokens::schema(),
             oci_identity_auth_tokens::EXAMPLE,
             oci_identity_auth_tokens::NOTES,
-            None,
         ),
-    });
-    pages.push(Page {
-        path: format!("examples/data-sources/{}/data-source.tf", data.name),
-        content: oci_identity_auth_tokens::EXAMPLE.to_owned(),
-    });
+    ] {
+        pages.push(Page {
+            path: format!("docs/data-sources/{}.md", data.name),
+            content: render(&data, example, notes, None),
+        });
+        pages.push(Page {
+            path: format!("examples/data-sources/{}/data-source.tf", data.name),
+            content: example.to_owned(),
+        });
+    }
     pages.extend(ephemeral_pages());
     for (schema, example) in [
         (provider_lxd::schema(), provider_lxd::EXAMPLE),

@@ -10,6 +10,7 @@ pub mod docs;
 pub mod ephemeral_lxd_trust_token;
 pub mod ephemeral_oci_identity_auth_token;
 pub mod lxd_trust_token;
+pub mod lxd_trust_tokens;
 pub mod oci_identity_auth_token;
 pub mod oci_identity_auth_tokens;
 pub mod oci_identity_user;
@@ -25,7 +26,7 @@ use schema::TypeSchema;
 
 /// The resources and data sources `terraform-provider-lxd` serves.
 pub fn lxd_types() -> Vec<TypeSchema> {
-    vec![lxd_trust_token::schema()]
+    vec![lxd_trust_token::schema(), lxd_trust_tokens::schema()]
 }
 
 /// The resources and data sources `terraform-provider-oci` serves.

@@ -110,6 +110,9 @@ impl LxdInputs {
             ("expires_at", Value::Null),
             ("operation_id", Value::Null),
             ("id", Value::Null),
+            ("status", Value::Null),
+            ("consumed_by", Value::Null),
+            ("remove_consumer_on_destroy", Value::Null),
         ])
     }
 }
@@ -223,22 +226,23 @@ impl ReferenceStateMachine for LxdMachine {
             }
             LxdStep::SetExpiry(expiry) => state.expiry = *expiry,
             LxdStep::Apply => {
-                // Refresh: `once` never lets go of its token; `always` forgets one that is gone
-                // or whose expiry has passed.
-                if let Some((token, inputs)) = &state.tracked {
-                    let listed = state.pending.contains(token);
-                    let expired = token.expires_at.is_some_and(|at| at <= state.now);
-                    let always = inputs.effective().3 == lxd::Trigger::Always;
-                    if always && (!listed || expired) {
-                        state.tracked = None;
-                    }
-                }
+                // A token that is gone, or whose expiry has passed, can no longer be used:
+                // `always` replaces it (revoking it if it is still listed), `once` keeps it.
                 let action = match &state.tracked {
                     None => Action::Create,
                     Some((_, made_for)) if made_for.effective() != state.inputs.effective() => {
                         Action::Replace
                     }
-                    Some(_) => Action::NoOp,
+                    Some((token, made_for)) => {
+                        let listed = state.pending.contains(token);
+                        let expired = token.expires_at.is_some_and(|at| at <= state.now);
+                        let always = made_for.effective().3 == lxd::Trigger::Always;
+                        if always && (!listed || expired) {
+                            Action::Replace
+                        } else {
+                            Action::NoOp
+                        }
+                    }
                 };
                 if action == Action::Replace
                     && let Some((old, _)) = &state.tracked
@@ -280,13 +284,22 @@ struct LxdSut {
     every_secret: BTreeSet<String>,
     config: Value,
     state: Option<Value>,
+    /// The provider's private record of the token in state.
+    record: Option<lxd::Baseline>,
 }
 
 impl LxdSut {
-    fn observe(&self, operation_id: &str) -> lxd::Observed {
-        match self.server.get(operation_id) {
-            Some(found) => lxd::Observed::Pending(found.clone()),
-            None => lxd::Observed::Absent,
+    /// What the provider sees: the operation, and an empty trust store (this server records
+    /// no consumers, so no consumption is ever proven here).
+    fn observe(&self, operation_id: &str) -> lxd::Observation {
+        lxd::Observation {
+            operation: match self.server.get(operation_id) {
+                Some(found) => lxd::Operation::Running(found.clone()),
+                None => lxd::Operation::Gone,
+            },
+            now: instant(self.now),
+            named: BTreeSet::new(),
+            rivals: BTreeSet::new(),
         }
     }
 
@@ -306,13 +319,15 @@ impl LxdSut {
 
     /// `terraform apply`: refresh, plan, apply, then check that the next plan is empty.
     fn apply(&mut self) -> Action {
-        let refreshed = self.state.take().and_then(|value| {
+        let refreshed = self.state.take().map(|value| {
             let prior = lxd::State::from_value(&value).expect("stored state is readable");
-            lxd::refresh(
+            let (state, record) = lxd::refresh(
                 &prior,
+                self.record.as_ref(),
                 &self.observe(&prior.operation_id),
-                instant(self.now),
-            )
+            );
+            self.record = record;
+            state
         });
         let prior = refreshed.as_ref().map(lxd::State::to_value);
         assert!(lxd::validate(&self.config).is_empty());
@@ -327,6 +342,7 @@ impl LxdSut {
                 let config =
                     lxd::Config::from_value(&plan.planned).expect("planned config is readable");
                 let created = self.create(&config);
+                self.record = Some(lxd::Baseline::default());
                 lxd::after_create(config, &created).to_value()
             }
             Action::Update => panic!("lxd_trust_token has no in-place update: {plan:?}"),
@@ -357,6 +373,7 @@ impl StateMachineTest for LxdMachine {
             every_secret: BTreeSet::new(),
             config: reference.inputs.to_value(),
             state: None,
+            record: None,
         }
     }
 
@@ -410,6 +427,9 @@ impl StateMachineTest for LxdMachine {
             state.expires_at,
             lxd::format_expires_at(tracked.expires_at.map(instant))
         );
+        // This server shows no trust store, so nothing is ever claimed consumed.
+        assert_ne!(state.status, lxd::Status::Consumed);
+        assert_eq!(state.consumed_by, None);
     }
 }
 

@@ -37,6 +37,9 @@ fn lxd_config() -> impl Strategy<Value = Value> {
                 ("expires_at", Value::Null),
                 ("operation_id", Value::Null),
                 ("id", Value::Null),
+                ("status", Value::Null),
+                ("consumed_by", Value::Null),
+                ("remove_consumer_on_destroy", Value::Null),
             ])
         })
 }
@@ -130,20 +133,25 @@ proptest! {
                                          present in any::<bool>(), expires in proptest::option::of(0i64..100), now in 0i64..200) {
         let prior = lxd::State::from_value(&lxd_apply(&lxd::plan(None, &config).planned, seed, expires)).unwrap();
         let found = server_token(&prior.config.name, other, expires);
-        let observed = if present { lxd::Observed::Pending(found.clone()) } else { lxd::Observed::Absent };
         let now = OffsetDateTime::UNIX_EPOCH + time::Duration::seconds(1_800_000_000 + now);
-        match lxd::refresh(&prior, &observed, now) {
-            Some(state) => {
-                prop_assert!(state.token == prior.token || (present && state.token == found.token));
-                prop_assert_eq!(&state.operation_id, &prior.operation_id);
-                if prior.config.trigger == lxd::Trigger::Always {
-                    prop_assert!(present && found.expires_at.is_none_or(|at| at > now));
-                }
-            }
-            None => {
-                prop_assert_eq!(prior.config.trigger, lxd::Trigger::Always);
-                prop_assert!(!present || found.expires_at.is_some_and(|at| at <= now));
-            }
+        let seen = lxd::Observation {
+            operation: if present { lxd::Operation::Running(found.clone()) } else { lxd::Operation::Gone },
+            now,
+            named: Default::default(),
+            rivals: Default::default(),
+        };
+        let (state, _) = lxd::refresh(&prior, Some(&lxd::Baseline::default()), &seen);
+        prop_assert!(state.token == prior.token || (present && state.token == found.token));
+        prop_assert_eq!(&state.operation_id, &prior.operation_id);
+        // Usable exactly when it is listed and its expiry is ahead.
+        let usable = present && found.expires_at.is_none_or(|at| at > now);
+        prop_assert_eq!(state.status == lxd::Status::Pending, usable);
+        // `always` replaces exactly the tokens that cannot be used.
+        let next = lxd::plan(Some(&state.to_value()), &config);
+        if prior.config.trigger == lxd::Trigger::Always {
+            prop_assert_eq!(next.action == Action::Replace, !usable);
+        } else {
+            prop_assert_eq!(next.action, Action::NoOp);
         }
     }
 }

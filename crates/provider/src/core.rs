@@ -92,6 +92,41 @@ pub trait Provider: Send + Sync + 'static {
     async fn read(&self, type_name: &str, current: Value) -> Outcome;
     async fn import(&self, type_name: &str, id: &str) -> Outcome;
     async fn read_data(&self, type_name: &str, config: Value) -> Outcome;
+
+    /// [`Provider::read`] with the resource's private state (opaque bytes Terraform keeps
+    /// beside the object); returns the private state to keep. By default it is kept as is.
+    async fn read_private(
+        &self,
+        type_name: &str,
+        current: Value,
+        private: Vec<u8>,
+    ) -> (Outcome, Vec<u8>) {
+        (self.read(type_name, current).await, private)
+    }
+    /// [`Provider::apply`] with the planned private state; returns the private state to keep.
+    async fn apply_private(
+        &self,
+        type_name: &str,
+        prior: Option<Value>,
+        planned: Option<Value>,
+        config: Value,
+        private: Vec<u8>,
+    ) -> (Outcome, Vec<u8>) {
+        (self.apply(type_name, prior, planned, config).await, private)
+    }
+    /// [`Provider::import`] with the private state of the imported object.
+    async fn import_private(&self, type_name: &str, id: &str) -> (Outcome, Vec<u8>) {
+        (self.import(type_name, id).await, Vec::new())
+    }
+    /// Warnings that go with a plan (why a replacement happens, for example).
+    fn plan_warnings(
+        &self,
+        _type_name: &str,
+        _prior: Option<&Value>,
+        _plan: &Plan,
+    ) -> Vec<Diagnostic> {
+        Vec::new()
+    }
 }
 
 /// The gRPC service of one provider.
@@ -579,28 +614,35 @@ impl<P: Provider> ProviderRpc for Service<P> {
         let result = self
             .resource_schema(&req.type_name)
             .and_then(|s| Ok((decode(&s, req.current_state.as_ref(), "state")?, s)));
-        let (new_state, diags) = match result {
-            Ok((current, _)) if current.is_null() => (Some(Value::Null), Vec::new()),
+        let (new_state, diags, private) = match result {
+            Ok((current, _)) if current.is_null() => {
+                (Some(Value::Null), Vec::new(), req.private.clone())
+            }
             Ok((current, _)) => {
-                let (state, diags) = self
+                let ((state, diags), private) = self
                     .interruptible(
                         "ReadResource",
                         std::time::Duration::ZERO,
-                        self.provider.read(&req.type_name, current.clone()),
+                        self.provider
+                            .read_private(&req.type_name, current.clone(), req.private.clone()),
                     )
                     .await
                     .unwrap_or_else(|Interrupted| {
                         let detail = "Terraform was interrupted while the provider was reading this object; it is kept as it was.";
-                        (Some(current), interrupted(detail))
+                        ((Some(current), interrupted(detail)), req.private.clone())
                     });
-                (Some(state.unwrap_or(Value::Null)), diagnostics(diags))
+                (
+                    Some(state.unwrap_or(Value::Null)),
+                    diagnostics(diags),
+                    private,
+                )
             }
-            Err(d) => (None, d),
+            Err(d) => (None, d, req.private.clone()),
         };
         Ok(Response::new(pb::read_resource::Response {
             new_state: new_state.as_ref().map(dynamic),
             diagnostics: diags,
-            private: req.private,
+            private,
         }))
     }
 
@@ -631,6 +673,9 @@ impl<P: Provider> ProviderRpc for Service<P> {
                 let prior = optional(prior);
                 match self.provider.plan(&req.type_name, prior.as_ref(), &config) {
                     Ok(plan) => {
+                        let mut diags =
+                            self.provider
+                                .plan_warnings(&req.type_name, prior.as_ref(), &plan);
                         let checked = self
                             .interruptible(
                                 "PlanResourceChange",
@@ -641,6 +686,7 @@ impl<P: Provider> ProviderRpc for Service<P> {
                             .unwrap_or_else(|Interrupted| {
                                 interrupted("Terraform was interrupted while the provider was checking this plan.")
                             });
+                        diags.extend(checked);
                         pb::plan_resource_change::Response {
                             planned_state: Some(dynamic(&plan.planned)),
                             requires_replace: plan
@@ -649,7 +695,7 @@ impl<P: Provider> ProviderRpc for Service<P> {
                                 .map(|p| path(&p.0))
                                 .collect(),
                             planned_private: req.prior_private,
-                            diagnostics: diagnostics(checked),
+                            diagnostics: diagnostics(diags),
                             legacy_type_system: false,
                         }
                     }
@@ -684,21 +730,22 @@ impl<P: Provider> ProviderRpc for Service<P> {
                 let prior_for_error = prior.clone();
                 // A resource reports what an interrupt left behind; one that does not look for
                 // interrupts is given up on after the backstop, with the prior state kept.
-                let (state, diags) = self
+                let ((state, diags), private) = self
                     .interruptible(
                         "ApplyResourceChange",
                         interrupt::BACKSTOP,
-                        self.provider.apply(
+                        self.provider.apply_private(
                             &req.type_name,
                             optional(prior),
                             optional(planned.clone()),
                             config,
+                            req.planned_private.clone(),
                         ),
                     )
                     .await
                     .unwrap_or_else(|Interrupted| {
                         let detail = "Terraform was interrupted while the provider was applying this change; it may have been partly made. The next plan reads what exists.";
-                        (None, interrupted(detail))
+                        ((None, interrupted(detail)), req.planned_private.clone())
                     });
                 let failed = model::diag::has_errors(&diags);
                 // On failure Terraform keeps the state returned: the prior object, unless the
@@ -710,7 +757,7 @@ impl<P: Provider> ProviderRpc for Service<P> {
                 };
                 pb::apply_resource_change::Response {
                     new_state: Some(dynamic(&new_state)),
-                    private: req.planned_private,
+                    private,
                     diagnostics: diagnostics(diags),
                     legacy_type_system: false,
                 }
@@ -730,17 +777,20 @@ impl<P: Provider> ProviderRpc for Service<P> {
                 diagnostics,
             }));
         }
-        let (state, diags) = self
+        let ((state, diags), private) = self
             .interruptible(
                 "ImportResourceState",
                 std::time::Duration::ZERO,
-                self.provider.import(&req.type_name, &req.id),
+                self.provider.import_private(&req.type_name, &req.id),
             )
             .await
             .unwrap_or_else(|Interrupted| {
                 (
-                    None,
-                    interrupted("Terraform was interrupted during the import."),
+                    (
+                        None,
+                        interrupted("Terraform was interrupted during the import."),
+                    ),
+                    Vec::new(),
                 )
             });
         Ok(Response::new(pb::import_resource_state::Response {
@@ -748,7 +798,7 @@ impl<P: Provider> ProviderRpc for Service<P> {
                 .map(|s| pb::import_resource_state::ImportedResource {
                     type_name: req.type_name.clone(),
                     state: Some(dynamic(&s)),
-                    private: Vec::new(),
+                    private,
                 })
                 .into_iter()
                 .collect(),

@@ -3,12 +3,12 @@
 //! warning when it fails only in some cases the provider cannot see, such as
 //! `create_before_destroy`), and named clearly when the create is refused at apply.
 
-mod common;
+mod support;
 
 use std::sync::Arc;
 
-use common::Workspace;
 use fake_oci::{ClockMode, Config, FakeOci, TEST_PUBLIC_KEY, TEST_TENANCY};
+use support::Workspace;
 
 const OTHER_USER: &str = "ocid1.user.oc1..aaaaaaaaseconduser";
 
@@ -55,7 +55,7 @@ fn assert_names(text: &str, needles: &[&str]) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_two_token_limit_is_reported_at_plan_and_at_apply() {
-    let Some(terraform) = common::tool("XTASK_TERRAFORM") else {
+    let Some(terraform) = support::tool("XTASK_TERRAFORM") else {
         return;
     };
     let keys = tempfile::tempdir().unwrap();
@@ -69,7 +69,7 @@ async fn the_two_token_limit_is_reported_at_plan_and_at_apply() {
     fake.control()
         .add_user(TEST_TENANCY, OTHER_USER, TEST_PUBLIC_KEY)
         .unwrap();
-    common::write_oci_config(&fake, keys.path());
+    support::write_oci_config(&fake, keys.path());
     let user = fake.test_identity().user;
     let mut ws = Workspace::new(
         &terraform,
@@ -190,7 +190,7 @@ async fn the_two_token_limit_is_reported_at_plan_and_at_apply() {
         // about it, and the plan of `-replace` shows no warning (see above); the apply is
         // refused clearly, and the token in the state stays.
         std::fs::copy(
-            common::fixture("oci/terraform/oci_token_limit_cbd/main.tf"),
+            support::fixture("oci/terraform/oci_token_limit_cbd/main.tf"),
             ws.dir.path().join("main.tf"),
         )
         .unwrap();

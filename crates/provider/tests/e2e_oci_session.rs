@@ -3,13 +3,13 @@
 //! `security_token_file` and `key_file`), the token never reaches the trace log, and an
 //! expired session is a clear error that says how to refresh it.
 
-mod common;
+mod support;
 
-use common::Workspace;
 use fake_oci::{ClockMode, Config, FakeOci};
+use support::Workspace;
 
 fn session_key(name: &str) -> String {
-    std::fs::read_to_string(common::fixture(&format!(
+    std::fs::read_to_string(support::fixture(&format!(
         "oci-client/signing-vectors/{name}"
     )))
     .unwrap()
@@ -35,7 +35,7 @@ fn write_session(dir: &std::path::Path, fake: &FakeOci, token: &str) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_provider_signs_with_a_session_token() {
-    let Some(terraform) = common::tool("XTASK_TERRAFORM") else {
+    let Some(terraform) = support::tool("XTASK_TERRAFORM") else {
         return;
     };
     // Terraform signs with the wall clock, so the fake follows it.

@@ -137,6 +137,24 @@ impl Control {
             Err(e) => (e.status, Some(e.text), cert),
         }
     }
+
+    /// The trust store: (name, fingerprint) of every certificate, oldest first.
+    pub fn certificates(&self) -> Vec<(String, String)> {
+        self.app
+            .lock()
+            .certificates
+            .iter()
+            .map(|c| (c.name.clone(), c.fingerprint.clone()))
+            .collect()
+    }
+
+    /// `lxc config trust revoke-token`, by operation id: cancels a running token.
+    pub fn revoke(&self, id: &str) -> Result<(), String> {
+        let now = self.app.clock.now();
+        let mut state = self.app.lock();
+        state.tick(now);
+        state.cancel(id, now).map_err(|e| e.text)
+    }
 }
 
 fn control(app: Arc<AppState>) -> Control {

@@ -146,6 +146,16 @@ struct TokenJson<'a> {
     secret: &'a str,
 }
 
+/// An HTTP date (`Thu, 03 Dec 2026 10:05:49 GMT`), as LXD sends in `Date`.
+pub fn http_date(at: ::time::OffsetDateTime) -> String {
+    let format = ::time::macros::format_description!(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+    );
+    at.to_offset(::time::UtcOffset::UTC)
+        .format(format)
+        .unwrap_or_default()
+}
+
 pub fn time(at: ::time::OffsetDateTime) -> String {
     at.to_offset(::time::UtcOffset::UTC)
         .format(&Rfc3339)

@@ -40,6 +40,20 @@ fn operations_view<'a>(
     Some((state, now))
 }
 
+/// Every reply carries the fake's clock in `Date`, as LXD's carry the daemon's.
+pub async fn date_header(
+    State(app): App,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let now = app.clock.now();
+    let mut response = next.run(request).await;
+    if let Ok(value) = HeaderValue::from_str(&crate::envelope::http_date(now)) {
+        response.headers_mut().insert(header::DATE, value);
+    }
+    response
+}
+
 fn forbidden() -> Response {
     error(403, "not authorized")
 }

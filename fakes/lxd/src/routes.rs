@@ -38,6 +38,10 @@ pub fn api(app: Arc<AppState>) -> Router {
         .route("/1.0/projects/{name}", get(handlers::get_project))
         .route("/", get(handlers::versions))
         .fallback(handlers::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            handlers::date_header,
+        ))
         .with_state(app)
 }
 

@@ -21,7 +21,8 @@ pub enum Profile {
     /// Debian's LXD 5.0.2: `password` field, expired token → 500, names may repeat.
     #[serde(rename = "5.0")]
     V5_0,
-    /// Newer LXD (6.x): `trust_token` field, `password` refused, expired → 403, unique names.
+    /// Newer LXD (6.7+): `trust_token` field, `password` refused, expired → 403, unique
+    /// identity names (6.6+), tokens expire after 15 days when no expiry is set (6.7+).
     #[serde(rename = "6")]
     V6,
 }
@@ -30,7 +31,15 @@ impl Profile {
     pub fn server_version(self) -> &'static str {
         match self {
             Profile::V5_0 => "5.0.2",
-            Profile::V6 => "6.6",
+            Profile::V6 => "6.7",
+        }
+    }
+
+    /// The token expiry when `core.remote_token_expiry` is unset.
+    pub fn default_expiry(self) -> Option<time::Duration> {
+        match self {
+            Profile::V5_0 => None,
+            Profile::V6 => Some(time::Duration::days(15)),
         }
     }
 
@@ -426,11 +435,11 @@ impl State {
         if v6 && req.name.is_empty() {
             return Err(err(400, "Client name must not be empty"));
         }
-        let expires_at = self
-            .config
-            .get("core.remote_token_expiry")
-            .and_then(|e| parse_expiry(e))
-            .map(|d| now + d);
+        let expires_at = match self.config.get("core.remote_token_expiry") {
+            Some(e) => parse_expiry(e),
+            None => self.profile.default_expiry(),
+        }
+        .map(|d| now + d);
         let mut request = req;
         request.trust_token = if v6 { Some(String::new()) } else { None };
         let id = self.uuid();

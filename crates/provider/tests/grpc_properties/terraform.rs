@@ -24,6 +24,11 @@ pub struct Cfg {
 pub enum Expect {
     Unchanged,
     Gone,
+    /// An LXD token that can no longer be used: the state is kept with a status other than
+    /// `pending` (and maybe `consumed_by`); `replace` when its trigger replaces it.
+    Spent {
+        replace: bool,
+    },
     Description(String),
 }
 
@@ -172,7 +177,14 @@ impl Terraform {
                     .blocks
                     .iter()
                     .all(|(name, _, _)| planned.get(name).surely_eq(prior.get(name)));
-            if inputs_same {
+            // An LXD token that can no longer be used is replaced with trigger "always",
+            // inputs unchanged (the replacement is forced by `status`).
+            let spent = prior.get("status").as_str().is_some_and(|s| s != "pending")
+                && prior.get("trigger").as_str() == Some("always");
+            if inputs_same && spent {
+                assert_eq!(p.requires_replace, vec![attr_path("status")]);
+            }
+            if inputs_same && !spent {
                 assert!(
                     p.requires_replace.is_empty(),
                     "nothing changes, nothing to replace"
@@ -221,7 +233,20 @@ impl Terraform {
             !found.has_unknown(),
             "a refreshed object has no unknowns: {found:?}"
         );
+        if let Expect::Spent { .. } = expect {
+            assert!(
+                found.get("status").as_str() != Some("pending"),
+                "a spent token is not pending: {found:?}"
+            );
+            let mut kept = found.clone();
+            kept.set("status", self.state.get("status").clone());
+            kept.set("consumed_by", self.state.get("consumed_by").clone());
+            assert_eq!(kept, self.state, "refresh keeps a spent token's state");
+            self.state = found;
+            return;
+        }
         let wanted = match expect {
+            Expect::Spent { .. } => unreachable!("handled above"),
             Expect::Unchanged => self.state.clone(),
             Expect::Gone => Tv::Null,
             Expect::Description(d) => {
@@ -356,6 +381,18 @@ impl Terraform {
             .await;
         self.record(&p.diags);
         let action = self.check_plan(&prior, &cfg.apply, &p);
+        if let Expect::Spent { replace } = after {
+            let wanted = if *replace {
+                Action::Replace
+            } else {
+                Action::NoOp
+            };
+            assert_eq!(
+                action, wanted,
+                "a spent token is replaced exactly with trigger always"
+            );
+            return;
+        }
         if *after == Expect::Gone {
             assert_eq!(
                 action,

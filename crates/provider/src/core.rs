@@ -72,6 +72,16 @@ pub trait Provider: Send + Sync + 'static {
         prior: Option<&Value>,
         config: &Value,
     ) -> Result<Plan, Vec<Diagnostic>>;
+    /// Checks a plan `plan` made against the remote side, such as a limit a create would hit
+    /// (`prior` is `None` for a create); a provider without such checks has nothing to say.
+    async fn check_plan(
+        &self,
+        _type_name: &str,
+        _prior: Option<&Value>,
+        _plan: &Plan,
+    ) -> Vec<Diagnostic> {
+        Vec::new()
+    }
     async fn apply(
         &self,
         type_name: &str,
@@ -660,25 +670,35 @@ impl<P: Provider> ProviderRpc for Service<P> {
                 ..Default::default()
             },
             Ok((prior, _, config)) => {
-                match self
-                    .provider
-                    .plan(&req.type_name, optional(prior.clone()).as_ref(), &config)
-                {
-                    Ok(plan) => pb::plan_resource_change::Response {
-                        planned_state: Some(dynamic(&plan.planned)),
-                        requires_replace: plan
-                            .requires_replace
-                            .iter()
-                            .map(|p| path(&p.0))
-                            .collect(),
-                        planned_private: req.prior_private,
-                        diagnostics: diagnostics(self.provider.plan_warnings(
-                            &req.type_name,
-                            optional(prior).as_ref(),
-                            &plan,
-                        )),
-                        legacy_type_system: false,
-                    },
+                let prior = optional(prior);
+                match self.provider.plan(&req.type_name, prior.as_ref(), &config) {
+                    Ok(plan) => {
+                        let mut diags =
+                            self.provider
+                                .plan_warnings(&req.type_name, prior.as_ref(), &plan);
+                        let checked = self
+                            .interruptible(
+                                "PlanResourceChange",
+                                std::time::Duration::ZERO,
+                                self.provider.check_plan(&req.type_name, prior.as_ref(), &plan),
+                            )
+                            .await
+                            .unwrap_or_else(|Interrupted| {
+                                interrupted("Terraform was interrupted while the provider was checking this plan.")
+                            });
+                        diags.extend(checked);
+                        pb::plan_resource_change::Response {
+                            planned_state: Some(dynamic(&plan.planned)),
+                            requires_replace: plan
+                                .requires_replace
+                                .iter()
+                                .map(|p| path(&p.0))
+                                .collect(),
+                            planned_private: req.prior_private,
+                            diagnostics: diagnostics(diags),
+                            legacy_type_system: false,
+                        }
+                    }
                     Err(diags) => pb::plan_resource_change::Response {
                         diagnostics: diagnostics(diags),
                         ..Default::default()

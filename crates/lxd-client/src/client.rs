@@ -475,8 +475,9 @@ impl Client {
     /// Watches for the token an ambiguous create may have made: the pending tokens of its
     /// name and projects that were not there before the request. Nothing is decided before
     /// the request had one more request timeout to act (it may still be on its way), so that a
-    /// late own token is counted too; then a sole candidate is adopted, several are reported,
-    /// and none is watched for until the deadline.
+    /// late own token is counted too (even when that takes the watch past the deadline); then a
+    /// sole candidate is adopted, several are reported, and none is watched for until the
+    /// deadline.
     async fn reconcile(&self, create: &Create<'_>, error: Error) -> Result<PendingToken, Error> {
         let settled_at = Instant::now() + self.retry.request_timeout;
         let mut polls = 0;
@@ -495,7 +496,9 @@ impl Client {
                 .collect();
             let wait = self.backoff(polls);
             let out_of_time = create.start.elapsed() + wait > self.retry.deadline;
-            let settled = out_of_time || Instant::now() >= settled_at;
+            // Not even the deadline decides before the request had its time to act: a sole
+            // candidate seen earlier may be another client's token, with ours still on its way.
+            let settled = Instant::now() >= settled_at;
             match candidates.len() {
                 0 => {}
                 1 if settled => return Ok(candidates.remove(0)),
@@ -508,7 +511,7 @@ impl Client {
                 }
                 _ => {}
             }
-            if out_of_time {
+            if out_of_time && settled {
                 return Err(Error::RetriesExhausted {
                     attempts: create.attempts,
                     last: Box::new(error),

@@ -276,6 +276,15 @@ pub struct Baseline {
     pub named: std::collections::BTreeSet<String>,
     /// The other pending tokens (operation ids) with the same name.
     pub rivals: std::collections::BTreeSet<String>,
+    /// The token's expiry as the server gave it, to the nanosecond: the state's `expires_at`
+    /// keeps only the minute, which cannot tell a revocation in the token's last minute from
+    /// its expiry once the operation is no longer listed.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
+    pub expires_at: Option<OffsetDateTime>,
 }
 
 impl Baseline {
@@ -334,10 +343,11 @@ pub fn decide(
         status,
         consumed_by,
     };
-    if let Operation::Running(_) = &seen.operation {
+    if let Operation::Running(found) = &seen.operation {
         let mut next = record.cloned().unwrap_or_default();
         next.named.extend(seen.named.iter().cloned());
         next.rivals = seen.rivals.clone();
+        next.expires_at = found.expires_at;
         let status = if expires_at.is_some_and(|at| at <= seen.now) {
             Status::Expired
         } else {
@@ -669,9 +679,12 @@ pub fn refresh(
     record: Option<&Baseline>,
     seen: &Observation,
 ) -> (State, Option<Baseline>) {
+    // The exact expiry the record holds; a record written without it has only the minute.
     let expires_at = match &seen.operation {
         Operation::Running(found) => found.expires_at,
-        _ => parse_expires_at(&prior.expires_at),
+        _ => record
+            .and_then(|r| r.expires_at)
+            .or_else(|| parse_expires_at(&prior.expires_at)),
     };
     let (verdict, record) = decide(&prior.verdict(), expires_at, record, seen);
     let mut next = State {
@@ -1004,6 +1017,50 @@ mod tests {
     }
 
     #[test]
+    fn a_revocation_in_the_last_minute_is_not_an_expiry() {
+        // The state shows `05:20`; the token really expires at 05:20:40 and is revoked at
+        // 05:20:10: revoked, which only the exact expiry in the record can tell.
+        let exact = datetime!(2026-11-23 05:20:40 UTC);
+        let prior = created_state(Trigger::Always, Some(exact));
+        assert_eq!(prior.expires_at, "2026/11/23 05:20 UTC");
+        let observe = |operation, now| Observation {
+            operation,
+            now,
+            named: std::collections::BTreeSet::new(),
+            rivals: std::collections::BTreeSet::new(),
+        };
+        let running = Operation::Running(server_token(Some(exact)));
+        let (pending, record) = refresh(
+            &prior,
+            Some(&Baseline::default()),
+            &observe(running, datetime!(2026-11-23 05:19 UTC)),
+        );
+        assert_eq!(pending.status, Status::Pending);
+        assert_eq!(record.as_ref().and_then(|r| r.expires_at), Some(exact));
+        let cancelled_at = datetime!(2026-11-23 05:20:10 UTC);
+        let (state, _) = refresh(
+            &pending,
+            record.as_ref(),
+            &observe(Operation::Cancelled, cancelled_at),
+        );
+        assert_eq!(state.status, Status::Revoked);
+        // A record written before it kept the exact expiry: only the minute is known.
+        let (state, _) = refresh(
+            &pending,
+            Some(&Baseline::default()),
+            &observe(Operation::Cancelled, cancelled_at),
+        );
+        assert_eq!(state.status, Status::Expired);
+        // Gone after the exact expiry: expired.
+        let (state, _) = refresh(
+            &pending,
+            record.as_ref(),
+            &observe(Operation::Gone, datetime!(2026-11-23 05:20:41 UTC)),
+        );
+        assert_eq!(state.status, Status::Expired);
+    }
+
+    #[test]
     fn without_a_record_nothing_is_proven() {
         let pending = Verdict {
             status: Status::Pending,
@@ -1130,8 +1187,12 @@ mod tests {
         let record = Baseline {
             named: set(&["a"]),
             rivals: set(&["r"]),
+            expires_at: Some(datetime!(2026-11-23 05:20:40.123456789 UTC)),
         };
         assert_eq!(Baseline::from_bytes(&record.to_bytes()), Some(record));
+        // A record written before the exact expiry was kept reads without it.
+        let older = Baseline::from_bytes(br#"{"named":["a"],"rivals":[]}"#).unwrap();
+        assert_eq!(older.expires_at, None);
         assert_eq!(Baseline::from_bytes(b""), None);
         assert_eq!(Baseline::from_bytes(b"{bad"), None);
     }

@@ -69,7 +69,7 @@ fn consumed_once(ws: &Workspace, daemon: &RealLxd) {
         serde_json::json!([{"name": "mytoken", "operation_id": ours, "projects": [], "expires_at": "", "status": "pending"}]),
         "the data source lists the pending token, never its secret"
     );
-    assert_eq!(daemon.running(), [ours.clone()]);
+    assert_eq!(daemon.running(), std::slice::from_ref(&ours));
 
     // Another client joins with another token of the same name, made outside Terraform.
     let theirs = daemon.add_token("mytoken");
@@ -125,7 +125,7 @@ fn always(ws: &Workspace, daemon: &RealLxd) {
     let second = attr(ws, "operation_id");
     assert_ne!(second, first);
     assert_eq!(attr(ws, "status"), "pending");
-    assert_eq!(daemon.running(), [second.clone()]);
+    assert_eq!(daemon.running(), std::slice::from_ref(&second));
     assert_eq!(
         daemon.named("mytoken"),
         others,

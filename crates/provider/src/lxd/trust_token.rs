@@ -99,6 +99,7 @@ async fn preflight(
             .map(|c| c.fingerprint)
             .collect(),
         rivals,
+        expires_at: None,
     })
 }
 
@@ -126,6 +127,7 @@ async fn create(provider: &LxdProvider, planned: &Value) -> (Outcome, Vec<u8>) {
         Ok(Ok(created)) => {
             let mut record = record;
             record.rivals.remove(&created.operation_id);
+            record.expires_at = created.expires_at;
             (
                 (
                     Some(m::after_create(config, &server_token(&created)).to_value()),
@@ -225,6 +227,26 @@ pub async fn apply(
     }
 }
 
+/// A look at the token whose trust store was read while the token was still running, when it
+/// shows it running. `look_at_token` reads the operation before the trust store, so a client
+/// that joins between the two reads would otherwise be taken into the record as a certificate
+/// that existed before the token was used, and the consumption never proven: the operation is
+/// read again after the trust store, and a token no longer running is looked at anew.
+async fn settled_look(
+    client: &lxd_client::Client,
+    id: &str,
+    name: &str,
+) -> Result<TokenLook, lxd_client::Error> {
+    let look = client.look_at_token(id, name).await?;
+    if !matches!(look.operation, TokenOperation::Running(_)) {
+        return Ok(look);
+    }
+    match client.get_token(id).await? {
+        Some(_) => Ok(look),
+        None => client.look_at_token(id, name).await,
+    }
+}
+
 pub async fn read(provider: &LxdProvider, current: Value, private: Vec<u8>) -> (Outcome, Vec<u8>) {
     let prior = match State::from_value(&current) {
         Ok(s) => s,
@@ -238,10 +260,7 @@ pub async fn read(provider: &LxdProvider, current: Value, private: Vec<u8>) -> (
         Ok(c) => c,
         Err(d) => return ((Some(current), d), private),
     };
-    let look = match client
-        .look_at_token(&prior.operation_id, &prior.config.name)
-        .await
-    {
+    let look = match settled_look(&client, &prior.operation_id, &prior.config.name).await {
         Ok(look) => look,
         Err(err) => {
             return (
@@ -269,23 +288,18 @@ pub async fn import(provider: &LxdProvider, id: &str) -> (Outcome, Vec<u8>) {
         Ok(c) => c,
         Err(d) => return ((None, d), Vec::new()),
     };
-    let found = match client.get_token(&id).await {
-        Ok(Some(found)) => found,
-        Ok(None) => {
-            return (
-                (
-                    None,
-                    vec![Diagnostic::error(
-                        AttrPath::default(),
-                        "Cannot import the trust token",
-                        format!(
-                            "The LXD server has no pending trust token with operation id {id}; a token that was used, revoked or has expired cannot be imported."
-                        ),
-                    )],
-                ),
-                Vec::new(),
-            );
-        }
+    let cannot = || {
+        vec![Diagnostic::error(
+            AttrPath::default(),
+            "Cannot import the trust token",
+            format!(
+                "The LXD server has no pending trust token with operation id {id}; a token that was used, revoked or has expired cannot be imported."
+            ),
+        )]
+    };
+    let name = match client.get_token(&id).await {
+        Ok(Some(found)) => found.name,
+        Ok(None) => return ((None, cannot()), Vec::new()),
         Err(err) => {
             return (
                 (None, failed("Failed to read the trust token", &err)),
@@ -293,8 +307,9 @@ pub async fn import(provider: &LxdProvider, id: &str) -> (Outcome, Vec<u8>) {
             );
         }
     };
-    // While the token is pending, nothing in the trust store stems from it: the record.
-    let look = match client.look_at_token(&id, &found.name).await {
+    // While the token is pending, nothing in the trust store stems from it: the record, from
+    // a look that found it still running after reading the trust store.
+    let look = match settled_look(&client, &id, &name).await {
         Ok(look) => look,
         Err(err) => {
             return (
@@ -303,12 +318,16 @@ pub async fn import(provider: &LxdProvider, id: &str) -> (Outcome, Vec<u8>) {
             );
         }
     };
+    let TokenOperation::Running(found) = &look.operation else {
+        return ((None, cannot()), Vec::new());
+    };
     let record = Baseline {
         named: look.named.clone(),
         rivals: look.rivals.clone(),
+        expires_at: found.expires_at,
     };
     let state = m::after_import(
-        &server_token(&found),
+        &server_token(found),
         found.projects.clone(),
         look.server_time,
     );

@@ -136,16 +136,17 @@ async fn create(provider: &LxdProvider, planned: &Value) -> (Outcome, Vec<u8>) {
                 record.to_bytes(),
             )
         }
-        Ok(Err(err)) => (
-            (
-                None,
-                failed(
-                    &format!("Failed to create trust token {:?}", config.name),
-                    &err,
-                ),
-            ),
-            Vec::new(),
-        ),
+        Ok(Err(err)) => {
+            let summary = format!("Failed to create trust token {:?}", config.name);
+            let mut diags = failed(&summary, &err);
+            if err.is_ambiguous() {
+                diags[0].detail = format!(
+                    "{}\n\nThe request may have reached LXD before its answer was lost, and no new pending token named {:?} could be told apart afterwards, so none was adopted and Terraform records none. If `lxc config trust list-tokens` shows a token of that name that no Terraform state holds, revoke it (`lxc config trust revoke-token`).",
+                    diags[0].detail, config.name
+                );
+            }
+            ((None, diags), Vec::new())
+        }
     }
 }
 

@@ -113,9 +113,14 @@ impl RealLxd {
         String::from_utf8(out.stdout).unwrap()
     }
 
-    /// `lxc query PATH` as the administrator.
+    /// `lxc query PATH` as the administrator (`null` when it prints nothing, as it does for an
+    /// empty operations list).
     pub fn query(&self, path: &str) -> serde_json::Value {
-        serde_json::from_str(&self.admin(&["query", path])).unwrap()
+        let out = self.admin(&["query", path]);
+        if out.trim().is_empty() {
+            return serde_json::Value::Null;
+        }
+        serde_json::from_str(&out).unwrap()
     }
 
     /// Joins the daemon with `token` as the client whose configuration is `conf` (the real

@@ -37,7 +37,7 @@ The replacement revokes the old token first if the server still lists it, so no 
 ## Status
 
 Every refresh decides `status` from three things the server shows: the token's operation (running, cancelled, or gone), `expires_at` against the server's own clock (the `Date` of its reply), and the trust store (the certificates, or identities on newer LXD, named like the token).
-The provider records in its private state which trust-store entries of that name, and which other pending tokens of that name, existed while the token was still pending.
+The provider records in its private state which trust-store entries of that name, and which other pending tokens of that name, existed while the token was still pending, and the token's exact expiry (`expires_at` shows only the minute).
 
 * `pending` - The operation is running and the expiry, if any, is still ahead: the token can be used.
 * `consumed` - The operation is cancelled or gone, and exactly one trust-store entry of the token's name appeared that the record does not hold, while no other token of that name that the record holds disappeared. `consumed_by` is that entry's fingerprint.
@@ -54,7 +54,7 @@ A token imported with `terraform import` has no record of the trust store before
 
 With `remove_consumer_on_destroy = true`, destroying (or replacing) a `consumed` token also deletes its consumer from the trust store, by the fingerprint in `consumed_by`: never another certificate of the same name.
 LXD 5.21.5+ and 6.6+ refuse a second identity of the same name, so this is what lets a replacement reuse the name there (terraform-provider-lxd issue #760).
-On those servers a token whose name an identity already holds is refused at apply with an error naming that identity, rather than a token that fails when redeemed.
+On those servers a token whose name an identity already holds is refused with an error naming that identity, rather than a token that fails when redeemed: at plan when the server answers within a few seconds, and at apply in any case.
 
 ## Notes
 
@@ -727,6 +727,42 @@ pub fn enforces_unique_names(server: &str, version: &str) -> bool {
     }
 }
 
+/// What a plan that makes a new token can check on the server before the apply: the name
+/// that must be free on a server with unique identity names, and the consumer the replacement
+/// removes from the trust store before it creates (holding the name is no obstacle then).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NameCheck {
+    pub name: String,
+    pub remote: Option<String>,
+    pub removed_first: Option<String>,
+}
+
+/// The name check a plan calls for: only when it makes a new token whose name and remote are
+/// known. `None` otherwise (the apply checks again in any case).
+pub fn name_check(prior: Option<&Value>, plan: &Plan) -> Option<NameCheck> {
+    if !matches!(plan.action, plan::Action::Create | plan::Action::Replace) {
+        return None;
+    }
+    let name = plan
+        .planned
+        .get("name")
+        .as_str()
+        .filter(|n| !n.is_empty())?;
+    let remote = match plan.planned.get("remote") {
+        Value::Null => None,
+        other => Some(other.as_str()?.to_owned()),
+    };
+    let removed_first = prior
+        .filter(|_| plan.action == plan::Action::Replace)
+        .and_then(|prior| State::from_value(prior).ok())
+        .and_then(|state| consumer_to_remove(&state).map(str::to_owned));
+    Some(NameCheck {
+        name: name.to_owned(),
+        remote,
+        removed_first,
+    })
+}
+
 /// The error for a token name an identity already holds on a server with unique names.
 pub fn name_taken(name: &str, fingerprint: &str) -> Diagnostic {
     Diagnostic::error(
@@ -1180,6 +1216,41 @@ mod tests {
                 "{server} {version}"
             );
         }
+    }
+
+    #[test]
+    fn plans_that_make_a_token_check_its_name() {
+        let check = |prior: Option<&Value>, cfg: &Value| name_check(prior, &plan(prior, cfg));
+        assert_eq!(
+            check(None, &config(None)),
+            Some(NameCheck {
+                name: "mytoken".into(),
+                remote: None,
+                removed_first: None,
+            })
+        );
+        // Nothing new is made: no check.
+        let pending = created_state(Trigger::Always, None);
+        assert_eq!(
+            check(Some(&pending.to_value()), &config(Some("always"))),
+            None
+        );
+        // An unknown name cannot be checked.
+        let mut unknown = config(None);
+        if let Value::Object(map) = &mut unknown {
+            map.insert("name".to_owned(), Value::Unknown);
+        }
+        assert_eq!(check(None, &unknown), None);
+        // A consumed token replaced with remove_consumer_on_destroy frees the name first.
+        let mut consumed = pending.clone();
+        consumed.status = Status::Consumed;
+        consumed.consumed_by = Some("fp".into());
+        let replace = |state: &State| {
+            check(Some(&state.to_value()), &config(Some("always"))).map(|c| c.removed_first)
+        };
+        assert_eq!(replace(&consumed), Some(None));
+        consumed.config.remove_consumer_on_destroy = true;
+        assert_eq!(replace(&consumed), Some(Some("fp".to_owned())));
     }
 
     #[test]

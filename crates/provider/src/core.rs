@@ -117,6 +117,19 @@ pub trait Provider: Send + Sync + 'static {
     ) -> Vec<Diagnostic> {
         Vec::new()
     }
+    /// What a plan can check on the server before anything is applied (a name the server
+    /// would refuse, for example). Bounded and best effort: only a proven problem is reported.
+    /// `prior_private` is the private state Terraform sent; on the second call of a
+    /// replacement (null prior) it is what the first call planned.
+    async fn plan_checks(
+        &self,
+        _type_name: &str,
+        _prior: Option<&Value>,
+        _prior_private: &[u8],
+        _plan: &Plan,
+    ) -> Vec<Diagnostic> {
+        Vec::new()
+    }
 }
 
 /// The gRPC service of one provider.
@@ -664,21 +677,33 @@ impl<P: Provider> ProviderRpc for Service<P> {
                     .provider
                     .plan(&req.type_name, optional(prior.clone()).as_ref(), &config)
                 {
-                    Ok(plan) => pb::plan_resource_change::Response {
-                        planned_state: Some(dynamic(&plan.planned)),
-                        requires_replace: plan
-                            .requires_replace
-                            .iter()
-                            .map(|p| path(&p.0))
-                            .collect(),
-                        planned_private: req.prior_private,
-                        diagnostics: diagnostics(self.provider.plan_warnings(
-                            &req.type_name,
-                            optional(prior).as_ref(),
-                            &plan,
-                        )),
-                        legacy_type_system: false,
-                    },
+                    Ok(plan) => {
+                        let prior = optional(prior);
+                        let mut diags =
+                            self.provider
+                                .plan_warnings(&req.type_name, prior.as_ref(), &plan);
+                        diags.extend(
+                            self.provider
+                                .plan_checks(
+                                    &req.type_name,
+                                    prior.as_ref(),
+                                    &req.prior_private,
+                                    &plan,
+                                )
+                                .await,
+                        );
+                        pb::plan_resource_change::Response {
+                            planned_state: Some(dynamic(&plan.planned)),
+                            requires_replace: plan
+                                .requires_replace
+                                .iter()
+                                .map(|p| path(&p.0))
+                                .collect(),
+                            planned_private: req.prior_private,
+                            diagnostics: diagnostics(diags),
+                            legacy_type_system: false,
+                        }
+                    }
                     Err(diags) => pb::plan_resource_change::Response {
                         diagnostics: diagnostics(diags),
                         ..Default::default()

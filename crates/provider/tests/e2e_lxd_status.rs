@@ -194,8 +194,8 @@ async fn always(terraform: std::path::PathBuf) {
     .unwrap();
 }
 
-/// Profile 6 refuses a second identity of a name: a token of a taken name is an apply error
-/// naming the identity, instead of a token that fails when redeemed.
+/// Profile 6 refuses a second identity of a name: a token of a taken name is a plan (and
+/// apply) error naming the identity, instead of a token that fails when redeemed.
 async fn name_taken(terraform: std::path::PathBuf) {
     let (fake, lxd_dir) = fake(Profile::V6).await;
     let ws = workspace(&terraform, lxd_dir.path());
@@ -203,6 +203,11 @@ async fn name_taken(terraform: std::path::PathBuf) {
         ws.ok(&with(&APPLY, &["trigger=always"]));
         let (status, _, client) = fake.control().consume(&token_of(&ws), None);
         assert_eq!(status, 201);
+        // Already at plan time.
+        let (code, text) = ws.plan_code(&with(&[], &["trigger=always"]));
+        assert_eq!(code, 1, "{text}");
+        assert!(text.contains("Trust token name already taken"), "{text}");
+        assert!(text.contains(&client.fingerprint), "{text}");
         let out = ws.run(&with(&APPLY, &["trigger=always"]));
         let text = format!(
             "{}{}",

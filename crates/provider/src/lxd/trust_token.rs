@@ -103,6 +103,51 @@ async fn preflight(
     })
 }
 
+/// How long a plan waits for the server to answer its name check before it goes on without.
+const PLAN_CHECK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The plan-time half of the name rule: a plan that makes a token whose name an identity holds
+/// on a server with unique identity names is an error naming that identity, before anything
+/// is applied. Only a proven conflict is reported: a server that cannot be asked now (not
+/// configured, unreachable, slow) leaves the check to the apply.
+///
+/// Terraform plans a replacement twice: with the prior state (checked here, knowing which
+/// consumer the replacement removes first), then with a null prior state and the private
+/// state of the first call, which is never empty for a token made or imported by this
+/// provider. That second call is not checked again: it cannot know what the first removes.
+pub async fn plan_checks(
+    provider: &LxdProvider,
+    prior: Option<&Value>,
+    prior_private: &[u8],
+    plan: &model::plan::Plan,
+) -> Vec<Diagnostic> {
+    if prior.is_none() && !prior_private.is_empty() {
+        return Vec::new();
+    }
+    let Some(check) = m::name_check(prior, plan) else {
+        return Vec::new();
+    };
+    let Ok(client) = provider.client(check.remote.as_deref()) else {
+        return Vec::new();
+    };
+    let taken = async {
+        let kind = client.server_kind().await.ok()?;
+        if !m::enforces_unique_names(&kind.server, &kind.version) {
+            return None;
+        }
+        client
+            .list_certificates()
+            .await
+            .ok()?
+            .into_iter()
+            .find(|c| c.name == check.name && Some(&c.fingerprint) != check.removed_first.as_ref())
+    };
+    match tokio::time::timeout(PLAN_CHECK_PATIENCE, taken).await {
+        Ok(Some(holder)) => vec![m::name_taken(&check.name, &holder.fingerprint)],
+        _ => Vec::new(),
+    }
+}
+
 async fn create(provider: &LxdProvider, planned: &Value) -> (Outcome, Vec<u8>) {
     let config = match Config::from_value(planned) {
         Ok(c) => c,

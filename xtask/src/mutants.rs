@@ -29,6 +29,9 @@ const CRATES: &[(&str, &str)] = &[
 
 const CONFIG: &str = ".cargo/mutants.toml";
 
+/// Property-test cases per mutant, unless `PROPTEST_CASES` says otherwise.
+const MUTANT_CASES: &str = "32";
+
 struct Args {
     base: Option<String>,
     in_diff: bool,
@@ -160,7 +163,15 @@ pub fn run_mutants(root: &Path, args: &[String]) -> Result<()> {
             ])
             .arg("--output")
             .arg(&out_dir)
-            .env("CARGO_TARGET_DIR", target_dir(root));
+            .env("CARGO_TARGET_DIR", target_dir(root))
+            // Property tests that read `PROPTEST_CASES` run few cases per mutant: a mutant is
+            // caught by the first failing case, and a full count per mutant made `model` alone
+            // a run of many hours (81 s of tests for each of 459 mutants). `--long` runs are
+            // where the case counts go up.
+            .env(
+                "PROPTEST_CASES",
+                std::env::var("PROPTEST_CASES").unwrap_or_else(|_| MUTANT_CASES.to_owned()),
+            );
         if let Some(file) = &diff_file {
             cmd.arg("--in-diff").arg(file);
         }

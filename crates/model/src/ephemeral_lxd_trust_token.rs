@@ -11,7 +11,9 @@ use crate::convert;
 use crate::diag::{AttrPath, Diagnostic};
 use crate::lxd_trust_token::{ServerToken, format_expires_at};
 use crate::plan;
-use crate::schema::{AttrType, Attribute, Block, Default, Kind, Presence, TypeSchema, Validator};
+use crate::schema::{
+    AttrType, Attribute, Block, Default, Kind, Presence, TypeSchema, Validator, attr,
+};
 use crate::value::Value;
 
 pub const NAME: &str = "lxd_trust_token";
@@ -57,25 +59,6 @@ pub const EXAMPLE: &str = r#"ephemeral "lxd_trust_token" "join" {
   name = "terraform-joiner"
 }
 "#;
-
-fn attr(
-    name: &'static str,
-    ty: AttrType,
-    presence: Presence,
-    description: &'static str,
-) -> Attribute {
-    Attribute {
-        name,
-        ty,
-        presence,
-        description,
-        sensitive: false,
-        force_new: false,
-        default: None,
-        validators: Vec::new(),
-        deprecated: false,
-    }
-}
 
 pub fn schema() -> TypeSchema {
     let string = || AttrType::String;

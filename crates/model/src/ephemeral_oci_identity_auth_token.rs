@@ -42,17 +42,7 @@ pub const EXAMPLE: &str = r#"ephemeral "oci_identity_auth_token" "registry_login
 "#;
 
 fn attr(name: &'static str, presence: Presence, description: &'static str) -> Attribute {
-    Attribute {
-        name,
-        ty: AttrType::String,
-        presence,
-        description,
-        sensitive: false,
-        force_new: false,
-        default: None,
-        validators: Vec::new(),
-        deprecated: false,
-    }
+    crate::schema::attr(name, AttrType::String, presence, description)
 }
 
 pub fn schema() -> TypeSchema {

@@ -8,7 +8,9 @@ use time::macros::format_description;
 
 use crate::diag::{AttrPath, Diagnostic};
 use crate::plan::{self, Plan};
-use crate::schema::{AttrType, Attribute, Block, Default, Kind, Presence, TypeSchema, Validator};
+use crate::schema::{
+    AttrType, Attribute, Block, Default, Kind, Presence, TypeSchema, Validator, attr,
+};
 use crate::value::Value;
 
 pub const NAME: &str = "lxd_trust_token";
@@ -80,25 +82,6 @@ output "token" {
 "#;
 
 pub const IMPORT_EXAMPLE: &str = "terraform import lxd_trust_token.token1 <operation id>\n";
-
-fn attr(
-    name: &'static str,
-    ty: AttrType,
-    presence: Presence,
-    description: &'static str,
-) -> Attribute {
-    Attribute {
-        name,
-        ty,
-        presence,
-        description,
-        sensitive: false,
-        force_new: false,
-        default: None,
-        validators: Vec::new(),
-        deprecated: false,
-    }
-}
 
 pub fn schema() -> TypeSchema {
     let string = || AttrType::String;

@@ -6,7 +6,7 @@ use crate::convert;
 use crate::diag::{AttrPath, Diagnostic};
 use crate::lxd_trust_token::{Status, format_expires_at};
 use crate::plan;
-use crate::schema::{AttrType, Attribute, Block, Kind, Presence, TypeSchema, Validator};
+use crate::schema::{AttrType, Attribute, Block, Kind, Presence, TypeSchema, Validator, attr};
 use crate::value::Value;
 
 pub const NAME: &str = "lxd_trust_tokens";
@@ -38,25 +38,6 @@ fn item_type() -> AttrType {
     ])
 }
 
-fn plain(
-    name: &'static str,
-    ty: AttrType,
-    presence: Presence,
-    description: &'static str,
-) -> Attribute {
-    Attribute {
-        name,
-        ty,
-        presence,
-        description,
-        sensitive: false,
-        force_new: false,
-        default: None,
-        validators: Vec::new(),
-        deprecated: false,
-    }
-}
-
 pub fn schema() -> TypeSchema {
     TypeSchema {
         name: NAME,
@@ -70,20 +51,20 @@ pub fn schema() -> TypeSchema {
             attributes: vec![
                 Attribute {
                     validators: vec![Validator::NotEmpty],
-                    ..plain(
+                    ..attr(
                         "name",
                         AttrType::String,
                         Presence::Optional,
                         "Lists only the tokens with this name.",
                     )
                 },
-                plain(
+                attr(
                     "remote",
                     AttrType::String,
                     Presence::Optional,
                     "The remote whose tokens are listed. If not provided, the provider's default remote is used.",
                 ),
-                plain(
+                attr(
                     "tokens",
                     AttrType::List(Box::new(item_type())),
                     Presence::Computed,

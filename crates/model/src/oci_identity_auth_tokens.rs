@@ -6,7 +6,7 @@ use crate::convert;
 use crate::diag::{AttrPath, Diagnostic};
 use crate::oci_identity_auth_token::{ServerAuthToken, format_time, token_attributes};
 use crate::plan;
-use crate::schema::{AttrType, Attribute, Block, Kind, NestedBlock, Nesting, Presence, TypeSchema};
+use crate::schema::{AttrType, Block, Kind, NestedBlock, Nesting, Presence, TypeSchema, attr};
 use crate::value::Value;
 
 pub const NAME: &str = "oci_identity_auth_tokens";
@@ -50,25 +50,6 @@ fn item_type() -> AttrType {
     )
 }
 
-fn plain(
-    name: &'static str,
-    ty: AttrType,
-    presence: Presence,
-    description: &'static str,
-) -> Attribute {
-    Attribute {
-        name,
-        ty,
-        presence,
-        description,
-        sensitive: false,
-        force_new: false,
-        default: None,
-        validators: Vec::new(),
-        deprecated: false,
-    }
-}
-
 pub fn schema() -> TypeSchema {
     debug_assert_eq!(
         token_attributes()
@@ -86,25 +67,25 @@ pub fn schema() -> TypeSchema {
         block: Block {
             description: "Gets a list of auth_tokens.",
             attributes: vec![
-                plain(
+                attr(
                     "user_id",
                     AttrType::String,
                     Presence::Required,
                     "The OCID of the user.",
                 ),
-                plain(
+                attr(
                     "auth_tokens",
                     AttrType::List(Box::new(item_type())),
                     Presence::Computed,
                     "The list of auth_tokens.",
                 ),
-                plain(
+                attr(
                     "tokens",
                     AttrType::List(Box::new(item_type())),
                     Presence::Computed,
                     "The same list as `auth_tokens`, under the name the Oracle provider uses.",
                 ),
-                plain(
+                attr(
                     "id",
                     AttrType::String,
                     Presence::Computed,
@@ -122,19 +103,19 @@ pub fn schema() -> TypeSchema {
                     description: "",
                     blocks: Vec::new(),
                     attributes: vec![
-                        plain(
+                        attr(
                             "name",
                             AttrType::String,
                             Presence::Required,
                             "The attribute of a token to compare, such as `state` or `description`.",
                         ),
-                        plain(
+                        attr(
                             "values",
                             AttrType::List(Box::new(AttrType::String)),
                             Presence::Required,
                             "The values to compare with; one match is enough.",
                         ),
-                        plain(
+                        attr(
                             "regex",
                             AttrType::Bool,
                             Presence::Optional,

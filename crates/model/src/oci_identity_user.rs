@@ -46,17 +46,7 @@ pub const IMPORT_EXAMPLE: &str = "terraform import oci_identity_user.test_user \
 pub const WAIT: std::time::Duration = std::time::Duration::from_secs(20 * 60);
 
 fn attribute(name: &'static str, presence: Presence, description: &'static str) -> Attribute {
-    Attribute {
-        name,
-        ty: AttrType::String,
-        presence,
-        description,
-        sensitive: false,
-        force_new: false,
-        default: None,
-        validators: Vec::new(),
-        deprecated: false,
-    }
+    crate::schema::attr(name, AttrType::String, presence, description)
 }
 
 pub fn schema() -> TypeSchema {

@@ -60,6 +60,27 @@ pub struct Attribute {
     pub deprecated: bool,
 }
 
+/// A plain attribute: not sensitive, not forcing a replacement, no default, no validator.
+/// Schemas adjust the fields that differ.
+pub fn attr(
+    name: &'static str,
+    ty: AttrType,
+    presence: Presence,
+    description: &'static str,
+) -> Attribute {
+    Attribute {
+        name,
+        ty,
+        presence,
+        description,
+        sensitive: false,
+        force_new: false,
+        default: None,
+        validators: Vec::new(),
+        deprecated: false,
+    }
+}
+
 /// How many nested blocks of one kind may appear.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Nesting {

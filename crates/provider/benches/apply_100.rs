@@ -9,8 +9,8 @@
 //! Terraform comes from `XTASK_TERRAFORM`; the provider is this build's binary (release under
 //! `cargo bench`), found through `dev_overrides` as in the end-to-end tests.
 
-#[path = "../tests/common/mod.rs"]
-mod common;
+#[path = "../tests/support/mod.rs"]
+mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -38,7 +38,7 @@ impl Workspace {
         std::fs::write(dir.path().join("main.tf"), main_tf).expect("main.tf");
         let rc = dir.path().join("bench.tfrc");
         let bin_dir = provider_binary().parent().expect("the binary's directory");
-        std::fs::write(&rc, common::cli_config(bin_dir)).expect("CLI config");
+        std::fs::write(&rc, support::cli_config(bin_dir)).expect("CLI config");
         let lxc_conf = dir.path().join("lxc-config");
         // Both sides get the same environment, though only the provider reads the LXD part.
         let env = vec![
@@ -140,7 +140,7 @@ impl Setup {
 }
 
 fn benches(c: &mut Criterion) {
-    let Some(terraform) = common::tool("XTASK_TERRAFORM") else {
+    let Some(terraform) = support::tool("XTASK_TERRAFORM") else {
         return;
     };
     // The fake serves from the runtime's threads while Terraform runs as a child process.

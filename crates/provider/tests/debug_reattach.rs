@@ -3,13 +3,12 @@
 //! drives the OCI seed example against fake-oci over protocol 6 and (forced) protocol 5. The
 //! process outlives every Terraform run ("Test": true) and exits on Shutdown.
 
-mod common;
 mod support;
 
 use std::path::PathBuf;
 
-use common::Workspace;
 use fake_oci::{ClockMode, Config, FakeOci};
+use support::Workspace;
 use support::{Handshake, Plugin, channel, health, oci_binary, shutdown};
 
 /// Reads the debug banner up to the reattach line and returns its JSON.
@@ -35,7 +34,7 @@ async fn scenario(terraform: PathBuf, protocol: Option<&str>) {
     .await
     .unwrap();
     let keys = tempfile::tempdir().unwrap();
-    let oci_config = common::write_oci_config(&fake, keys.path());
+    let oci_config = support::write_oci_config(&fake, keys.path());
     let overrides = format!("oci_identity.IdentityClient={}", fake.endpoint());
     let oci_config = oci_config.display().to_string();
     // The provider's own settings go to its process, not to Terraform's.
@@ -120,7 +119,7 @@ async fn scenario(terraform: PathBuf, protocol: Option<&str>) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn terraform_attaches_to_a_provider_started_with_debug() {
-    for terraform in common::terraforms() {
+    for terraform in support::terraforms() {
         scenario(terraform.clone(), None).await;
         scenario(terraform, Some("5")).await;
     }

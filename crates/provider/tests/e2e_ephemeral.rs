@@ -9,11 +9,11 @@
 //! `TF_LOG=trace` log hold none of the ephemeral secrets, and the fakes hold no token the
 //! ephemeral resources made (`revoke_on_close = false` keeps the LXD token pending).
 
-mod common;
+mod support;
 
 use std::path::Path;
 
-use common::Workspace;
+use support::Workspace;
 
 const JOINER: &str = "terraform-joiner";
 
@@ -123,7 +123,7 @@ mod lxd {
 
     #[tokio::test(flavor = "multi_thread")]
     async fn an_ephemeral_token_lets_an_aliased_provider_join_and_leaves_no_trace() {
-        let Some(terraform) = common::tool("XTASK_TERRAFORM") else {
+        let Some(terraform) = support::tool("XTASK_TERRAFORM") else {
             return;
         };
         let (fake, lxd_dir) = fake().await;
@@ -238,6 +238,48 @@ mod lxd {
         .unwrap();
     }
 
+    /// `terraform validate` refuses a name LXD would refuse and an empty project, and
+    /// Terraform points at the attribute's line (the diagnostic names its attribute).
+    #[tokio::test(flavor = "multi_thread")]
+    async fn bad_names_and_projects_are_refused_at_their_attribute() {
+        let Some(terraform) = support::tool("XTASK_TERRAFORM") else {
+            return;
+        };
+        let ws = Workspace::new(&terraform, "../ephemeral/lxd_join", common_lxd_binary());
+        tokio::task::spawn_blocking(move || {
+            let cases = [
+                ("name = \"-joiner\"", "Invalid value for `name`"),
+                ("name = \"a/b\"", "Invalid value for `name`"),
+                ("name = \"\"", "`name`"),
+                ("projects = [\"\"]", "Invalid value for `projects`"),
+            ];
+            for (line, summary) in cases {
+                let name = if line.starts_with("name") {
+                    ""
+                } else {
+                    "  name = \"joiner\"\n"
+                };
+                std::fs::write(
+                    ws.dir.path().join("main.tf"),
+                    format!("ephemeral \"lxd_trust_token\" \"t\" {{\n{name}  {line}\n}}\n"),
+                )
+                .unwrap();
+                let out = ws.run(&["validate", "-no-color"]);
+                let text = format!(
+                    "{}{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                assert!(!out.status.success(), "{line}: {text}");
+                assert!(text.contains(summary), "{line}: {text}");
+                // Terraform shows the source line of the attribute the diagnostic names.
+                assert!(text.contains(line), "{line}: {text}");
+            }
+        })
+        .await
+        .unwrap();
+    }
+
     fn common_lxd_binary() -> &'static Path {
         Path::new(env!("CARGO_BIN_EXE_terraform-provider-lxd"))
     }
@@ -268,7 +310,7 @@ mod oci {
 
     #[tokio::test(flavor = "multi_thread")]
     async fn an_ephemeral_auth_token_is_deleted_after_plan_and_apply() {
-        let Some(terraform) = common::tool("XTASK_TERRAFORM") else {
+        let Some(terraform) = support::tool("XTASK_TERRAFORM") else {
             return;
         };
         // Protocol 6, then protocol 5 (served when it is the only choice).
@@ -286,7 +328,7 @@ mod oci {
         })
         .await
         .unwrap();
-        common::write_oci_config(&fake, keys.path());
+        support::write_oci_config(&fake, keys.path());
         let mut ws = workspace(terraform, &fake, keys.path());
         if let Some(protocol) = protocol {
             ws.set("TF_PROVIDER_FORCE_PROTOCOL", protocol);
@@ -334,7 +376,7 @@ mod oci {
 
     #[tokio::test(flavor = "multi_thread")]
     async fn bad_input_is_refused_naming_the_attribute_and_unknown_config_defers_open() {
-        let Some(terraform) = common::tool("XTASK_TERRAFORM") else {
+        let Some(terraform) = support::tool("XTASK_TERRAFORM") else {
             return;
         };
         let keys = tempfile::tempdir().unwrap();
@@ -344,7 +386,7 @@ mod oci {
         })
         .await
         .unwrap();
-        common::write_oci_config(&fake, keys.path());
+        support::write_oci_config(&fake, keys.path());
         let ws = workspace(&terraform, &fake, keys.path());
         tokio::task::spawn_blocking(move || {
             let main = ws.dir.path().join("main.tf");

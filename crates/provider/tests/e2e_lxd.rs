@@ -3,31 +3,15 @@
 //! apply, a token the fake accepts, an empty second plan, refresh, `trigger` once/always after
 //! the token is used or expires, import, destroy.
 
-mod common;
+mod support;
 
 use std::path::Path;
 
-use common::Workspace;
-use fake_lxd::{ClockMode, Config, FakeLxd};
-
-fn binary() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_terraform-provider-lxd"))
-}
-
-async fn fake() -> (FakeLxd, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let fake = FakeLxd::start(Config {
-        clock: ClockMode::System,
-        unix_socket: Some(dir.path().join("unix.socket")),
-        ..Config::for_testing()
-    })
-    .await
-    .unwrap();
-    (fake, dir)
-}
+use fake_lxd::{ClockMode, Profile};
+use support::Workspace;
 
 fn workspace(terraform: &Path, scenario: &str, lxd_dir: &Path) -> Workspace {
-    let mut ws = Workspace::new(terraform, scenario, binary());
+    let mut ws = Workspace::new(terraform, scenario, support::lxd_binary());
     ws.set("LXD_DIR", lxd_dir.display().to_string());
     ws.set(
         "LXD_CONF",
@@ -37,7 +21,7 @@ fn workspace(terraform: &Path, scenario: &str, lxd_dir: &Path) -> Workspace {
 }
 
 async fn once_scenario(terraform: std::path::PathBuf) {
-    let (fake, lxd_dir) = fake().await;
+    let (fake, lxd_dir) = support::fakes::lxd(Profile::V5_0, ClockMode::System).await;
     let mut ws = workspace(&terraform, "lxd_trust_token", lxd_dir.path());
     // Every step logs at trace level; afterwards no token may appear in the log.
     let log = ws.dir.path().join("terraform.log");
@@ -120,7 +104,7 @@ async fn once_scenario(terraform: std::path::PathBuf) {
 }
 
 async fn always_scenario(terraform: std::path::PathBuf) {
-    let (fake, lxd_dir) = fake().await;
+    let (fake, lxd_dir) = support::fakes::lxd(Profile::V5_0, ClockMode::System).await;
     let ws = workspace(&terraform, "lxd_trust_token_always", lxd_dir.path());
     tokio::task::spawn_blocking(move || {
         ws.ok(&["apply", "-auto-approve", "-input=false"]);
@@ -168,7 +152,7 @@ async fn always_scenario(terraform: std::path::PathBuf) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn seed_example_with_every_terraform() {
-    for terraform in common::terraforms() {
+    for terraform in support::terraforms() {
         once_scenario(terraform.clone()).await;
         always_scenario(terraform).await;
     }

@@ -4,15 +4,15 @@
 //! spent token with a warning, `remove_consumer_on_destroy`, unique identity names on newer
 //! LXD (profile 6), the `lxd_trust_tokens` data source, bad input and a failing server.
 
-mod common;
+mod support;
 
 use std::path::Path;
 use std::time::Duration;
 
-use common::Workspace;
 use fake_lxd::faults::{Action, Rule};
 use fake_lxd::state::Profile;
 use fake_lxd::{ClockMode, Config, FakeLxd, TEST_EPOCH};
+use support::Workspace;
 
 fn binary() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_terraform-provider-lxd"))
@@ -35,7 +35,7 @@ fn workspace(terraform: &Path, lxd_dir: &Path) -> Workspace {
     // The seed scenario's workspace, with the status module (`fixtures/lxd/`) as its main.tf.
     let mut ws = Workspace::new(terraform, "lxd_trust_token", binary());
     std::fs::copy(
-        common::fixture("lxd/trust_token_status.tf"),
+        support::fixture("lxd/trust_token_status.tf"),
         ws.dir.path().join("main.tf"),
     )
     .unwrap();
@@ -460,7 +460,7 @@ async fn bad_replies(terraform: std::path::PathBuf) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_status_transition_with_every_terraform() {
-    for terraform in common::terraforms() {
+    for terraform in support::terraforms() {
         once(terraform.clone()).await;
         always(terraform.clone()).await;
         name_taken(terraform.clone()).await;

@@ -2,25 +2,18 @@
 //! in-process fake-oci: apply, an empty second plan, refresh, update in place, replacement,
 //! import, destroy.
 
-mod common;
+mod support;
 
-use common::Workspace;
-use fake_oci::{ClockMode, Config, FakeOci, TEST_PUBLIC_KEY, TEST_TENANCY};
+use fake_oci::{FakeOci, TEST_PUBLIC_KEY, TEST_TENANCY};
+use support::Workspace;
 
 const OTHER_USER: &str = "ocid1.user.oc1..aaaaaaaaseconduser";
 
 async fn fake_with_config(dir: &std::path::Path) -> FakeOci {
-    // Terraform signs with the wall clock, so the fake follows it.
-    let fake = FakeOci::start(Config {
-        clock: ClockMode::System,
-        ..Config::for_testing()
-    })
-    .await
-    .unwrap();
+    let fake = support::fakes::oci(dir).await;
     fake.control()
         .add_user(TEST_TENANCY, OTHER_USER, TEST_PUBLIC_KEY)
         .unwrap();
-    common::write_oci_config(&fake, dir);
     fake
 }
 
@@ -177,7 +170,7 @@ async fn scenario(terraform: std::path::PathBuf, protocol: Option<&'static str>)
 
 #[tokio::test(flavor = "multi_thread")]
 async fn seed_examples_with_every_terraform() {
-    let terraforms = common::terraforms();
+    let terraforms = support::terraforms();
     for terraform in &terraforms {
         scenario(terraform.clone(), None).await;
     }
@@ -189,7 +182,7 @@ async fn seed_examples_with_every_terraform() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn invalid_configuration_is_refused_with_the_attribute_named() {
-    let Some(terraform) = common::tool("XTASK_TERRAFORM") else {
+    let Some(terraform) = support::tool("XTASK_TERRAFORM") else {
         return;
     };
     let ws = Workspace::new(

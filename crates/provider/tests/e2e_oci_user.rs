@@ -1,24 +1,12 @@
 //! `oci_identity_user` and the seed's two OCI examples verbatim (with the user they
 //! reference), through real Terraform (1.11 and 1.0.3) against an in-process fake-oci.
 
-mod common;
+mod support;
 
 use std::sync::Arc;
 
-use common::Workspace;
-use fake_oci::{ClockMode, Config, FakeOci};
-
-async fn fake_with_config(dir: &std::path::Path) -> FakeOci {
-    // Terraform signs with the wall clock, so the fake follows it.
-    let fake = FakeOci::start(Config {
-        clock: ClockMode::System,
-        ..Config::for_testing()
-    })
-    .await
-    .unwrap();
-    common::write_oci_config(&fake, dir);
-    fake
-}
+use fake_oci::FakeOci;
+use support::Workspace;
 
 fn workspace(
     terraform: &std::path::Path,
@@ -83,7 +71,7 @@ fn tokens(fake: &FakeOci) -> Vec<serde_json::Value> {
 
 async fn seed_scenario(terraform: std::path::PathBuf) {
     let keys = tempfile::tempdir().unwrap();
-    let fake = fake_with_config(keys.path()).await;
+    let fake = support::fakes::oci(keys.path()).await;
     let mut ws = workspace(
         &terraform,
         "../oci/terraform/oci_seed_verbatim",
@@ -158,18 +146,18 @@ async fn seed_scenario(terraform: std::path::PathBuf) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_seed_examples_apply_verbatim_with_every_terraform() {
-    for terraform in common::terraforms() {
+    for terraform in support::terraforms() {
         seed_scenario(terraform).await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_user_updates_in_place_replaces_on_rename_and_imports() {
-    let Some(terraform) = common::tool("XTASK_TERRAFORM") else {
+    let Some(terraform) = support::tool("XTASK_TERRAFORM") else {
         return;
     };
     let keys = tempfile::tempdir().unwrap();
-    let fake = fake_with_config(keys.path()).await;
+    let fake = support::fakes::oci(keys.path()).await;
     let mut ws = workspace(
         &terraform,
         "../oci/terraform/oci_identity_user",

@@ -6,7 +6,6 @@
 //! destroyed, and an LXD create held by the server ends in an error naming the token that may
 //! exist.
 
-mod common;
 mod support;
 
 use std::path::Path;
@@ -30,7 +29,7 @@ async fn holding_fake(dir: &Path) -> (FakeOci, Vec<(String, String)>) {
     .unwrap();
     fake.control()
         .set_lifecycle(Delay::Manual, Delay::Immediate);
-    let config = common::write_oci_config(&fake, dir);
+    let config = support::write_oci_config(&fake, dir);
     let env = vec![
         ("OCI_CONFIG_FILE".to_owned(), config.display().to_string()),
         (
@@ -253,7 +252,7 @@ fn interrupt_group(group: u32) {
 /// Runs `terraform apply` in a process group of its own, interrupts the group once `ready`
 /// returns, and returns Terraform's output and how long it took to exit after the interrupt.
 async fn run_and_interrupt<F: std::future::Future<Output = ()>>(
-    ws: &common::Workspace,
+    ws: &support::Workspace,
     ready: impl FnOnce() -> F,
 ) -> (String, Duration) {
     let mut cmd = tokio::process::Command::new(&ws.terraform);
@@ -291,7 +290,7 @@ async fn terraform_interrupted_during_a_wait(terraform: std::path::PathBuf) {
     let keys = tempfile::tempdir().unwrap();
     let (fake, env) = holding_fake(keys.path()).await;
     let user = fake.test_identity().user;
-    let mut ws = common::Workspace::new(&terraform, "oci_auth_token", oci_binary());
+    let mut ws = support::Workspace::new(&terraform, "oci_auth_token", oci_binary());
     for (k, v) in env {
         ws.set(&k, v);
     }
@@ -343,7 +342,7 @@ async fn terraform_interrupted_during_a_wait(terraform: std::path::PathBuf) {
 
 #[tokio::test]
 async fn terraform_interrupted_during_a_wait_records_the_token_and_exits_promptly() {
-    for terraform in common::terraforms() {
+    for terraform in support::terraforms() {
         terraform_interrupted_during_a_wait(terraform).await;
     }
 }
@@ -366,7 +365,7 @@ async fn terraform_interrupted_during_an_lxd_create(terraform: std::path::PathBu
         action: fake_lxd::faults::Action::Delay { delay_ms: 120_000 },
     });
     let lxd_binary = Path::new(env!("CARGO_BIN_EXE_terraform-provider-lxd"));
-    let mut ws = common::Workspace::new(&terraform, "lxd_trust_token", lxd_binary);
+    let mut ws = support::Workspace::new(&terraform, "lxd_trust_token", lxd_binary);
     ws.set("LXD_DIR", lxd_dir.path().display().to_string());
     ws.set(
         "LXD_CONF",
@@ -403,7 +402,7 @@ async fn terraform_interrupted_during_an_lxd_create(terraform: std::path::PathBu
 
 #[tokio::test]
 async fn terraform_interrupted_during_an_lxd_create_exits_promptly_and_says_what_may_exist() {
-    for terraform in common::terraforms() {
+    for terraform in support::terraforms() {
         terraform_interrupted_during_an_lxd_create(terraform).await;
     }
 }

@@ -3,7 +3,6 @@
 //! in the diagnostics, whether configuring succeeds or fails. Real Terraform (1.11 and 1.0.3)
 //! parses our lines and re-logs each at its own level, so `TF_LOG` filters them.
 
-mod common;
 mod support;
 
 use model::value::Value;
@@ -155,8 +154,8 @@ async fn configuration_secrets_reach_neither_the_log_nor_the_diagnostics() {
 
 /// Runs `terraform plan` of the OCI scenario with `TF_LOG=level` and returns Terraform's log.
 fn terraform_log(terraform: &std::path::Path, fake: &fake_oci::FakeOci, level: &str) -> String {
-    let mut ws = common::Workspace::new(terraform, "oci_auth_token", oci_binary());
-    let config = common::write_oci_config(fake, ws.dir.path());
+    let mut ws = support::Workspace::new(terraform, "oci_auth_token", oci_binary());
+    let config = support::write_oci_config(fake, ws.dir.path());
     ws.set("OCI_CONFIG_FILE", config.display().to_string());
     ws.set(
         "CLIENT_HOST_OVERRIDES",
@@ -181,7 +180,7 @@ async fn terraform_logs_our_lines_at_their_own_level() {
         .await
         .unwrap(),
     );
-    for terraform in common::terraforms() {
+    for terraform in support::terraforms() {
         let fake = fake.clone();
         tokio::task::spawn_blocking(move || {
             let ours = |log: &str| -> Vec<String> {

@@ -3,13 +3,12 @@
 //! Terraform's log confirming the generation in use), and the same diagnostics, attribute paths
 //! included, for the same invalid configurations sent over each generation's own RPC.
 
-mod common;
 mod support;
 
-use common::Workspace;
 use model::value::Value;
 use provider::proto::tfplugin5 as v5;
 use provider::proto::tfplugin6 as v6;
+use support::Workspace;
 use support::{Plugin, channel, lxd_binary, oci_binary, shutdown};
 
 /// `terraform providers schema -json` for `scenario`, and the plugin protocol Terraform logged.
@@ -41,7 +40,7 @@ fn schema_json(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn terraform_sees_the_same_schema_over_both_protocols() {
-    let terraforms = common::terraforms();
+    let terraforms = support::terraforms();
     tokio::task::spawn_blocking(move || {
         for terraform in &terraforms {
             for (scenario, binary, address) in [

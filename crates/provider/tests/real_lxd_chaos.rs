@@ -1,22 +1,23 @@
 //! Chaos against the real LXD 5.0.2 daemon through real Terraform 1.11: the daemon restarted
 //! between an apply and the next plan (pending tokens do not survive a restart), and the
 //! daemon killed in the middle of a create, after it made the token and before its reply
-//! reached the provider. The state stays true, the next apply recovers, and nothing is left
+//! reached the provider (a unix-socket proxy between them holds the reply back). The state stays true, the next apply recovers, and nothing is left
 //! pending or made twice.
 
-mod common;
 mod real_lxd_daemon;
+mod support;
 
 use std::io::{Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::Workspace;
-use real_lxd_daemon::RealLxd;
+use real_lxd_daemon::Lxd;
+use support::Workspace;
+use support::daemon::{Kind, RealDaemon};
 
 const APPLY: [&str; 5] = [
     "apply",
@@ -43,13 +44,9 @@ const DESTROY: [&str; 5] = [
 ];
 
 fn workspace(terraform: &Path, socket: &Path) -> Workspace {
-    let mut ws = Workspace::new(
-        terraform,
-        "lxd_trust_token",
-        Path::new(env!("CARGO_BIN_EXE_terraform-provider-lxd")),
-    );
+    let mut ws = Workspace::new(terraform, "lxd_trust_token", support::lxd_binary());
     std::fs::copy(
-        common::fixture("lxd/trust_token_status.tf"),
+        support::fixture("lxd/trust_token_status.tf"),
         ws.dir.path().join("main.tf"),
     )
     .unwrap();
@@ -69,11 +66,8 @@ fn attr(ws: &Workspace, name: &str) -> String {
 }
 
 fn tools() -> Option<(PathBuf, PathBuf, PathBuf)> {
-    Some((
-        common::tool("XTASK_LXD")?,
-        common::tool("XTASK_LXC")?,
-        common::tool("XTASK_TERRAFORM")?,
-    ))
+    let (lxd, lxc) = RealDaemon::tools(Kind::Lxd)?;
+    Some((lxd, lxc, support::tool("XTASK_TERRAFORM")?))
 }
 
 /// A restart loses the pending token: the refresh reads `unknown` (gone without proof of
@@ -85,8 +79,8 @@ async fn chaos_restart_between_apply_and_plan() {
         return;
     };
     tokio::task::spawn_blocking(move || {
-        let mut daemon = RealLxd::start(&lxd, &lxc);
-        let ws = workspace(&terraform, &daemon.socket());
+        let mut daemon = RealDaemon::start(Kind::Lxd, &lxd, &lxc);
+        let ws = workspace(&terraform, &daemon.path().join("unix.socket"));
         ws.ok(&APPLY);
         let lost = attr(&ws, "operation_id");
         assert_eq!(daemon.running(), std::slice::from_ref(&lost));
@@ -126,24 +120,28 @@ async fn chaos_restart_between_apply_and_plan() {
     .unwrap();
 }
 
-/// A unix-socket proxy in front of the daemon that, once armed, kills the daemon (SIGKILL)
-/// when the daemon answers the first token create: the daemon made the token, the provider
-/// never hears so. Sends on `killed` when it did.
-struct KillingProxy {
+/// A unix-socket proxy in front of the daemon that, once armed, holds back the daemon's answer
+/// to the first token create: it says so on `answered` (the daemon made the token), waits on
+/// `release` (the test kills the daemon meanwhile), then drops the connection, so the provider
+/// never hears of the token.
+struct HoldingProxy {
     socket: PathBuf,
     armed: Arc<AtomicBool>,
-    pid: Arc<AtomicU32>,
     _dir: tempfile::TempDir,
 }
 
-impl KillingProxy {
-    fn start(upstream: PathBuf, killed: mpsc::Sender<()>) -> KillingProxy {
+impl HoldingProxy {
+    fn start(
+        upstream: PathBuf,
+        answered: mpsc::Sender<()>,
+        release: mpsc::Receiver<()>,
+    ) -> HoldingProxy {
         let dir = tempfile::tempdir().unwrap();
         let socket = dir.path().join("unix.socket");
         let listener = UnixListener::bind(&socket).unwrap();
         let armed = Arc::new(AtomicBool::new(false));
-        let pid = Arc::new(AtomicU32::new(0));
-        let (armed_, pid_) = (armed.clone(), pid.clone());
+        let held = Arc::new(Mutex::new(Some((answered, release))));
+        let armed_ = armed.clone();
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 let Ok(client) = client else { continue };
@@ -151,30 +149,24 @@ impl KillingProxy {
                 let Ok(server) = UnixStream::connect(&upstream) else {
                     continue;
                 };
-                relay(client, server, armed_.clone(), pid_.clone(), killed.clone());
+                relay(client, server, armed_.clone(), held.clone());
             }
         });
-        KillingProxy {
+        HoldingProxy {
             socket,
             armed,
-            pid,
             _dir: dir,
         }
     }
 
-    fn arm(&self, pid: u32) {
-        self.pid.store(pid, Ordering::SeqCst);
+    fn arm(&self) {
         self.armed.store(true, Ordering::SeqCst);
     }
 }
 
-fn relay(
-    mut client: UnixStream,
-    mut server: UnixStream,
-    armed: Arc<AtomicBool>,
-    pid: Arc<AtomicU32>,
-    killed: mpsc::Sender<()>,
-) {
+type Hold = Arc<Mutex<Option<(mpsc::Sender<()>, mpsc::Receiver<()>)>>>;
+
+fn relay(mut client: UnixStream, mut server: UnixStream, armed: Arc<AtomicBool>, held: Hold) {
     let create_sent = Arc::new(AtomicBool::new(false));
     let (mut client_r, mut server_w) = (client.try_clone().unwrap(), server.try_clone().unwrap());
     let sent = create_sent.clone();
@@ -205,14 +197,13 @@ fn relay(
                 Ok(n) => n,
             };
             if create_sent.load(Ordering::SeqCst) {
-                // The daemon answered the create: it made the token. It dies before the
-                // provider hears of it.
-                let status = std::process::Command::new("kill")
-                    .args(["-KILL", &pid.load(Ordering::SeqCst).to_string()])
-                    .status()
-                    .unwrap();
-                assert!(status.success());
-                let _ = killed.send(());
+                // The daemon answered the create: it made the token. Held back until the
+                // test has killed the daemon.
+                let hold = held.lock().unwrap().take();
+                if let Some((answered, release)) = hold {
+                    let _ = answered.send(());
+                    let _ = release.recv_timeout(Duration::from_secs(120));
+                }
                 break;
             }
             if client.write_all(&buf[..n]).is_err() {
@@ -234,16 +225,21 @@ async fn chaos_daemon_killed_mid_create() {
         return;
     };
     tokio::task::spawn_blocking(move || {
-        let mut daemon = RealLxd::start(&lxd, &lxc);
-        let (killed_tx, killed) = mpsc::channel();
-        let proxy = KillingProxy::start(daemon.socket(), killed_tx);
+        let mut daemon = RealDaemon::start(Kind::Lxd, &lxd, &lxc);
+        let (answered_tx, answered) = mpsc::channel();
+        let (release, release_rx) = mpsc::channel();
+        let proxy = HoldingProxy::start(daemon.path().join("unix.socket"), answered_tx, release_rx);
         let ws = workspace(&terraform, &proxy.socket);
-        proxy.arm(daemon.pid().unwrap());
+        proxy.arm();
         let out = std::thread::scope(|scope| {
             let apply = scope.spawn(|| ws.run(&APPLY));
-            killed
+            answered
                 .recv_timeout(Duration::from_secs(120))
                 .expect("the create never reached the daemon");
+            // The daemon made the token; it dies before the provider hears of it, and comes
+            // back while the provider is still finding out what happened.
+            daemon.kill();
+            release.send(()).unwrap();
             daemon.restart();
             apply.join().unwrap()
         });

@@ -5,14 +5,15 @@
 //! spent token, destroy leaving no running operation, and `remove_consumer_on_destroy`
 //! deleting exactly the consumer.
 
-mod common;
 mod real_lxd_daemon;
+mod support;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::Workspace;
-use real_lxd_daemon::{RealLxd, eventually};
+use real_lxd_daemon::{Lxd, poll_until};
+use support::Workspace;
+use support::daemon::{Kind, RealDaemon};
 
 /// LXD 5.0.2 keeps a cancelled operation this long before it answers 404.
 const CANCELLED_RETENTION: Duration = Duration::from_secs(5);
@@ -29,14 +30,10 @@ fn with<'a>(base: &[&'a str], vars: &[&'a str]) -> Vec<&'a str> {
     args
 }
 
-fn workspace(terraform: &Path, daemon: &RealLxd) -> Workspace {
-    let mut ws = Workspace::new(
-        terraform,
-        "lxd_trust_token",
-        Path::new(env!("CARGO_BIN_EXE_terraform-provider-lxd")),
-    );
+fn workspace(terraform: &Path, daemon: &RealDaemon) -> Workspace {
+    let mut ws = Workspace::new(terraform, "lxd_trust_token", support::lxd_binary());
     std::fs::copy(
-        common::fixture("lxd/trust_token_status.tf"),
+        support::fixture("lxd/trust_token_status.tf"),
         ws.dir.path().join("main.tf"),
     )
     .unwrap();
@@ -59,7 +56,7 @@ fn attr(ws: &Workspace, name: &str) -> String {
 /// `once`: a namesake consumed by another client while ours is pending is never taken for
 /// ours; ours consumed by the real `lxc remote add` reads `consumed` by that client; the plan
 /// stays empty; destroy with `remove_consumer_on_destroy` deletes exactly that certificate.
-fn consumed_once(ws: &Workspace, daemon: &RealLxd) {
+fn consumed_once(ws: &Workspace, daemon: &RealDaemon) {
     let vars = ["trigger=once", "remove_consumer=true"];
     ws.ok(&with(&APPLY, &vars));
     let ours = attr(ws, "operation_id");
@@ -109,7 +106,7 @@ fn consumed_once(ws: &Workspace, daemon: &RealLxd) {
 /// replacement removes); a token revoked with `lxc config trust revoke-token` reads `revoked`
 /// and is replaced; a token past its expiry reads `expired` and is replaced, the old operation
 /// revoked if LXD still lists it; destroy leaves nothing running.
-fn always(ws: &Workspace, daemon: &RealLxd) {
+fn always(ws: &Workspace, daemon: &RealDaemon) {
     let vars = ["trigger=always", "remove_consumer=true"];
     let others = daemon.named("mytoken");
     ws.ok(&with(&APPLY, &vars));
@@ -142,7 +139,7 @@ fn always(ws: &Workspace, daemon: &RealLxd) {
     assert_ne!(attr(ws, "operation_id"), revoked_id);
     let expiring = attr(ws, "operation_id");
     assert_ne!(attr(ws, "expires_at"), "");
-    let status = eventually(Duration::from_secs(90), || {
+    let status = poll_until(Duration::from_secs(90), || {
         ws.ok(&with(&REFRESH, &vars));
         Some(attr(ws, "status")).filter(|s| s != "pending")
     });
@@ -174,7 +171,7 @@ fn always(ws: &Workspace, daemon: &RealLxd) {
 /// the cancelled operation (five seconds), `unknown` (no proof) only when the refresh came
 /// later; a loaded machine gets a few tries, each late one replaced by the next apply. Leaves
 /// the revoked token in the state, its replacement planned.
-fn revoked(ws: &Workspace, daemon: &RealLxd, vars: &[&str]) {
+fn revoked(ws: &Workspace, daemon: &RealDaemon, vars: &[&str]) {
     for attempt in 1..=3 {
         let id = attr(ws, "operation_id");
         let start = Instant::now();
@@ -206,15 +203,14 @@ fn revoked(ws: &Workspace, daemon: &RealLxd, vars: &[&str]) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn statuses_against_the_real_daemon() {
-    let (Some(lxd), Some(lxc), Some(terraform)) = (
-        common::tool("XTASK_LXD"),
-        common::tool("XTASK_LXC"),
-        common::tool("XTASK_TERRAFORM"),
+    let (Some((lxd, lxc)), Some(terraform)) = (
+        RealDaemon::tools(Kind::Lxd),
+        support::tool("XTASK_TERRAFORM"),
     ) else {
         return;
     };
     tokio::task::spawn_blocking(move || {
-        let daemon = RealLxd::start(&lxd, &lxc);
+        let daemon = RealDaemon::start(Kind::Lxd, &lxd, &lxc);
         let ws = workspace(&terraform, &daemon);
         consumed_once(&ws, &daemon);
         always(&ws, &daemon);

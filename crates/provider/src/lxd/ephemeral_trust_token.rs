@@ -22,6 +22,12 @@ fn server_token(t: &lxd_client::PendingToken) -> ServerToken {
 }
 
 pub async fn open(provider: &LxdProvider, config: Value) -> Opened {
+    // Terraform validates before it opens; another client may not, and bad input must change
+    // nothing.
+    let invalid = m::validate(&config);
+    if model::diag::has_errors(&invalid) {
+        return Opened::failed(invalid);
+    }
     let config = match Config::from_value(&config) {
         Ok(c) => c,
         Err(d) => return Opened::failed(vec![d]),

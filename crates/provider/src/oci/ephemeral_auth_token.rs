@@ -17,6 +17,12 @@ use super::{client_error, server_token};
 use crate::core::Opened;
 
 pub async fn open(client: &Client, config: Value) -> Opened {
+    // Terraform validates before it opens; another client may not, and bad input must change
+    // nothing.
+    let invalid = m::validate(&config);
+    if model::diag::has_errors(&invalid) {
+        return Opened::failed(invalid);
+    }
     let config = match Config::from_value(&config) {
         Ok(c) => c,
         Err(d) => return Opened::failed(vec![d]),

@@ -66,7 +66,7 @@ impl Cli {
             .parent()
             .context("the provider binary has a directory")?;
         let rc = dir.path().join("cli.tfrc");
-        std::fs::write(&rc, crate::common::cli_config(plugins))?;
+        std::fs::write(&rc, crate::support::cli_config(plugins))?;
         let env = vec![
             ("TF_CLI_CONFIG_FILE".into(), rc.display().to_string()),
             ("CHECKPOINT_DISABLE".into(), "1".into()),

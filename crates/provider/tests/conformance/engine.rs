@@ -4,12 +4,19 @@
 //! must keep configured values; an apply must keep what the plan knew).
 //!
 //! It understands the subset of Terraform's JSON syntax the scenarios use: `variable` with
-//! `default`, `resource`, `data`, `output`, and `${...}` references to `var.NAME`,
-//! `TYPE.NAME.ATTR` and `data.TYPE.NAME.ATTR` (resources may refer to variables and data
-//! sources; data sources to variables; outputs to anything). Everything is applied in address
-//! order, one at a time.
+//! `default`, `resource`, `data`, `ephemeral`, `output`, and `${...}` references to
+//! `var.NAME`, `TYPE.NAME.ATTR`, `data.TYPE.NAME.ATTR` and `ephemeral.TYPE.NAME.ATTR`
+//! (resources may refer to variables and data sources; data sources to variables; ephemeral
+//! resources to anything but ephemeral resources after them; outputs to anything but ephemeral
+//! resources). Everything is applied in address order, one at a time.
+//!
+//! Ephemeral resources follow Terraform 1.11: each phase (the plan, then the apply) validates
+//! and opens every ephemeral resource anew and closes it when the phase ends, with the private
+//! data of its Open. A configuration not wholly known is not opened (its value is unknown).
+//! An ephemeral resource that refers to managed resources is opened after them (in a plan once
+//! they are planned, in an apply once they are applied), the others before any of them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::{Context, Result, anyhow, bail};
 use provider::proto::tfplugin6 as pb;
@@ -49,17 +56,42 @@ struct Change {
     config: Vec<u8>,
 }
 
+/// An ephemeral resource opened in the current phase: what Renew and Close need.
+#[derive(Debug, Clone)]
+struct Opened {
+    address: String,
+    type_name: String,
+    /// The private data of Open: Close gets these, not those of a later Renew.
+    private: Vec<u8>,
+    /// When the provider asked to be renewed (Unix seconds).
+    renew_at: Option<i64>,
+}
+
+/// A plan: the changes, the refreshed objects and the data sources read.
+type Planned = (
+    Vec<Change>,
+    BTreeMap<String, Object>,
+    BTreeMap<String, Json>,
+);
+
 pub struct Engine {
     rpc: Box<dyn Rpc>,
     provider_block: Block,
     resources: BTreeMap<String, Block>,
     data_sources: BTreeMap<String, Block>,
+    ephemerals: BTreeMap<String, Block>,
     /// The root module without a provider block, and the provider block.
     module: Json,
     provider_config: Json,
     state: BTreeMap<String, Instance>,
     data: BTreeMap<String, Json>,
     outputs: Map<String, Json>,
+    /// The results of the ephemeral resources of the current phase ([`UNKNOWN`] when not
+    /// opened because their configuration was not wholly known).
+    ephemeral: BTreeMap<String, Json>,
+    opened: Vec<Opened>,
+    /// Every value of a sensitive attribute that an Open returned.
+    ephemeral_secrets: BTreeSet<String>,
 }
 
 fn dynamic(msgpack: Vec<u8>) -> Option<pb::DynamicValue> {
@@ -119,17 +151,32 @@ impl Engine {
             .iter()
             .map(|(k, s)| Ok((k.clone(), block(s)?)))
             .collect::<Result<_>>()?;
+        let ephemerals = schema
+            .ephemeral_resource_schemas
+            .iter()
+            .map(|(k, s)| Ok((k.clone(), block(s)?)))
+            .collect::<Result<_>>()?;
         Ok(Engine {
             rpc,
             provider_block,
             resources,
             data_sources,
+            ephemerals,
             module,
             provider_config,
             state: BTreeMap::new(),
             data: BTreeMap::new(),
             outputs: Map::new(),
+            ephemeral: BTreeMap::new(),
+            opened: Vec::new(),
+            ephemeral_secrets: BTreeSet::new(),
         })
+    }
+
+    /// The sensitive values the ephemeral resources' Opens returned so far (they must appear
+    /// in no log and no plan).
+    pub fn ephemeral_secrets(&self) -> &BTreeSet<String> {
+        &self.ephemeral_secrets
     }
 
     pub fn outputs(&self) -> Json {
@@ -188,6 +235,13 @@ impl Engine {
         let (root, path) = match parts.as_slice() {
             ["var", name] => return self.var(vars, name),
             ["data", t, n, path @ ..] => (self.data.get(&format!("data.{t}.{n}")), path),
+            ["ephemeral", t, n, path @ ..] => {
+                let address = format!("ephemeral.{t}.{n}");
+                match self.ephemeral.get(&address) {
+                    Some(value) => (Some(value), path),
+                    None => bail!("{address} is not open"),
+                }
+            }
             [t, n, path @ ..] => {
                 let address = format!("{t}.{n}");
                 (
@@ -201,6 +255,9 @@ impl Engine {
         };
         let mut value = root.cloned().unwrap_or(Json::Null);
         for step in path {
+            if value.as_str() == Some(UNKNOWN) {
+                break;
+            }
             value = match step.parse::<usize>() {
                 Ok(i) => value.get(i).cloned().unwrap_or(Json::Null),
                 Err(_) => value.get(*step).cloned().unwrap_or(Json::Null),
@@ -340,6 +397,122 @@ impl Engine {
         Ok(out)
     }
 
+    /// Validates and opens the ephemeral resources that refer to managed resources
+    /// (`after_resources`) or those that do not; `planned` holds the managed resources' planned
+    /// values in a plan (in an apply, their state is used).
+    async fn open_ephemerals(
+        &mut self,
+        vars: &Vars,
+        planned: &BTreeMap<String, Json>,
+        after_resources: bool,
+    ) -> Result<()> {
+        for (type_name, name, body) in self.section("ephemeral") {
+            if refers_to_resources(&body) != after_resources {
+                continue;
+            }
+            let address = format!("ephemeral.{type_name}.{name}");
+            let block = self
+                .ephemerals
+                .get(&type_name)
+                .ok_or_else(|| anyhow!("the provider has no ephemeral resource {type_name}"))?
+                .clone();
+            let config_json = self.eval(&body, vars, planned)?;
+            let config =
+                wire::encode_block(&block, &config_json).with_context(|| address.clone())?;
+            let valid = self
+                .rpc
+                .validate_ephemeral_resource_config(
+                    pb::validate_ephemeral_resource_config::Request {
+                        type_name: type_name.clone(),
+                        config: dynamic(config.clone()),
+                    },
+                )
+                .await?;
+            check(&address, &valid.diagnostics)?;
+            if wire::has_unknown(&wire::decode(&config)?) {
+                // Terraform does not open it: its value stays unknown in this phase.
+                self.ephemeral.insert(address, json!(UNKNOWN));
+                continue;
+            }
+            let resp = self
+                .rpc
+                .open_ephemeral_resource(pb::open_ephemeral_resource::Request {
+                    type_name: type_name.clone(),
+                    config: dynamic(config),
+                    client_capabilities: None,
+                })
+                .await?;
+            check(
+                &format!("OpenEphemeralResource {address}"),
+                &resp.diagnostics,
+            )?;
+            if resp.deferred.is_some() {
+                bail!("{address}: Open was deferred, which Terraform did not allow");
+            }
+            let result = wire::decode(&bytes(&resp.result))?;
+            if wire::has_unknown(&result) || result.is_null() {
+                bail!("{address}: Open returned a result that is not wholly known");
+            }
+            for attr in block.attrs.iter().filter(|a| a.sensitive) {
+                if let Some(secret) = result.get(&attr.name).and_then(Json::as_str) {
+                    self.ephemeral_secrets.insert(secret.to_owned());
+                }
+            }
+            self.ephemeral.insert(address.clone(), result);
+            self.opened.push(Opened {
+                address,
+                type_name,
+                private: resp.private.unwrap_or_default(),
+                renew_at: resp.renew_at.map(|t| t.seconds),
+            });
+        }
+        Ok(())
+    }
+
+    /// As a phase ends: renews what is due (with the private data of the latest Open or
+    /// Renew), then closes every ephemeral resource with the private data of its Open.
+    async fn close_ephemerals(&mut self) -> Result<()> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_secs() as i64;
+        let mut errors = Vec::new();
+        for opened in std::mem::take(&mut self.opened) {
+            if opened.renew_at.is_some_and(|at| at <= now) {
+                let resp = self
+                    .rpc
+                    .renew_ephemeral_resource(pb::renew_ephemeral_resource::Request {
+                        type_name: opened.type_name.clone(),
+                        private: Some(opened.private.clone()),
+                    })
+                    .await?;
+                if let Err(e) = check(
+                    &format!("RenewEphemeralResource {}", opened.address),
+                    &resp.diagnostics,
+                ) {
+                    errors.push(e.to_string());
+                }
+            }
+            let resp = self
+                .rpc
+                .close_ephemeral_resource(pb::close_ephemeral_resource::Request {
+                    type_name: opened.type_name.clone(),
+                    private: Some(opened.private),
+                })
+                .await?;
+            if let Err(e) = check(
+                &format!("CloseEphemeralResource {}", opened.address),
+                &resp.diagnostics,
+            ) {
+                errors.push(e.to_string());
+            }
+        }
+        self.ephemeral.clear();
+        if !errors.is_empty() {
+            bail!("{}", errors.join("; "));
+        }
+        Ok(())
+    }
+
     /// Terraform's proposed new state: the configuration, with the prior value wherever an
     /// attribute is computed and not configured.
     fn proposed(block: &Block, prior: &Json, config: &Json) -> Json {
@@ -413,23 +586,34 @@ impl Engine {
         Ok((object, resp.requires_replace))
     }
 
-    async fn plan_changes(
+    async fn plan_changes(&mut self, vars: &Vars, destroy: bool) -> Result<Planned> {
+        self.configure().await?;
+        let mut refreshed = self.refreshed().await?;
+        if destroy && !self.state.is_empty() {
+            // As Terraform plans a destroy: a normal plan first, for its refresh (it opens and
+            // closes the ephemeral resources too), then the destroy plan from its result.
+            let (_, pre_destroy, _) = self.plan_walk(vars, false, refreshed).await?;
+            refreshed = pre_destroy;
+        }
+        self.plan_walk(vars, destroy, refreshed).await
+    }
+
+    /// One plan walk from refreshed objects.
+    async fn plan_walk(
         &mut self,
         vars: &Vars,
         destroy: bool,
-    ) -> Result<(
-        Vec<Change>,
-        BTreeMap<String, Object>,
-        BTreeMap<String, Json>,
-    )> {
-        self.configure().await?;
-        let refreshed = self.refreshed().await?;
+        refreshed: BTreeMap<String, Object>,
+    ) -> Result<Planned> {
         let data = if destroy {
             BTreeMap::new()
         } else {
             self.read_data(vars).await?
         };
         let saved = std::mem::replace(&mut self.data, data.clone());
+        if !destroy {
+            self.open_ephemerals(vars, &BTreeMap::new(), false).await?;
+        }
         let mut changes = Vec::new();
         let mut configured = Vec::new();
         let resources = if destroy {
@@ -493,6 +677,14 @@ impl Engine {
                 });
             }
         }
+        if !destroy {
+            let planned: BTreeMap<String, Json> = changes
+                .iter()
+                .filter_map(|c| Some((c.address.clone(), c.planned.as_ref()?.json.clone())))
+                .collect();
+            self.open_ephemerals(vars, &planned, true).await?;
+        }
+        self.close_ephemerals().await?;
         self.data = saved;
         changes.sort_by(|a, b| a.address.cmp(&b.address));
         Ok((changes, refreshed, data))
@@ -527,6 +719,9 @@ impl Engine {
         let record = Self::record(&changes);
         self.state = stored(refreshed);
         self.data = data;
+        if !destroy {
+            self.open_ephemerals(vars, &BTreeMap::new(), false).await?;
+        }
         for change in changes {
             if change.actions.contains(&"delete") {
                 let prior = change
@@ -588,6 +783,10 @@ impl Engine {
                 },
             );
         }
+        if !destroy {
+            self.open_ephemerals(vars, &BTreeMap::new(), true).await?;
+        }
+        self.close_ephemerals().await?;
         self.update_outputs(vars, destroy)?;
         Ok(record)
     }
@@ -613,6 +812,13 @@ impl Engine {
         let refreshed = self.refreshed().await?;
         self.state = stored(refreshed);
         self.data = self.read_data(vars).await?;
+        // Terraform opens and closes the ephemeral resources in the refresh-only plan and
+        // again in its apply.
+        for _phase in ["plan", "apply"] {
+            self.open_ephemerals(vars, &BTreeMap::new(), false).await?;
+            self.open_ephemerals(vars, &BTreeMap::new(), true).await?;
+            self.close_ephemerals().await?;
+        }
         self.update_outputs(vars, false)
     }
 
@@ -673,6 +879,21 @@ impl Engine {
             .remove(address)
             .map(|_| ())
             .ok_or_else(|| anyhow!("no resource {address} in state"))
+    }
+}
+
+/// Whether a configuration value refers to a managed resource (anything but `var.`, `data.`
+/// and `ephemeral.`).
+pub fn refers_to_resources(value: &Json) -> bool {
+    match value {
+        Json::String(s) => s.split("${").skip(1).any(|reference| {
+            !["var.", "data.", "ephemeral."]
+                .iter()
+                .any(|root| reference.trim_start().starts_with(root))
+        }),
+        Json::Array(items) => items.iter().any(refers_to_resources),
+        Json::Object(map) => map.values().any(refers_to_resources),
+        _ => false,
     }
 }
 

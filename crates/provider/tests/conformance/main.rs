@@ -9,8 +9,6 @@
 //! instead of this build's. `cargo xtask conformance` sets both.
 
 mod cli;
-#[path = "../common/mod.rs"]
-mod common;
 mod engine;
 mod rpc;
 mod scenario;
@@ -106,7 +104,7 @@ async fn driver(frontend: &Frontend, scenario: &Scenario, world: &World) -> Resu
             scenario
                 .hcl
                 .as_ref()
-                .map(|dir| common::fixture(&format!("scenarios/{dir}")))
+                .map(|dir| support::fixture(&format!("scenarios/{dir}")))
                 .as_deref(),
         )?),
     })
@@ -162,13 +160,22 @@ impl Driver {
     }
 }
 
-/// The transcript of one scenario through one frontend.
-async fn transcript(scenario: &Scenario, frontend: &Frontend) -> Result<Json> {
+type Secrets = std::collections::BTreeSet<String>;
+
+/// The transcript of one scenario through one frontend, and the secrets the fake issued.
+/// `known` are secrets of the reference run: an ephemeral resource's secret may never appear
+/// in the fake's recorded state (fake-oci forgets a deleted token) and the CLI never shows it,
+/// but the fake issues the same ones to a frontend that makes the same calls.
+async fn transcript(
+    scenario: &Scenario,
+    frontend: &Frontend,
+    known: &Secrets,
+) -> Result<(Json, Secrets)> {
     let world = World::start(scenario).await?;
     let mut driver = driver(frontend, scenario, &world).await?;
     let mut vars = Vars::new();
     let mut steps = Vec::new();
-    let mut secrets = std::collections::BTreeSet::new();
+    let mut secrets = known.clone();
     for (i, step) in scenario.steps.iter().enumerate() {
         if let Some(v) = step.vars() {
             vars.extend(v.clone());
@@ -220,6 +227,9 @@ async fn transcript(scenario: &Scenario, frontend: &Frontend) -> Result<Json> {
         record.insert("fake".into(), state);
         steps.push(world.normalise(&Json::Object(record)));
     }
+    if let Driver::Engine(engine, _) = &driver {
+        secrets.extend(engine.ephemeral_secrets().iter().cloned());
+    }
     // No secret the fake issued may reach a log, at any level, or a plan's text unless it was
     // already in state (Terraform shows the prior values of non-sensitive attributes and
     // outputs that change; `token` is not sensitive so that the seeds' outputs apply).
@@ -263,11 +273,12 @@ async fn transcript(scenario: &Scenario, frontend: &Frontend) -> Result<Json> {
     if let Driver::Engine(_, Some(mut plugin)) = driver {
         plugin.child.kill().await.ok();
     }
-    Ok(json!({
+    let transcript = json!({
         "scenario": scenario.name,
         "description": scenario.description,
         "steps": steps,
-    }))
+    });
+    Ok((transcript, secrets))
 }
 
 /// The frontends to compare with the in-process reference.
@@ -276,7 +287,7 @@ fn frontends() -> Vec<Frontend> {
         return vec![Frontend::Cli(PathBuf::from(cmd))];
     }
     let mut all = vec![Frontend::Grpc(6), Frontend::Grpc(5)];
-    all.extend(common::tool("XTASK_TERRAFORM").map(Frontend::Cli));
+    all.extend(support::tool("XTASK_TERRAFORM").map(Frontend::Cli));
     all
 }
 
@@ -299,7 +310,7 @@ fn difference(reference: &Json, other: &Json) -> String {
 
 async fn conformance(name: &str) {
     let scenario = scenario::load(name).unwrap();
-    let reference = transcript(&scenario, &Frontend::InProcess)
+    let (reference, secrets) = transcript(&scenario, &Frontend::InProcess, &Secrets::new())
         .await
         .unwrap_or_else(|e| panic!("in-process service: {e:#}"));
     insta::with_settings!({
@@ -310,7 +321,7 @@ async fn conformance(name: &str) {
         insta::assert_yaml_snapshot!(name, reference);
     });
     for frontend in frontends() {
-        let other = transcript(&scenario, &frontend)
+        let (other, _) = transcript(&scenario, &frontend, &secrets)
             .await
             .unwrap_or_else(|e| panic!("{frontend}: {e:#}"));
         assert!(
@@ -343,7 +354,7 @@ macro_rules! scenarios {
                 .iter()
                 .filter_map(|name| scenario::load(name).unwrap().hcl)
                 .collect();
-            let mut dirs: Vec<String> = std::fs::read_dir(common::fixture("scenarios"))
+            let mut dirs: Vec<String> = std::fs::read_dir(support::fixture("scenarios"))
                 .unwrap()
                 .filter_map(|e| e.ok())
                 .filter(|e| e.path().is_dir())
@@ -358,11 +369,13 @@ macro_rules! scenarios {
 }
 
 scenarios!(
+    lxd_ephemeral_trust_token,
     lxd_trust_token_always,
     lxd_trust_token_expiry,
     lxd_trust_token_once,
     lxd_trust_token_projects,
     oci_auth_token,
+    oci_ephemeral_auth_token,
 );
 
 #[test]
@@ -406,10 +419,10 @@ async fn the_kit_notices_a_different_outcome() -> Result<()> {
     // The same scenario against a fake with another seed issues other ids and secrets: the
     // transcripts must differ, or the comparison would prove nothing.
     let scenario = scenario::load("oci_auth_token")?;
-    let reference = transcript(&scenario, &Frontend::InProcess).await?;
+    let (reference, _) = transcript(&scenario, &Frontend::InProcess, &Secrets::new()).await?;
     let mut other = scenario.clone();
     other.fake.seed += 1;
-    let changed = transcript(&other, &Frontend::InProcess).await?;
+    let (changed, _) = transcript(&other, &Frontend::InProcess, &Secrets::new()).await?;
     assert_ne!(reference, changed);
     assert!(difference(&reference, &changed).starts_with("step 0:"));
     Ok(())
@@ -448,4 +461,18 @@ fn the_engine_holds_applies_to_their_plans() {
         )
         .is_err()
     );
+}
+
+#[test]
+fn the_engine_opens_an_ephemeral_resource_after_the_resources_it_refers_to() {
+    for (config, after) in [
+        (json!({"name": "x"}), false),
+        (json!({"name": "${var.name}", "n": "${data.t.d.id}"}), false),
+        (json!({"name": "${ephemeral.t.e.name}"}), false),
+        (json!({"name": "join-${t.base.operation_id}"}), true),
+        (json!({"list": ["a", "${var.x}-${t.a.id}"]}), true),
+        (json!({"nested": {"user_id": "${ t.kept.user_id }"}}), true),
+    ] {
+        assert_eq!(engine::refers_to_resources(&config), after, "{config}");
+    }
 }

@@ -77,4 +77,12 @@ rpcs! {
         import_resource_state: v5::import_resource_state::Request;
     read_data_source: v6::read_data_source::Request => v6::read_data_source::Response,
         read_data_source: v5::read_data_source::Request;
+    validate_ephemeral_resource_config: v6::validate_ephemeral_resource_config::Request => v6::validate_ephemeral_resource_config::Response,
+        validate_ephemeral_resource_config: v5::validate_ephemeral_resource_config::Request;
+    open_ephemeral_resource: v6::open_ephemeral_resource::Request => v6::open_ephemeral_resource::Response,
+        open_ephemeral_resource: v5::open_ephemeral_resource::Request;
+    renew_ephemeral_resource: v6::renew_ephemeral_resource::Request => v6::renew_ephemeral_resource::Response,
+        renew_ephemeral_resource: v5::renew_ephemeral_resource::Request;
+    close_ephemeral_resource: v6::close_ephemeral_resource::Request => v6::close_ephemeral_resource::Response,
+        close_ephemeral_resource: v5::close_ephemeral_resource::Request;
 }

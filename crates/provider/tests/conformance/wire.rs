@@ -20,6 +20,7 @@ pub struct Attr {
     pub name: String,
     pub ty: Json,
     pub computed: bool,
+    pub sensitive: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -40,6 +41,7 @@ impl Block {
                     ty: serde_json::from_slice(&a.r#type)
                         .with_context(|| format!("the type of attribute {}", a.name))?,
                     computed: a.computed,
+                    sensitive: a.sensitive,
                 })
             })
             .collect::<Result<_>>()?;

@@ -1,7 +1,5 @@
 //! Running real Terraform offline against our provider binaries.
 
-#![allow(dead_code)]
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

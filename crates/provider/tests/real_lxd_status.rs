@@ -2,8 +2,8 @@
 //! consumed by the real `lxc remote add` (and `consumed_by` is that client's fingerprint, never
 //! a namesake's), revoked with `lxc config trust revoke-token`, expired with a short
 //! `core.remote_token_expiry` (polled with a deadline), `trigger = "always"` replacing each
-//! spent token, destroy leaving no running operation, and `remove_consumer_on_destroy`
-//! deleting exactly the consumer.
+//! spent token (`once` keeping it, with one warning when it expired unused), destroy leaving no
+//! running operation, and `remove_consumer_on_destroy` deleting exactly the consumer.
 
 mod real_lxd_daemon;
 mod support;
@@ -201,6 +201,35 @@ fn revoked(ws: &Workspace, daemon: &RealDaemon, vars: &[&str]) {
     panic!("no refresh came within five seconds of the revocation in three tries");
 }
 
+/// `once`: a token that expires unused reads `expired`, the refresh that finds it so warns
+/// once, the plan stays empty, and destroy revokes it if LXD still lists it (its sweep runs
+/// once a minute): nothing is left running.
+fn expired_once(ws: &Workspace, daemon: &RealDaemon) {
+    let vars = ["trigger=once"];
+    daemon.admin(&["config", "set", "core.remote_token_expiry", "5S"]);
+    ws.ok(&with(&APPLY, &vars));
+    daemon.admin(&["config", "unset", "core.remote_token_expiry"]);
+    assert_eq!(attr(ws, "status"), "pending");
+    let text = poll_until(Duration::from_secs(90), || {
+        let text = ws.ok(&with(&REFRESH, &vars));
+        (attr(ws, "status") != "pending").then_some(text)
+    })
+    .expect("the token never left pending");
+    assert_eq!(attr(ws, "status"), "expired");
+    assert!(text.contains("Trust token expired unused"), "{text}");
+    let (code, text) = ws.plan_code(&with(&[], &vars));
+    assert_eq!(code, 0, "trigger once keeps an expired token:\n{text}");
+    assert!(
+        !text.contains("Trust token"),
+        "the warning comes once: {text}"
+    );
+    ws.ok(&with(&DESTROY, &vars));
+    assert!(
+        daemon.running().is_empty(),
+        "destroy leaves nothing running"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn statuses_against_the_real_daemon() {
     let (Some((lxd, lxc)), Some(terraform)) = (
@@ -214,6 +243,7 @@ async fn statuses_against_the_real_daemon() {
         let ws = workspace(&terraform, &daemon);
         consumed_once(&ws, &daemon);
         always(&ws, &daemon);
+        expired_once(&ws, &daemon);
     })
     .await
     .unwrap();

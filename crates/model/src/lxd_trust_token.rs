@@ -711,13 +711,15 @@ pub fn enforces_unique_names(server: &str, version: &str) -> bool {
 }
 
 /// What a plan that makes a new token can check on the server before the apply: the name
-/// that must be free on a server with unique identity names, and the consumer the replacement
-/// removes from the trust store before it creates (holding the name is no obstacle then).
+/// that must be free on a server with unique identity names, the consumer the replacement
+/// removes from the trust store before it creates (holding the name is no obstacle then), and
+/// the projects that must exist (empty when none is asked for or one is not known yet).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NameCheck {
     pub name: String,
     pub remote: Option<String>,
     pub removed_first: Option<String>,
+    pub projects: Vec<String>,
 }
 
 /// The name check a plan calls for: only when it makes a new token whose name and remote are
@@ -739,11 +741,41 @@ pub fn name_check(prior: Option<&Value>, plan: &Plan) -> Option<NameCheck> {
         .filter(|_| plan.action == plan::Action::Replace)
         .and_then(|prior| State::from_value(prior).ok())
         .and_then(|state| consumer_to_remove(&state).map(str::to_owned));
+    let projects = match plan.planned.get("projects") {
+        Value::List(items) => items
+            .iter()
+            .map(|p| p.as_str().map(str::to_owned))
+            .collect::<Option<Vec<_>>>()
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    };
     Some(NameCheck {
         name: name.to_owned(),
         remote,
         removed_first,
+        projects,
     })
+}
+
+/// The errors for projects the server does not have, each on its element of `projects`.
+pub fn missing_projects(
+    projects: &[String],
+    known: &std::collections::BTreeSet<String>,
+) -> Vec<Diagnostic> {
+    projects
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| !known.contains(*p))
+        .map(|(idx, p)| {
+            Diagnostic::error(
+                AttrPath::attr("projects").index(idx),
+                "Invalid value for `projects`",
+                format!(
+                    "The LXD server has no project {p:?}; a token restricted to it could never be used."
+                ),
+            )
+        })
+        .collect()
 }
 
 /// The error for a token name an identity already holds on a server with unique names.
@@ -1210,7 +1242,28 @@ mod tests {
                 name: "mytoken".into(),
                 remote: None,
                 removed_first: None,
+                projects: Vec::new(),
             })
+        );
+        let mut restricted = config(None);
+        if let Value::Object(map) = &mut restricted {
+            map.insert(
+                "projects".to_owned(),
+                Value::List(vec![Value::string("default"), Value::string("nope")]),
+            );
+        }
+        let wanted = check(None, &restricted).map(|c| c.projects);
+        assert_eq!(wanted, Some(vec!["default".to_owned(), "nope".to_owned()]));
+        let missing = missing_projects(&wanted.unwrap(), &set(&["default"]));
+        assert_eq!(missing.len(), 1);
+        assert_eq!(missing[0].path, AttrPath::attr("projects").index(1));
+        // A project not known yet cannot be checked.
+        if let Value::Object(map) = &mut restricted {
+            map.insert("projects".to_owned(), Value::List(vec![Value::Unknown]));
+        }
+        assert_eq!(
+            check(None, &restricted).map(|c| c.projects),
+            Some(Vec::new())
         );
         // Nothing new is made: no check.
         let pending = created_state(Trigger::Always, None);

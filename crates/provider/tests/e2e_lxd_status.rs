@@ -300,6 +300,15 @@ async fn bad_input(terraform: std::path::PathBuf) {
             &["trigger", "sometimes"],
         );
         failed_with(&ws, &with(&["plan", "-input=false"], &["name="]), &["name"]);
+        // Already at plan time, and again at apply.
+        failed_with(
+            &ws,
+            &with(
+                &["plan", "-input=false"],
+                &[r#"projects=["default","nope"]"#],
+            ),
+            &["Invalid value for `projects`", "no project \"nope\""],
+        );
         failed_with(
             &ws,
             &with(&APPLY, &[r#"projects=["nope"]"#]),

@@ -54,19 +54,7 @@ async fn preflight(
             .project_names()
             .await
             .map_err(|e| failed("Failed to list the LXD projects", &e))?;
-        let missing: Vec<Diagnostic> = config
-            .projects
-            .iter()
-            .enumerate()
-            .filter(|(_, p)| !known.contains(*p))
-            .map(|(idx, p)| {
-                Diagnostic::error(
-                    AttrPath::attr("projects").index(idx),
-                    "Invalid value for `projects`",
-                    format!("The LXD server has no project {p:?}; a token restricted to it could never be used."),
-                )
-            })
-            .collect();
+        let missing = m::missing_projects(&config.projects, &known);
         if !missing.is_empty() {
             return Err(missing);
         }
@@ -106,9 +94,9 @@ async fn preflight(
 /// How long a plan waits for the server to answer its name check before it goes on without.
 const PLAN_CHECK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// The plan-time half of the name rule: a plan that makes a token whose name an identity holds
-/// on a server with unique identity names is an error naming that identity, before anything
-/// is applied. Only a proven conflict is reported: a server that cannot be asked now (not
+/// The plan-time half of the apply's preflight: a plan that makes a token restricted to a
+/// project the server does not have, or whose name an identity holds on a server with unique
+/// identity names, is an error on that attribute before anything is applied. Only a proven conflict is reported: a server that cannot be asked now (not
 /// configured, unreachable, slow) leaves the check to the apply.
 ///
 /// Terraform plans a replacement twice: with the prior state (checked here, knowing which
@@ -130,6 +118,15 @@ pub async fn plan_checks(
     let Ok(client) = provider.client(check.remote.as_deref()) else {
         return Vec::new();
     };
+    let missing = async {
+        if check.projects.is_empty() {
+            return Vec::new();
+        }
+        match client.project_names().await {
+            Ok(known) => m::missing_projects(&check.projects, &known),
+            Err(_) => Vec::new(),
+        }
+    };
     let taken = async {
         let kind = client.server_kind().await.ok()?;
         if !m::enforces_unique_names(&kind.server, &kind.version) {
@@ -142,10 +139,16 @@ pub async fn plan_checks(
             .into_iter()
             .find(|c| c.name == check.name && Some(&c.fingerprint) != check.removed_first.as_ref())
     };
-    match tokio::time::timeout(PLAN_CHECK_PATIENCE, taken).await {
-        Ok(Some(holder)) => vec![m::name_taken(&check.name, &holder.fingerprint)],
-        _ => Vec::new(),
-    }
+    let checks = async {
+        let mut diags = missing.await;
+        if let Some(holder) = taken.await {
+            diags.push(m::name_taken(&check.name, &holder.fingerprint));
+        }
+        diags
+    };
+    tokio::time::timeout(PLAN_CHECK_PATIENCE, checks)
+        .await
+        .unwrap_or_default()
 }
 
 async fn create(provider: &LxdProvider, planned: &Value) -> (Outcome, Vec<u8>) {

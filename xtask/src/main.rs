@@ -27,7 +27,7 @@ cargo xtask <command>
 
 Commands:
   test [--long]       install the test tools, run tidy checks, every test, clippy and rustfmt
-                      (--long runs the property tests with 10,000 cases)
+                      (--long runs the fault-schedule properties with 10,000 cases)
   bench               our provider beside the Go terraform-provider-lxd: handshake time, RSS, size;
                       then the criterion benches, each pair with its ratio and target: terraform
                       apply of 100 lxd_trust_token vs terraform_data, fake-lxd vs the real LXD
@@ -174,8 +174,11 @@ fn test(root: &Path, long: bool) -> Result<()> {
     for (key, value) in tools.env() {
         tests.env(key, value);
     }
+    // Only the fault-schedule properties grow: `PROPTEST_CASES` would raise every property
+    // test of the workspace (proptest applies it over each test's own count), and some of them
+    // run Terraform's rules through the gRPC service, minutes per thousand cases.
     if long {
-        tests.env("PROPTEST_CASES", "10000");
+        tests.env("XTASK_FAULT_CASES", "10000");
     }
     run(&mut tests)?;
     run(cargo()

@@ -164,10 +164,9 @@ pub fn run_mutants(root: &Path, args: &[String]) -> Result<()> {
             .arg("--output")
             .arg(&out_dir)
             .env("CARGO_TARGET_DIR", target_dir(root))
-            // Property tests that read `PROPTEST_CASES` run few cases per mutant: a mutant is
-            // caught by the first failing case, and a full count per mutant made `model` alone
-            // a run of many hours (81 s of tests for each of 459 mutants). `--long` runs are
-            // where the case counts go up.
+            // Property tests run few cases per mutant (proptest applies `PROPTEST_CASES` over
+            // each test's own count): a mutant is caught by its first failing case, and the full
+            // counts made `model` alone a run of many hours (81 s of tests for each of 459).
             .env(
                 "PROPTEST_CASES",
                 std::env::var("PROPTEST_CASES").unwrap_or_else(|_| MUTANT_CASES.to_owned()),

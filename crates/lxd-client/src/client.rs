@@ -39,45 +39,7 @@ impl Default for RetryPolicy {
     }
 }
 
-/// What `GET /1.0` says.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ServerInfo {
-    pub trusted: bool,
-    pub api_extensions: Vec<String>,
-    pub server_version: Option<String>,
-    pub certificate_fingerprint: Option<String>,
-    pub remote_token_expiry: Option<String>,
-}
-
-/// The server generations that matter for trust tokens, told by the API extensions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Generation {
-    /// LXD 5.0: tokens are consumed through the `password` field.
-    Password,
-    /// LXD 5.21.2+/6.x: `trust_token`, pruning of expired tokens, unique identity names.
-    TrustToken,
-}
-
-impl ServerInfo {
-    pub fn generation(&self) -> Generation {
-        if self
-            .api_extensions
-            .iter()
-            .any(|e| e == "explicit_trust_token")
-        {
-            Generation::TrustToken
-        } else {
-            Generation::Password
-        }
-    }
-
-    /// Servers whose token JSON carries a `type` key.
-    pub fn typed_tokens(&self) -> bool {
-        self.api_extensions
-            .iter()
-            .any(|e| e == "access_management_tls")
-    }
-}
+pub use crate::info::{Generation, ServerInfo};
 
 /// A pending trust token: a running token operation.
 #[derive(Debug, Clone)]
@@ -311,27 +273,7 @@ impl Client {
             return Ok(info.clone());
         }
         let meta = self.read("/1.0").await?;
-        let extensions = meta["api_extensions"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|e| e.as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let info = ServerInfo {
-            trusted: meta["auth"] == "trusted",
-            api_extensions: extensions,
-            server_version: meta["environment"]["server_version"]
-                .as_str()
-                .map(str::to_owned),
-            certificate_fingerprint: meta["environment"]["certificate_fingerprint"]
-                .as_str()
-                .map(str::to_owned),
-            remote_token_expiry: meta["config"]["core.remote_token_expiry"]
-                .as_str()
-                .map(str::to_owned),
-        };
+        let info = ServerInfo::from_metadata(&meta);
         *cached = Some(info.clone());
         Ok(info)
     }
@@ -466,6 +408,19 @@ impl Client {
             }
         };
         let info = self.server_info().await?;
+        if !info.trusted {
+            return Err(Error::Untrusted {
+                target: format!("{:?}", self.target),
+                action: "issue trust tokens",
+            });
+        }
+        if !info.issues_tokens() {
+            return Err(Error::MissingExtension {
+                server: info.describe(),
+                extension: crate::info::TOKEN_EXTENSION,
+                action: "issue trust tokens",
+            });
+        }
         let restricted = !projects.is_empty();
         let body = json!({"name": name, "type": "client", "restricted": restricted, "projects": projects, "token": true});
         let start = Instant::now();
@@ -615,6 +570,15 @@ impl Client {
         }
         let generation = self.server_info().await?.generation();
         let body = match (credential, generation) {
+            (Credential::Password(_), Generation::Incus) => {
+                return Err(Error::Refused {
+                    status: 400,
+                    message: "Incus has no trust passwords (it knows no core.trust_password); use a trust token".into(),
+                });
+            }
+            (Credential::Token(token), Generation::Incus) => {
+                json!({"type": "client", "trust_token": token.expose_secret()})
+            }
             (Credential::Password(_), Generation::TrustToken) => {
                 return Err(Error::Refused {
                     status: 501,
@@ -841,6 +805,13 @@ fn explain(err: Error, generation: Generation) -> Error {
         return err;
     };
     let hint = match (*status, message.as_str()) {
+        (400, m)
+            if (m.contains("isn't listening on network")
+                || m.contains("not listening on network"))
+                && generation == Generation::Incus =>
+        {
+            "set core.https_address on the server (incus config set core.https_address :8443)"
+        }
         (400, m)
             if m.contains("isn't listening on network")
                 || m.contains("not listening on network") =>

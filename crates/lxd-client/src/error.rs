@@ -31,6 +31,23 @@ pub enum Error {
     /// Refused before any request: operation ids are UUIDs, and nothing else goes in a path.
     #[error("{0} is not an LXD operation id (a UUID such as 38c4bd1a-6f72-4d2b-b5bf-e1d99aaf62c1)")]
     BadOperationId(String),
+    /// Refused before any request: the server said it does not trust this client.
+    #[error(
+        "LXD at {target} does not trust this client's certificate, so it cannot {action}; make the client trusted first (a trust token in the remote's `token`, or its certificate added on the server with `lxc config trust add-certificate` or `incus config trust add-certificate`)"
+    )]
+    Untrusted {
+        target: String,
+        action: &'static str,
+    },
+    /// Refused before any request: the server does not list an API extension this needs.
+    #[error(
+        "{server} does not list the API extension {extension:?}, so it cannot {action}; upgrade the server"
+    )]
+    MissingExtension {
+        server: String,
+        extension: &'static str,
+        action: &'static str,
+    },
     /// The LXD API never redirects, so a redirect is not followed (it could re-send a create).
     #[error("LXD at {target} answered with a redirect ({status}{}), which is not followed", location.as_deref().map(|l| format!(" to {l}")).unwrap_or_default())]
     Redirect {

@@ -11,6 +11,7 @@
 pub mod client;
 pub mod config;
 pub mod error;
+pub mod info;
 pub mod secret;
 pub mod token;
 pub mod transport;

@@ -3,7 +3,7 @@
 //! the first. The client must never revoke a token during a create, adopt only the one token
 //! that can be its request's, and report every token it may have made.
 //!
-//! The property runs 100 cases by default (about 30 s); `PROPTEST_CASES` sets ten times as
+//! The property runs 100 cases by default (about 30 s); `XTASK_FAULT_CASES` sets ten times as
 //! many (what `cargo xtask test --long` sets, 10,000, gives 1,000 cases here).
 
 mod support;
@@ -407,7 +407,7 @@ fn overlapping_same_name_creates_never_take_or_revoke_another_token() {
         Target::Unix(fake.unix_socket().to_owned()),
         retry(Duration::from_secs(5), Duration::from_secs(5)),
     ));
-    let cases = std::env::var("PROPTEST_CASES")
+    let cases = std::env::var("XTASK_FAULT_CASES")
         .ok()
         .and_then(|c| c.parse::<u32>().ok())
         .map_or(100, |c| (c / 10).max(1));

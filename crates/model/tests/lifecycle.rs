@@ -699,7 +699,7 @@ impl StateMachineTest for OciMachine {
 }
 
 prop_state_machine! {
-    #![proptest_config(ProptestConfig { cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(512), ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
 
     #[test]
     fn lxd_trust_token_lifecycles(sequential 1..40 => LxdMachine);

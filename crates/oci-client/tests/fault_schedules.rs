@@ -4,7 +4,8 @@
 //! holds exactly the tokens (and descriptions) the reference model says: none duplicated, none
 //! lost, no orphan.
 //!
-//! 1,000 cases by default; `PROPTEST_CASES=10000` (what `cargo xtask test --long` sets) for more.
+//! 1,000 cases by default; `XTASK_FAULT_CASES=10000` (what `cargo xtask test --long` sets) for more.
+//! (`PROPTEST_CASES`, which proptest applies to every property test, overrides both.)
 
 mod common;
 
@@ -191,7 +192,7 @@ fn creates_updates_and_deletes_survive_faults() {
         .block_on(FakeOci::start(Config::for_testing()))
         .unwrap();
     let client = client(&fake);
-    let cases = std::env::var("PROPTEST_CASES")
+    let cases = std::env::var("XTASK_FAULT_CASES")
         .ok()
         .and_then(|c| c.parse().ok())
         .unwrap_or(1000);

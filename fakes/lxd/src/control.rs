@@ -91,6 +91,15 @@ impl Control {
             .collect()
     }
 
+    /// Restarts the fake as another server: pending tokens are lost, as in any restart; the
+    /// config and the trust store stay.
+    pub fn set_profile(&self, profile: Profile) {
+        let now = self.app.clock.now();
+        let mut state = self.app.lock();
+        state.profile = profile;
+        state.restart(now);
+    }
+
     pub fn restart(&self) {
         let now = self.app.clock.now();
         self.app.lock().restart(now);
@@ -126,7 +135,7 @@ impl Control {
                 password: token.to_owned(),
                 ..Default::default()
             },
-            Profile::V6 => CertificatesPost {
+            Profile::V6 | Profile::Incus6_0 => CertificatesPost {
                 kind: "client".into(),
                 trust_token: Some(token.to_owned()),
                 ..Default::default()
@@ -136,6 +145,16 @@ impl Control {
             Ok(_) => (201, None, cert),
             Err(e) => (e.status, Some(e.text), cert),
         }
+    }
+
+    /// Leaves `extension` out of the `api_extensions` of `GET /1.0`, as a server that lacks it
+    /// would (the behaviour it stands for is not taken away).
+    pub fn hide_extension(&self, extension: &str) {
+        self.app
+            .hidden_extensions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(extension.to_owned());
     }
 
     /// The trust store: (name, fingerprint) of every certificate, oldest first.
@@ -164,6 +183,24 @@ fn control(app: Arc<AppState>) -> Control {
 pub async fn restart(State(app): State<Arc<AppState>>) -> StatusCode {
     control(app).restart();
     StatusCode::NO_CONTENT
+}
+
+#[derive(Deserialize)]
+pub struct SetProfile {
+    profile: String,
+}
+
+/// `POST /_fake/profile {"profile": "incus-6.0"}`: see [`Control::set_profile`].
+pub async fn profile(State(app): State<Arc<AppState>>, Json(body): Json<SetProfile>) -> Response {
+    let Some(profile) = Profile::from_name(&body.profile) else {
+        let text = format!(
+            "unknown profile {:?}: expected 5.0, 6 or incus-6.0",
+            body.profile
+        );
+        return (StatusCode::BAD_REQUEST, text).into_response();
+    };
+    control(app).set_profile(profile);
+    StatusCode::NO_CONTENT.into_response()
 }
 
 #[derive(Deserialize)]

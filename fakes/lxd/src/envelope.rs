@@ -100,14 +100,20 @@ pub fn async_op(op: &Operation, profile: Profile) -> Response {
 }
 
 pub fn error(status: u16, text: &str) -> Response {
+    error_over(status, status, text)
+}
+
+/// An error envelope with `error_code` `code` sent with HTTP status `http` (Incus answers a
+/// `/wait` that timed out with HTTP 200 and `error_code` 500).
+pub fn error_over(http: u16, code: u16, text: &str) -> Response {
     let mut response = json_response(
-        status,
+        http,
         &Envelope {
             kind: "error",
             status: "",
             status_code: 0,
             operation: "",
-            error_code: status,
+            error_code: code,
             error: text,
             metadata: serde_json::Value::Null,
         },
@@ -128,11 +134,53 @@ struct OperationJson<'a> {
     updated_at: String,
     status: &'a str,
     status_code: u16,
-    resources: Option<()>,
+    /// `null` on LXD, `{}` on Incus.
+    resources: Option<Empty>,
     metadata: Option<TokenJson<'a>>,
     may_cancel: bool,
     err: &'a str,
     location: &'a str,
+}
+
+/// Serialises as `{}`.
+#[derive(Serialize)]
+struct Empty {}
+
+/// The `request` a token operation echoes: LXD's (`…certificate, password, token`, and
+/// `trust_token` on newer LXD) or Incus's (`…certificate, description, trust_token, token`).
+#[derive(Serialize)]
+#[serde(untagged)]
+enum RequestJson<'a> {
+    Lxd(&'a crate::state::CertificatesPost),
+    Incus {
+        name: &'a str,
+        #[serde(rename = "type")]
+        kind: &'a str,
+        restricted: bool,
+        projects: &'a [String],
+        certificate: &'a str,
+        description: &'a str,
+        trust_token: &'a str,
+        token: bool,
+    },
+}
+
+impl<'a> RequestJson<'a> {
+    fn new(request: &'a crate::state::CertificatesPost, profile: Profile) -> RequestJson<'a> {
+        match profile {
+            Profile::V5_0 | Profile::V6 => RequestJson::Lxd(request),
+            Profile::Incus6_0 => RequestJson::Incus {
+                name: &request.name,
+                kind: &request.kind,
+                restricted: request.restricted,
+                projects: &request.projects,
+                certificate: &request.certificate,
+                description: &request.description,
+                trust_token: request.trust_token.as_deref().unwrap_or_default(),
+                token: request.token,
+            },
+        }
+    }
 }
 
 /// A token operation's metadata; the daemon emits its keys sorted.
@@ -142,7 +190,7 @@ struct TokenJson<'a> {
     #[serde(rename = "expiresAt", skip_serializing_if = "Option::is_none")]
     expires_at: Option<String>,
     fingerprint: &'a str,
-    request: &'a crate::state::CertificatesPost,
+    request: RequestJson<'a>,
     secret: &'a str,
 }
 
@@ -167,7 +215,7 @@ fn render_operation(op: &Operation, profile: Profile) -> String {
         addresses: &meta.addresses,
         expires_at: meta.expires_at.map(time),
         fingerprint: &meta.fingerprint,
-        request: &meta.request,
+        request: RequestJson::new(&meta.request, profile),
         secret: &meta.secret,
     });
     let description = match (op.class, profile) {
@@ -186,7 +234,7 @@ fn render_operation(op: &Operation, profile: Profile) -> String {
             crate::state::Status::Success => "Success",
         },
         status_code: op.status.code(),
-        resources: None,
+        resources: (profile == Profile::Incus6_0).then_some(Empty {}),
         metadata,
         may_cancel: op.class == "token",
         err: "",
@@ -247,7 +295,7 @@ mod tests {
     /// The raw envelopes give the bytes the generic ones give.
     #[tokio::test]
     async fn raw_envelopes_match_the_generic_ones() {
-        for profile in [Profile::V5_0, Profile::V6] {
+        for profile in [Profile::V5_0, Profile::V6, Profile::Incus6_0] {
             let (mut state, op) = state(profile);
             let generic = body(json_response(
                 202,

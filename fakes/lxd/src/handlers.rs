@@ -12,9 +12,10 @@ use serde_json::json;
 
 use crate::AppState;
 use crate::envelope::{
-    async_op, bytes_response, error, operation_text, sync, sync_raw, sync_raw_body, sync_status,
+    async_op, bytes_response, error, error_over, operation_text, sync, sync_raw, sync_raw_body,
+    sync_status,
 };
-use crate::state::{Caller, CertificatesPost, LxdError, Status};
+use crate::state::{Caller, CertificatesPost, LxdError, Profile, Status};
 
 type App = State<Arc<AppState>>;
 
@@ -163,52 +164,109 @@ const CERT_FIELDS: &[(&str, &str)] = &[
     ("token", "bool"),
 ];
 
+/// Incus's `CertificatesPost`: no `password` (a number there is ignored), a `description`.
+const INCUS_CERT_FIELDS: &[(&str, &str)] = &[
+    ("name", "string"),
+    ("type", "string"),
+    ("restricted", "bool"),
+    ("projects", "[]string"),
+    ("certificate", "string"),
+    ("description", "string"),
+    ("trust_token", "string"),
+    ("token", "bool"),
+];
+
 pub async fn root(State(app): App, Extension(caller): Extension<Caller>) -> Response {
     // The extension list takes the state lock itself, so it is read before the lock is held.
     let extensions = app.api_extensions();
     let state = app.lock();
+    let incus = state.profile == Profile::Incus6_0;
     if !state.is_trusted(&caller) {
-        return sync(json!({
-            "api_extensions": extensions,
-            "api_status": "stable",
-            "api_version": "1.0",
-            "auth": "untrusted",
-            "public": false,
-            "auth_methods": ["tls"],
-        }));
+        let mut untrusted = serde_json::Map::new();
+        // Incus shows an empty config to strangers; LXD leaves the key out.
+        if incus {
+            untrusted.insert("config".into(), json!({}));
+        }
+        for (key, value) in [
+            ("api_extensions", json!(extensions)),
+            ("api_status", json!("stable")),
+            ("api_version", json!("1.0")),
+            ("auth", json!("untrusted")),
+            ("public", json!(false)),
+            ("auth_methods", json!(["tls"])),
+        ] {
+            untrusted.insert(key.into(), value);
+        }
+        return sync(serde_json::Value::Object(untrusted));
     }
-    let mut response = sync(json!({
-        "config": state.config,
-        "api_extensions": extensions,
-        "api_status": "stable",
-        "api_version": "1.0",
-        "auth": "trusted",
-        "public": false,
-        "auth_methods": ["tls"],
-        "environment": {
-            "addresses": state.addresses(),
-            "architectures": ["x86_64", "i686"],
-            "certificate": app.server_cert_pem,
-            "certificate_fingerprint": state.server_fingerprint,
-            "driver": "lxc",
-            "driver_version": state.profile.server_version(),
-            "firewall": "xtables",
-            "kernel": "Linux",
-            "kernel_architecture": "x86_64",
-            "os_name": "fake-lxd",
-            "os_version": "0",
-            "project": "default",
-            "server": "lxd",
-            "server_clustered": false,
-            "server_event_mode": "full-mesh",
-            "server_name": "fake-lxd",
-            "server_pid": std::process::id(),
-            "server_version": state.profile.server_version(),
-            "storage": "",
-            "storage_version": "",
-            "storage_supported_drivers": [],
-        },
-    }));
+    let mut trusted = serde_json::Map::new();
+    for (key, value) in [
+        ("config", json!(state.config)),
+        ("api_extensions", json!(extensions)),
+        ("api_status", json!("stable")),
+        ("api_version", json!("1.0")),
+        ("auth", json!("trusted")),
+        ("public", json!(false)),
+        ("auth_methods", json!(["tls"])),
+    ] {
+        trusted.insert(key.into(), value);
+    }
+    if incus {
+        // Who Incus thinks is asking: `root` over the socket, the fingerprint over HTTPS.
+        let (user, method) = match &caller.cert {
+            Some((fingerprint, _)) if !caller.local => (fingerprint.as_str(), "tls"),
+            _ => ("root", "unix"),
+        };
+        trusted.insert("auth_user_name".into(), json!(user));
+        trusted.insert("auth_user_method".into(), json!(method));
+    }
+    let mut environment = serde_json::Map::new();
+    for (key, value) in [
+        ("addresses", json!(state.addresses())),
+        ("architectures", json!(["x86_64", "i686"])),
+        ("certificate", json!(app.server_cert_pem)),
+        ("certificate_fingerprint", json!(state.server_fingerprint)),
+        ("driver", json!("lxc")),
+        (
+            "driver_version",
+            json!(if incus {
+                "5.0.2"
+            } else {
+                state.profile.server_version()
+            }),
+        ),
+        (
+            "firewall",
+            json!(if incus { "nftables" } else { "xtables" }),
+        ),
+        ("kernel", json!("Linux")),
+        ("kernel_architecture", json!("x86_64")),
+    ] {
+        environment.insert(key.into(), value);
+    }
+    if incus {
+        environment.insert("kernel_features".into(), json!({}));
+        environment.insert("kernel_version".into(), json!("6.1.0"));
+        environment.insert("lxc_features".into(), json!({}));
+    }
+    for (key, value) in [
+        ("os_name", json!("fake-lxd")),
+        ("os_version", json!("0")),
+        ("project", json!("default")),
+        ("server", json!(state.profile.server())),
+        ("server_clustered", json!(false)),
+        ("server_event_mode", json!("full-mesh")),
+        ("server_name", json!("fake-lxd")),
+        ("server_pid", json!(std::process::id())),
+        ("server_version", json!(state.profile.server_version())),
+        ("storage", json!("")),
+        ("storage_version", json!("")),
+        ("storage_supported_drivers", json!([])),
+    ] {
+        environment.insert(key.into(), value);
+    }
+    trusted.insert("environment".into(), serde_json::Value::Object(environment));
+    let mut response = sync(serde_json::Value::Object(trusted));
     let etag = format!(
         "\"{}\"",
         crate::tls::fingerprint(
@@ -272,7 +330,11 @@ pub async fn post_certificates(
     Extension(caller): Extension<Caller>,
     body: Bytes,
 ) -> Response {
-    if let Some(text) = decode_error(&body, "api.CertificatesPost", CERT_FIELDS) {
+    let fields = match app.lock().profile {
+        Profile::Incus6_0 => INCUS_CERT_FIELDS,
+        Profile::V5_0 | Profile::V6 => CERT_FIELDS,
+    };
+    if let Some(text) = decode_error(&body, "api.CertificatesPost", fields) {
         return error(400, &text);
     }
     let req: CertificatesPost = match serde_json::from_slice(&body) {
@@ -304,7 +366,7 @@ pub async fn post_certificates(
             Err(e) => fail(e),
         };
     }
-    if trusted && state.profile == crate::state::Profile::V5_0 && req.password.is_empty() {
+    if trusted && state.profile == Profile::V5_0 && req.password.is_empty() {
         return error(501, "not implemented");
     }
     let (result, burnt) = state.consume_reporting(&caller, &req, now);
@@ -336,8 +398,13 @@ pub async fn list_certificates(
         return forbidden();
     }
     if q.on() {
+        let profile = state.profile;
         sync(json!(
-            state.certificates.iter().map(cert_json).collect::<Vec<_>>()
+            state
+                .certificates
+                .iter()
+                .map(|c| cert_json(c, profile))
+                .collect::<Vec<_>>()
         ))
     } else {
         sync(json!(
@@ -350,7 +417,11 @@ pub async fn list_certificates(
     }
 }
 
-fn cert_json(c: &crate::state::Certificate) -> serde_json::Value {
+fn cert_json(c: &crate::state::Certificate, profile: Profile) -> serde_json::Value {
+    if profile == Profile::Incus6_0 {
+        // Incus adds a description, which a redeemed token never carries over.
+        return json!({"name": c.name, "type": "client", "restricted": c.restricted, "projects": c.projects, "certificate": c.certificate, "description": "", "fingerprint": c.fingerprint});
+    }
     json!({"name": c.name, "type": "client", "restricted": c.restricted, "projects": c.projects, "certificate": c.certificate, "fingerprint": c.fingerprint})
 }
 
@@ -364,7 +435,7 @@ pub async fn get_certificate(
         return forbidden();
     }
     match state.certificate(&fp) {
-        Ok(c) => sync(cert_json(c)),
+        Ok(c) => sync(cert_json(c, state.profile)),
         Err(e) => fail(e),
     }
 }
@@ -424,7 +495,8 @@ fn listing(state: &crate::state::State, recursion: bool) -> String {
     let size: usize = state.operations().map(|op| item(op).len() + 1).sum();
     let mut body = String::with_capacity(size + 64);
     body.push('{');
-    for status in [Status::Running, Status::Cancelled, Status::Success] {
+    // The daemon's buckets are a Go map, which its JSON encoder writes in key order.
+    for status in [Status::Cancelled, Status::Running, Status::Success] {
         let mut first = true;
         for op in state.operations().filter(|o| o.status == status) {
             if first {
@@ -459,6 +531,53 @@ pub async fn get_operation(
     match state.operation(&id) {
         Ok(op) => sync_raw(&operation_text(op, state.profile)),
         Err(e) => fail(e),
+    }
+}
+
+#[derive(serde::Deserialize, Default)]
+pub struct WaitQuery {
+    #[serde(default)]
+    timeout: Option<String>,
+}
+
+/// `GET /1.0/operations/{id}/wait?timeout=N`: answers when the operation is no longer running,
+/// or when the fake's clock has moved `N` seconds on (never, for a negative or absent timeout).
+/// A timed-out wait gives the running operation on LXD, and on Incus HTTP 200 with an error
+/// envelope (500 `context deadline exceeded`).
+pub async fn wait_operation(
+    State(app): App,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    Query(q): Query<WaitQuery>,
+) -> Response {
+    let timeout = q
+        .timeout
+        .as_deref()
+        .and_then(|t| t.parse::<i64>().ok())
+        .unwrap_or(-1);
+    let deadline = (timeout >= 0).then(|| app.clock.now() + time::Duration::seconds(timeout));
+    loop {
+        {
+            let Some((state, now)) = operations_view(&app, &caller) else {
+                return forbidden();
+            };
+            let op = match state.operation(&id) {
+                Ok(op) => op,
+                Err(e) => return fail(e),
+            };
+            let timed_out = deadline.is_some_and(|d| now >= d);
+            if op.status != Status::Running {
+                return sync_raw(&operation_text(op, state.profile));
+            }
+            if timed_out {
+                return match state.profile {
+                    Profile::Incus6_0 => error_over(200, 500, "context deadline exceeded"),
+                    Profile::V5_0 | Profile::V6 => sync_raw(&operation_text(op, state.profile)),
+                };
+            }
+        }
+        // The fake's clock moves with the wall clock or when a test advances it: look again.
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
 
@@ -550,12 +669,26 @@ pub async fn get_project(
     if name != "default" {
         return error(404, "Project not found");
     }
-    sync(json!({
-        "config": {"features.images": "true", "features.networks": "true", "features.profiles": "true", "features.storage.volumes": "true"},
-        "description": "Default LXD project",
-        "name": "default",
-        "used_by": ["/1.0/profiles/default"],
-    }))
+    let profile = app.lock().profile;
+    sync(default_project(profile))
+}
+
+/// The `default` project as each server describes it.
+fn default_project(profile: Profile) -> serde_json::Value {
+    match profile {
+        Profile::Incus6_0 => json!({
+            "config": {"features.images": "true", "features.networks": "true", "features.networks.zones": "true", "features.profiles": "true", "features.storage.buckets": "true", "features.storage.volumes": "true"},
+            "description": "Default Incus project",
+            "name": "default",
+            "used_by": ["/1.0/profiles/default"],
+        }),
+        Profile::V5_0 | Profile::V6 => json!({
+            "config": {"features.images": "true", "features.networks": "true", "features.profiles": "true", "features.storage.volumes": "true"},
+            "description": "Default LXD project",
+            "name": "default",
+            "used_by": ["/1.0/profiles/default"],
+        }),
+    }
 }
 
 /// `GET /1.0/projects`: the one `default` project (`lxc remote add` lists them after trust).
@@ -572,12 +705,8 @@ pub async fn list_projects(
         .split('&')
         .any(|kv| kv.starts_with("recursion=") && kv != "recursion=0");
     if recursive {
-        return sync(json!([{
-            "config": {"features.images": "true", "features.networks": "true", "features.profiles": "true", "features.storage.volumes": "true"},
-            "description": "Default LXD project",
-            "name": "default",
-            "used_by": ["/1.0/profiles/default"],
-        }]));
+        let profile = app.lock().profile;
+        return sync(json!([default_project(profile)]));
     }
     sync(json!(["/1.0/projects/default"]))
 }

@@ -1,8 +1,8 @@
 //! `fake-lxd`: the trust-token surface of the LXD REST API, as a server.
 //!
 //! It listens on a unix socket (whose clients are trusted, as LXD's local clients are) and on
-//! HTTPS (where trust follows the client certificate). Two profiles imitate Debian's LXD 5.0.2
-//! and newer LXD. A test starts one [`FakeLxd`] and steers it through [`Control`] or the HTTP
+//! HTTPS (where trust follows the client certificate). Three profiles imitate Debian's LXD
+//! 5.0.2 (`5.0`), newer LXD (`6`) and Incus 6.0 LTS (`incus-6.0`). A test starts one [`FakeLxd`] and steers it through [`Control`] or the HTTP
 //! control API under `/_fake/` on a separate loopback listener.
 //!
 //! Layout: `routes` (URL table) → `handlers` (parse and serialise; `envelope` writes LXD's
@@ -32,6 +32,11 @@ pub use state::{Caller, Profile};
 
 /// The API extensions of LXD 5.0.2, as the real daemon lists them.
 const EXTENSIONS_5_0: &str = include_str!("../../../fixtures/lxd/api_extensions_5.0.2.json");
+
+/// The API extensions of Incus 6.0.4, as the real daemon lists them (to trusted and untrusted
+/// clients alike).
+const EXTENSIONS_INCUS_6_0: &str =
+    include_str!("../../../fixtures/lxd/api_extensions_incus_6.0.4.json");
 
 /// Extensions newer LXD adds that matter for trust tokens.
 const EXTENSIONS_6_EXTRA: &[&str] = &["explicit_trust_token", "access_management_tls"];
@@ -83,6 +88,9 @@ pub struct AppState {
     pub(crate) listing: Mutex<Option<(u64, bool, axum::body::Bytes)>>,
     pub(crate) events: tokio::sync::broadcast::Sender<serde_json::Value>,
     pub(crate) server_cert_pem: String,
+    /// API extensions a test took away (`Control::hide_extension`), to imitate a server
+    /// that lacks them.
+    pub(crate) hidden_extensions: Mutex<std::collections::BTreeSet<String>>,
 }
 
 /// The fake's state derefs to its kit: `app.clock`, the faults, the request log.
@@ -119,10 +127,20 @@ impl AppState {
     }
 
     pub(crate) fn api_extensions(&self) -> Vec<String> {
-        let mut list: Vec<String> = serde_json::from_str(EXTENSIONS_5_0).unwrap_or_default();
-        if self.lock().profile == Profile::V6 {
+        let profile = self.lock().profile;
+        let base = match profile {
+            Profile::V5_0 | Profile::V6 => EXTENSIONS_5_0,
+            Profile::Incus6_0 => EXTENSIONS_INCUS_6_0,
+        };
+        let mut list: Vec<String> = serde_json::from_str(base).unwrap_or_default();
+        if profile == Profile::V6 {
             list.extend(EXTENSIONS_6_EXTRA.iter().map(|s| (*s).to_owned()));
         }
+        let hidden = self
+            .hidden_extensions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        list.retain(|e| !hidden.contains(e));
         list
     }
 
@@ -202,6 +220,7 @@ impl FakeLxd {
             listing: Mutex::new(None),
             events,
             server_cert_pem: identity.cert_pem.clone(),
+            hidden_extensions: Mutex::default(),
         });
         let router = routes::api(app.clone());
         let service = |transport| {

@@ -1,4 +1,4 @@
-//! `fake-lxd --unix PATH --https 127.0.0.1:PORT [--profile 5.0|6] [--control 127.0.0.1:PORT]`
+//! `fake-lxd --unix PATH --https 127.0.0.1:PORT [--profile 5.0|6|incus-6.0] [--control 127.0.0.1:PORT]`
 //!
 //! Prints one JSON line on stdout when ready, with the control API's URL and bearer token.
 
@@ -20,8 +20,9 @@ struct Args {
     /// The HTTPS address (`core.https_address`).
     #[arg(long, default_value = "127.0.0.1:0")]
     https: SocketAddr,
-    /// Which LXD to imitate: `5.0` (Debian's 5.0.2) or `6`.
-    #[arg(long, default_value = "5.0", value_parser = ["5.0", "6"])]
+    /// Which server to imitate: `5.0` (Debian's LXD 5.0.2), `6` (newer LXD) or `incus-6.0`
+    /// (Incus 6.0 LTS).
+    #[arg(long, default_value = "5.0", value_parser = ["5.0", "6", "incus-6.0"])]
     profile: String,
     /// The control API's address (`/_fake/`); loopback only unless forced.
     #[arg(long, default_value = "127.0.0.1:0")]
@@ -39,11 +40,7 @@ struct Args {
 async fn main() -> Result<()> {
     let args = Args::parse();
     let fake = FakeLxd::start(Config {
-        profile: if args.profile == "6" {
-            Profile::V6
-        } else {
-            Profile::V5_0
-        },
+        profile: Profile::from_name(&args.profile).unwrap_or(Profile::V5_0),
         seed: seed_or_random(args.seed),
         clock: ClockMode::System,
         unix_socket: Some(args.unix.clone()),

@@ -33,6 +33,7 @@ pub fn api(app: Arc<AppState>) -> Router {
                 .delete(handlers::delete_operation)
                 .put(handlers::not_implemented),
         )
+        .route("/1.0/operations/{id}/wait", get(handlers::wait_operation))
         .route("/1.0/events", get(handlers::events))
         .route("/1.0/projects", get(handlers::list_projects))
         .route("/1.0/projects/{name}", get(handlers::get_project))
@@ -49,6 +50,7 @@ pub fn api(app: Arc<AppState>) -> Router {
 pub fn control(app: Arc<AppState>) -> Router {
     let own = Router::new()
         .route("/_fake/restart", post(control::restart))
+        .route("/_fake/profile", post(control::profile))
         .route("/_fake/consume", post(control::consume))
         .route("/_fake/config", axum::routing::patch(control::config));
     fake_kit::control::routes(app, own)

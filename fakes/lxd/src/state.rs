@@ -25,6 +25,11 @@ pub enum Profile {
     /// identity names (6.6+), tokens expire after 15 days when no expiry is set (6.7+).
     #[serde(rename = "6")]
     V6,
+    /// Incus 6.0 LTS (6.0.4): `trust_token` only (`password` is ignored, not refused), expired
+    /// → 500, names may repeat, no default expiry, a sweep every minute, `GET /1.0` with
+    /// `environment.server = "incus"` and no `explicit_trust_token` extension.
+    #[serde(rename = "incus-6.0")]
+    Incus6_0,
 }
 
 impl Profile {
@@ -32,13 +37,38 @@ impl Profile {
         match self {
             Profile::V5_0 => "5.0.2",
             Profile::V6 => "6.7",
+            Profile::Incus6_0 => "6.0.4",
         }
+    }
+
+    /// What `environment.server` says: `lxd` or `incus`.
+    pub fn server(self) -> &'static str {
+        match self {
+            Profile::V5_0 | Profile::V6 => "lxd",
+            Profile::Incus6_0 => "incus",
+        }
+    }
+
+    /// The profile's name, as the command line and the control API spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Profile::V5_0 => "5.0",
+            Profile::V6 => "6",
+            Profile::Incus6_0 => "incus-6.0",
+        }
+    }
+
+    /// The profile named `name` (`5.0`, `6`, `incus-6.0`).
+    pub fn from_name(name: &str) -> Option<Profile> {
+        [Profile::V5_0, Profile::V6, Profile::Incus6_0]
+            .into_iter()
+            .find(|p| p.name() == name)
     }
 
     /// The token expiry when `core.remote_token_expiry` is unset.
     pub fn default_expiry(self) -> Option<time::Duration> {
         match self {
-            Profile::V5_0 => None,
+            Profile::V5_0 | Profile::Incus6_0 => None,
             Profile::V6 => Some(time::Duration::days(15)),
         }
     }
@@ -46,7 +76,7 @@ impl Profile {
     /// How often expired tokens are swept.
     pub fn sweep_interval(self) -> time::Duration {
         match self {
-            Profile::V5_0 => time::Duration::minutes(1),
+            Profile::V5_0 | Profile::Incus6_0 => time::Duration::minutes(1),
             Profile::V6 => time::Duration::hours(1),
         }
     }
@@ -95,6 +125,9 @@ pub struct CertificatesPost {
     pub certificate: String,
     #[serde(default)]
     pub password: String,
+    /// Incus only (`certificate_description`); the echo of the other profiles leaves it out.
+    #[serde(default, skip_serializing)]
+    pub description: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trust_token: Option<String>,
     #[serde(default)]
@@ -406,6 +439,7 @@ impl State {
             ));
         }
         let v6 = self.profile == Profile::V6;
+        let incus = self.profile == Profile::Incus6_0;
         if !req.certificate.is_empty() {
             return Err(err(
                 400,
@@ -441,7 +475,15 @@ impl State {
         }
         .map(|d| now + d);
         let mut request = req;
-        request.trust_token = if v6 { Some(String::new()) } else { None };
+        request.trust_token = match self.profile {
+            Profile::V5_0 => None,
+            Profile::V6 => Some(String::new()),
+            // Incus echoes what was sent in `trust_token` and has no `password` field.
+            Profile::Incus6_0 => Some(request.trust_token.take().unwrap_or_default()),
+        };
+        if incus {
+            request.password.clear();
+        }
         let id = self.uuid();
         let token = TokenMeta {
             addresses: self.addresses(),
@@ -650,16 +692,16 @@ impl State {
         burnt: &mut Option<u64>,
     ) -> Result<Consumed, LxdError> {
         let v6 = self.profile == Profile::V6;
-        let token_text = if v6 {
-            if !body.password.is_empty() {
+        let token_text = match self.profile {
+            Profile::V5_0 => body.password.clone(),
+            Profile::V6 if !body.password.is_empty() => {
                 return Err(err(
                     501,
                     "Password authentication is no longer supported, please update your client",
                 ));
             }
-            body.trust_token.clone().unwrap_or_default()
-        } else {
-            body.password.clone()
+            // Incus has no `password` field: one sent is ignored, not refused.
+            Profile::V6 | Profile::Incus6_0 => body.trust_token.clone().unwrap_or_default(),
         };
         let already = self.is_trusted(caller);
         if already && !v6 {

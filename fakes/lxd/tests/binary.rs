@@ -198,3 +198,52 @@ async fn default_seeds_differ_per_run() {
         first_token(&["--seed", "7"]).await
     );
 }
+
+/// `--profile incus-6.0` makes an Incus: it says so in `GET /1.0`, shows no
+/// `explicit_trust_token`, and its control API reports the profile by name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binary_serves_the_incus_profile() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let socket = dir.path().join("unix.socket");
+    let (_guard, ready) = start(&socket, &["--profile", "incus-6.0"]).await;
+    assert_eq!(ready["profile"], "incus-6.0");
+    let root = common::unix_request(&socket, "GET", "/1.0", None).await;
+    let meta = &root.json()["metadata"];
+    assert_eq!(meta["environment"]["server"], "incus");
+    assert_eq!(meta["environment"]["server_version"], "6.0.4");
+    assert_eq!(meta["auth_user_method"], "unix");
+    let extensions = meta["api_extensions"].as_array().expect("extensions");
+    assert_eq!(extensions.len(), 450);
+    assert!(!extensions.iter().any(|e| e == "explicit_trust_token"));
+    let control = ready["control"].as_str().expect("control url");
+    let token = ready["control_token"].as_str().expect("control token");
+    let state: serde_json::Value = reqwest::Client::new()
+        .get(format!("{control}/_fake/state"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("control")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(state["profile"], "incus-6.0");
+
+    // The control API restarts it as another server.
+    let switch = |profile: &str| {
+        reqwest::Client::new()
+            .post(format!("{control}/_fake/profile"))
+            .bearer_auth(token)
+            .json(&serde_json::json!({ "profile": profile }))
+            .send()
+    };
+    let status = switch("5.0").await.expect("control").status().as_u16();
+    assert_eq!(status, 204);
+    let root = common::unix_request(&socket, "GET", "/1.0", None).await;
+    assert_eq!(root.json()["metadata"]["environment"]["server"], "lxd");
+    let refused = switch("5.21").await.expect("control");
+    assert_eq!(refused.status().as_u16(), 400);
+    assert_eq!(
+        refused.text().await.expect("text"),
+        "unknown profile \"5.21\": expected 5.0, 6 or incus-6.0"
+    );
+}

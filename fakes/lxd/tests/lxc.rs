@@ -5,7 +5,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{RealLxd, normalise, tool, unix_request};
+use common::{RealDaemon as RealLxd, normalise, tool, unix_request};
 use fake_lxd::{Config, FakeLxd};
 
 /// Runs `lxc` with `LXD_DIR=dir` (its `local:` remote) and a private `LXD_CONF`.

@@ -37,7 +37,7 @@ pub enum Which {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FakeSettings {
-    /// fake-lxd's profile: `"5.0"` (the default) or `"6"`.
+    /// fake-lxd's profile: `"5.0"` (the default), `"6"` or `"incus-6.0"`.
     pub profile: Option<String>,
     /// The seed of the fake's random numbers (default 0).
     #[serde(default)]

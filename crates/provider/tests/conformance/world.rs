@@ -41,10 +41,9 @@ impl World {
             .replace_second(0)?;
         match scenario.provider {
             Which::Lxd => {
-                let profile = match scenario.fake.profile.as_deref() {
-                    None | Some("5.0") => Profile::V5_0,
-                    Some("6") => Profile::V6,
-                    Some(other) => bail!("unknown fake-lxd profile {other:?}"),
+                let name = scenario.fake.profile.as_deref().unwrap_or("5.0");
+                let Some(profile) = Profile::from_name(name) else {
+                    bail!("unknown fake-lxd profile {name:?}");
                 };
                 let socket = dir.path().join("unix.socket");
                 let fake = FakeLxd::start(fake_lxd::Config {

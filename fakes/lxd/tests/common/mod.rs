@@ -222,51 +222,91 @@ pub fn normalise(text: &str) -> String {
     out
 }
 
-/// A real LXD daemon in a temporary `LXD_DIR`, killed on drop.
-pub struct RealLxd {
+/// Which real daemon: how it is started and where it keeps its state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Daemon {
+    /// Debian's LXD 5.0.2 (`lxd`, `LXD_DIR`).
+    Lxd,
+    /// Debian's Incus 6.0 (`incusd`, `INCUS_DIR`).
+    Incus,
+}
+
+impl Daemon {
+    fn dir_var(self) -> &'static str {
+        match self {
+            Daemon::Lxd => "LXD_DIR",
+            Daemon::Incus => "INCUS_DIR",
+        }
+    }
+
+    /// The tmpfs the daemon mounts inside its directory.
+    fn mounts(self) -> [&'static str; 2] {
+        match self {
+            Daemon::Lxd => ["shmounts", "devlxd"],
+            Daemon::Incus => ["shmounts", "guestapi"],
+        }
+    }
+}
+
+/// A real LXD or Incus daemon in a temporary directory, killed on drop.
+pub struct RealDaemon {
     child: Child,
+    pub daemon: Daemon,
     pub dir: tempfile::TempDir,
     pub https: String,
 }
 
-impl RealLxd {
+/// The LXD daemon's older name, kept for the benchmark.
+pub type RealLxd = RealDaemon;
+
+impl RealDaemon {
     /// Starts `lxd` and waits (`lxd waitready`) until its socket answers.
-    pub fn start(lxd: &Path) -> RealLxd {
+    pub fn start(lxd: &Path) -> RealDaemon {
+        RealDaemon::start_as(Daemon::Lxd, lxd)
+    }
+
+    /// Starts `incusd` and waits (`incusd waitready`) until its socket answers.
+    pub fn start_incus(incusd: &Path) -> RealDaemon {
+        RealDaemon::start_as(Daemon::Incus, incusd)
+    }
+
+    fn start_as(daemon: Daemon, binary: &Path) -> RealDaemon {
         let dir = tempfile::Builder::new()
-            .prefix("real-lxd")
+            .prefix("real-daemon")
             .tempdir()
             .expect("temp dir");
-        let log = dir.path().join("lxd.log");
-        let child = Command::new(lxd)
+        let log = dir.path().join("daemon.log");
+        let child = Command::new(binary)
             .args(["--group", "root", "--logfile"])
             .arg(&log)
-            .env("LXD_DIR", dir.path())
+            .env(daemon.dir_var(), dir.path())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("start lxd");
-        let mut daemon = RealLxd {
+            .expect("start the daemon");
+        let mut real = RealDaemon {
             child,
+            daemon,
             dir,
             https: String::new(),
         };
-        let ready = Command::new(lxd)
+        let ready = Command::new(binary)
             .args(["waitready", "--timeout=60"])
-            .env("LXD_DIR", daemon.dir.path())
+            .env(daemon.dir_var(), real.dir.path())
             .status()
-            .expect("lxd waitready");
+            .expect("waitready");
         assert!(
             ready.success(),
-            "lxd did not become ready; log: {}",
+            "{daemon:?} did not become ready; log: {}",
             std::fs::read_to_string(&log).unwrap_or_default()
         );
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("free port")
             .port();
-        daemon.https = format!("127.0.0.1:{port}");
-        daemon
+        real.https = format!("127.0.0.1:{port}");
+        real
     }
 
     pub fn socket(&self) -> PathBuf {
@@ -274,13 +314,13 @@ impl RealLxd {
     }
 }
 
-impl Drop for RealLxd {
+impl Drop for RealDaemon {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        // The daemon mounts two tmpfs inside LXD_DIR; a killed daemon leaves them mounted, which
-        // would keep the temporary directory from being removed.
-        for mount in ["shmounts", "devlxd"] {
+        // A killed daemon leaves its tmpfs mounted, which would keep the temporary directory
+        // from being removed.
+        for mount in self.daemon.mounts() {
             let _ = Command::new("umount")
                 .arg("-l")
                 .arg(self.dir.path().join(mount))

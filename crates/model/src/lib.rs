@@ -14,6 +14,7 @@ pub mod lxd_trust_tokens;
 pub mod oci_identity_auth_token;
 pub mod oci_identity_auth_tokens;
 pub mod oci_identity_user;
+pub mod oci_token_limit;
 pub mod ocid;
 pub mod plan;
 pub mod provider_lxd;

@@ -31,6 +31,15 @@ tenancy can use this operation to create an auth token for any user, including t
 
 The provider waits for the new token's `state` to become `ACTIVE`, within the `create` timeout.
 
+### The limit of two tokens per user
+OCI allows each user two auth tokens at a time.
+When a plan creates a token, the provider lists the user's tokens and reports the limit before apply:
+an error when the create fails whatever Terraform does (such as a new `user_id` whose user already holds two ACTIVE tokens),
+a warning when it fails only in cases the provider cannot see.
+Terraform does not tell a provider about `create_before_destroy`, and it plans a tainted token's replacement like a new resource, so a new token for a user who holds two gets a warning (it fits if one of them is the tainted token being replaced), and so does a replacement that would fit only when the old token is destroyed first.
+Tokens that are not ACTIVE (CREATING, INACTIVE, DELETING) may count toward the limit and make a warning.
+If OCI refuses the create anyway (`400 LimitExceeded`, or a `409` from a service that answers so), the error names the user and the descriptions and OCIDs of the tokens it holds.
+
 ### Update Operation
 Updates the specified auth token's description.
 

@@ -22,7 +22,7 @@ fn optional(name: &'static str, ty: AttrType, description: &'static str) -> Attr
     }
 }
 
-/// The authentication methods `auth` accepts; only `ApiKey` is implemented.
+/// The authentication methods `auth` accepts; `ApiKey` and `SecurityToken` are implemented.
 pub const AUTH_METHODS: &[&str] = &[
     "ApiKey",
     "APIKey",
@@ -52,7 +52,7 @@ pub fn schema() -> TypeSchema {
         importable: false,
         import_id_format: None,
         block: Block {
-            description: "The OCI provider manages OCI Identity auth tokens, authenticating with an API signing key.",
+            description: "The OCI provider manages OCI Identity auth tokens, authenticating with an API signing key or with a session of `oci session authenticate`.",
             blocks: Vec::new(),
             attributes: vec![
                 Attribute {
@@ -60,7 +60,7 @@ pub fn schema() -> TypeSchema {
                     ..optional(
                         "auth",
                         string(),
-                        "The authentication method. Defaults to `ApiKey`, the only one supported so far; the others answer a clear error.",
+                        "The authentication method. Defaults to `ApiKey` (an API signing key). `SecurityToken` signs with a session of `oci session authenticate`: the profile named by `config_file_profile` must hold `security_token_file` and `key_file`, as that command writes them, and an expired session is an error that says to run `oci session refresh`. The other methods answer a clear error.",
                     )
                 },
                 optional(

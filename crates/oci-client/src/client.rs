@@ -33,6 +33,10 @@ impl Clock for SystemClock {
     }
 }
 
+/// How long after its create a token may still be missing from lists (the SDKs' eventual
+/// consistency window for Identity).
+pub const CONSISTENCY_WINDOW: Duration = Duration::from_secs(240);
+
 /// A clock fixed at one instant, for tests.
 pub struct FixedClock(pub OffsetDateTime);
 
@@ -154,10 +158,15 @@ struct Attempt {
 pub struct Client {
     http: reqwest::Client,
     signer: Signer,
+    /// The config file profile of the session this client signs as, if it does.
+    session_profile: Option<String>,
     base: reqwest::Url,
     retry: RetryPolicy,
     clock: Arc<dyn Clock>,
     rng: Mutex<StdRng>,
+    /// When this client created each token it still holds, by its clock: a token missing from
+    /// a list within [`CONSISTENCY_WINDOW`] of that is looked for again, not taken as gone.
+    created: Mutex<std::collections::BTreeMap<String, OffsetDateTime>>,
 }
 
 impl std::fmt::Debug for Client {
@@ -184,6 +193,17 @@ impl Client {
             (None, None) => return Err(Error::Config("region is not set (nor OCI_REGION, nor `region` in the config file profile), and no endpoint override is given".into())),
         };
         let base = endpoint::check_override(&endpoint)?;
+        if let Some(session) = &credentials.session
+            && let Some(expires) = session.expires
+            && expires <= clock.now()
+        {
+            return Err(Error::SessionExpired {
+                profile: session.profile.clone(),
+                expired_at: expires
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .unwrap_or_default(),
+            });
+        }
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let http = reqwest::Client::builder()
             .timeout(retry.request_timeout)
@@ -199,10 +219,12 @@ impl Client {
         Ok(Client {
             http,
             signer: credentials.signer(),
+            session_profile: credentials.session.as_ref().map(|s| s.profile.clone()),
             base,
             retry,
             clock,
             rng: Mutex::new(StdRng::from_os_rng()),
+            created: Mutex::new(std::collections::BTreeMap::new()),
         })
     }
 
@@ -347,7 +369,13 @@ impl Client {
             Ok(envelope) => Error::Service {
                 status,
                 code: envelope.code,
-                message: envelope.message,
+                message: match (&self.session_profile, status) {
+                    (Some(profile), 401) => format!(
+                        "{} (requests are signed with the session token of config file profile {profile:?}; if it expired, refresh it with `oci session refresh --profile {profile}`, or sign in again with `oci session authenticate`)",
+                        envelope.message
+                    ),
+                    _ => envelope.message,
+                },
                 request_id,
             },
             Err(_) => Error::Service {
@@ -361,6 +389,42 @@ impl Client {
             },
         };
         Err(Attempt { error, retry_after })
+    }
+
+    /// The wait before retry number `attempts`: the base doubled each time, with jitter, up to
+    /// the maximum.
+    fn backoff(&self, attempts: u32) -> Duration {
+        let exp = self
+            .retry
+            .base_backoff
+            .saturating_mul(1u32 << attempts.min(16))
+            .min(self.retry.max_backoff);
+        let jitter = self
+            .rng
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .random_range(0.5..=1.0);
+        scaled(exp, jitter)
+    }
+
+    /// How long ago, by the client's clock, this client created `token_id`, while that is
+    /// within [`CONSISTENCY_WINDOW`].
+    fn recently_created(&self, token_id: &str) -> Option<Duration> {
+        let created = self.created.lock().unwrap_or_else(|e| e.into_inner());
+        let at = *created.get(token_id)?;
+        let age = Duration::try_from(self.clock.now() - at).unwrap_or(Duration::ZERO);
+        (age < CONSISTENCY_WINDOW).then_some(age)
+    }
+
+    /// Remembers that this client created `token_id` now, and forgets the creates that are
+    /// out of the window.
+    fn record_create(&self, token_id: &str) {
+        let now = self.clock.now();
+        let mut created = self.created.lock().unwrap_or_else(|e| e.into_inner());
+        created.retain(|_, at| {
+            Duration::try_from(now - *at).unwrap_or(Duration::ZERO) < CONSISTENCY_WINDOW
+        });
+        created.insert(token_id.to_owned(), now);
     }
 
     /// Sends a request, retrying what the SDKs retry until the policy's time runs out.
@@ -391,17 +455,7 @@ impl Client {
             if self.retry.disabled || !attempt.error.is_retryable() {
                 return Err(attempt.error);
             }
-            let exp = self
-                .retry
-                .base_backoff
-                .saturating_mul(1u32 << attempts.min(16))
-                .min(self.retry.max_backoff);
-            let jitter = self
-                .rng
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .random_range(0.5..=1.0);
-            let mut wait = scaled(exp, jitter);
+            let mut wait = self.backoff(attempts);
             if let Some(asked) = attempt.retry_after {
                 wait = wait.max(asked);
             }
@@ -436,7 +490,9 @@ impl Client {
                 &[("opc-retry-token", retry_token)],
             )
             .await?;
-        parse_token(&reply)
+        let token = parse_token(&reply)?;
+        self.record_create(&token.id);
+        Ok(token)
     }
 
     /// ListAuthTokens, following `opc-next-page` when the service pages (see `list_all`).
@@ -451,18 +507,51 @@ impl Client {
         Ok(items.into_iter().map(|t| t.into_token(None)).collect())
     }
 
-    /// The token `token_id`, found by listing (the API has no GetAuthToken).
+    /// The token `token_id`, found by listing (the API has no GetAuthToken); `None` when the
+    /// list does not show it.
+    ///
+    /// As in the SDKs, a token this client created less than [`CONSISTENCY_WINDOW`] ago (by
+    /// its clock) that the list does not show yet, or whose list answers 404, is looked for
+    /// again within the retry policy; if it still is not shown when the policy's time runs out,
+    /// that is an error, never `None`. A list that answers 404 is an error in every case: the
+    /// user is missing or not visible to the caller, which says nothing about the token.
     pub async fn get_auth_token(
         &self,
         user_id: &str,
         token_id: &str,
     ) -> Result<Option<AuthToken>, Error> {
         check_ocid("token_id", token_id)?;
-        Ok(self
-            .list_auth_tokens(user_id)
-            .await?
-            .into_iter()
-            .find(|t| t.id == token_id))
+        let start = Instant::now();
+        let mut attempts = 0u32;
+        loop {
+            attempts = attempts.saturating_add(1);
+            let listed = self.list_auth_tokens(user_id).await;
+            let young = self.recently_created(token_id);
+            let missing = match listed {
+                Ok(tokens) => match tokens.into_iter().find(|t| t.id == token_id) {
+                    Some(found) => return Ok(Some(found)),
+                    None if young.is_none() => return Ok(None),
+                    None => Error::NotYetListed {
+                        id: token_id.to_owned(),
+                        age: young.unwrap_or_default(),
+                        attempts,
+                    },
+                },
+                Err(err) if err.status() == Some(404) && young.is_some() => err,
+                Err(err) => return Err(err),
+            };
+            let wait = self.backoff(attempts);
+            if self.retry.disabled || start.elapsed().saturating_add(wait) > self.retry.max_elapsed
+            {
+                return Err(missing);
+            }
+            tracing::debug!(
+                token_id,
+                attempts,
+                "auth token created recently is not listed yet; looking again"
+            );
+            tokio::time::sleep(wait).await;
+        }
     }
 
     /// UpdateAuthToken: a new description; `if_match` guards against concurrent changes.
@@ -498,14 +587,22 @@ impl Client {
             .map(|e| ("if-match", e.to_owned()))
             .into_iter()
             .collect();
-        match self
+        let deleted = match self
             .call(reqwest::Method::DELETE, &path, None, None, &extra)
             .await
         {
             Ok(_) => Ok(()),
             Err(err) if err.status() == Some(404) => Ok(()),
             Err(err) => Err(err),
+        };
+        if deleted.is_ok() {
+            // Gone on purpose: a list without it means it is deleted, not that it is late.
+            self.created
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(token_id);
         }
+        deleted
     }
 
     /// Lists until the token is in `state` (or gone, when `state` is `DELETED`), or `timeout` passes.

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use rsa::RsaPrivateKey;
 
 use crate::error::Error;
-use crate::secret::SecretString;
+use crate::secret::{ExposeSecret, SecretString};
 use crate::signer::{Signer, fingerprint, parse_private_key};
 
 /// Settings as a user writes them (the provider's attributes). `None` means unset.
@@ -46,6 +46,56 @@ impl Environment<'_> {
     }
 }
 
+/// A session of `oci session authenticate`: the token (a JWT) and what it says of itself.
+pub struct Session {
+    token: SecretString,
+    /// The token's `exp` claim, if it has one.
+    pub expires: Option<time::OffsetDateTime>,
+    /// The config file profile it came from, for the message that says how to refresh it.
+    pub profile: String,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("token", &"<redacted>")
+            .field("expires", &self.expires)
+            .field("profile", &self.profile)
+            .finish()
+    }
+}
+
+/// The claims of a session token this client reads.
+#[derive(serde::Deserialize)]
+struct Claims {
+    #[serde(default)]
+    sub: Option<String>,
+    #[serde(default)]
+    tenant: Option<String>,
+    #[serde(default)]
+    exp: Option<i64>,
+}
+
+/// Reads the claims of a session token (a JWT: three base64url parts); the token itself never
+/// appears in the error.
+fn session_claims(token: &str, path: &Path) -> Result<Claims, Error> {
+    use base64::Engine;
+    let bad = || {
+        Error::Config(format!(
+            "the security token file {} does not hold a session token (a JWT, as `oci session authenticate` writes it)",
+            path.display()
+        ))
+    };
+    let parts: Vec<&str> = token.split('.').collect();
+    if parts.len() != 3 {
+        return Err(bad());
+    }
+    let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(parts[1].trim_end_matches('='))
+        .map_err(|_| bad())?;
+    serde_json::from_slice(&payload).map_err(|_| bad())
+}
+
 /// Everything needed to sign requests, with the region and an endpoint override if any.
 pub struct Credentials {
     pub tenancy: String,
@@ -54,6 +104,8 @@ pub struct Credentials {
     key: RsaPrivateKey,
     pub region: Option<String>,
     pub endpoint: Option<String>,
+    /// Set for `auth = "SecurityToken"`: requests are signed as this session.
+    pub session: Option<Session>,
 }
 
 impl std::fmt::Debug for Credentials {
@@ -64,18 +116,22 @@ impl std::fmt::Debug for Credentials {
             .field("fingerprint", &self.fingerprint)
             .field("region", &self.region)
             .field("endpoint", &self.endpoint)
+            .field("session", &self.session)
             .finish_non_exhaustive()
     }
 }
 
 impl Credentials {
     pub fn signer(&self) -> Signer {
-        Signer::new(
-            &self.tenancy,
-            &self.user,
-            &self.fingerprint,
-            self.key.clone(),
-        )
+        match &self.session {
+            Some(session) => Signer::session(&session.token, self.key.clone()),
+            None => Signer::new(
+                &self.tenancy,
+                &self.user,
+                &self.fingerprint,
+                self.key.clone(),
+            ),
+        }
     }
 }
 
@@ -140,7 +196,8 @@ pub fn resolve(settings: &Settings, env: &Environment<'_>) -> Result<Credentials
     let pick = |explicit: &Option<String>, name: &str| explicit.clone().or_else(|| var(name));
 
     let auth = pick(&settings.auth, "auth").unwrap_or_else(|| "ApiKey".to_owned());
-    if !auth.eq_ignore_ascii_case("apikey") {
+    let by_session = auth.eq_ignore_ascii_case("securitytoken");
+    if !auth.eq_ignore_ascii_case("apikey") && !by_session {
         return Err(Error::Unsupported {
             setting: "auth",
             value: auth,
@@ -180,13 +237,32 @@ pub fn resolve(settings: &Settings, env: &Environment<'_>) -> Result<Credentials
         || settings.private_key_path.is_some()
         || var("private_key").is_some()
         || var("private_key_path").is_some();
-    if profile.contains_key("security_token_file") && !key_given {
-        return Err(Error::Unsupported {
-            setting: "security_token_file",
-            value: "(session token authentication in the config file profile)".to_owned(),
-        });
+    let profile_shown = profile_name.clone().unwrap_or_else(|| "DEFAULT".to_owned());
+    if !by_session && profile.contains_key("security_token_file") && !key_given {
+        return Err(Error::Config(format!(
+            "the config file profile {profile_shown:?} holds a session (security_token_file, as `oci session authenticate` writes it); set auth = \"SecurityToken\" to sign with it"
+        )));
     }
     let from_file = |key: &str| profile.get(key).cloned();
+    let session = if by_session {
+        let path = from_file("security_token_file").ok_or_else(|| {
+            Error::Config(format!(
+                "auth = \"SecurityToken\" needs `security_token_file` in the config file profile {profile_shown:?} (run `oci session authenticate --profile-name {profile_shown}`)"
+            ))
+        })?;
+        let path = expand_home(&path, env.home.as_deref());
+        let text = (env.read_file)(&path).map_err(|e| {
+            Error::Config(format!(
+                "the security token file {} cannot be read: {e}",
+                path.display()
+            ))
+        })?;
+        let token = SecretString::from(text.trim().to_owned());
+        let claims = session_claims(token.expose_secret(), &path)?;
+        Some((token, claims))
+    } else {
+        None
+    };
 
     let require = |value: Option<String>, setting: &str, file_key: &str| {
         value.ok_or_else(|| {
@@ -196,13 +272,19 @@ pub fn resolve(settings: &Settings, env: &Environment<'_>) -> Result<Credentials
             ))
         })
     };
+    let claimed = |pick: fn(&Claims) -> Option<String>| session.as_ref().and_then(|(_, c)| pick(c));
     let tenancy = require(
-        pick(&settings.tenancy_ocid, "tenancy_ocid").or_else(|| from_file("tenancy")),
+        pick(&settings.tenancy_ocid, "tenancy_ocid")
+            .or_else(|| from_file("tenancy"))
+            .or_else(|| claimed(|c| c.tenant.clone())),
         "tenancy_ocid",
         "tenancy",
     )?;
+    // A session profile has no user: the session token names it.
     let user = require(
-        pick(&settings.user_ocid, "user_ocid").or_else(|| from_file("user")),
+        pick(&settings.user_ocid, "user_ocid")
+            .or_else(|| from_file("user"))
+            .or_else(|| claimed(|c| c.sub.clone())),
         "user_ocid",
         "user",
     )?;
@@ -234,10 +316,16 @@ pub fn resolve(settings: &Settings, env: &Environment<'_>) -> Result<Credentials
     let key = parse_private_key(&pem, passphrase.as_ref())?;
     let actual = fingerprint(&key);
     // The service compares fingerprints in lower case; accept what a user pasted in upper case.
-    let fingerprint = pick(&settings.fingerprint, "fingerprint")
-        .or_else(|| from_file("fingerprint"))
-        .map(|f| f.trim().to_ascii_lowercase())
-        .unwrap_or_else(|| actual.clone());
+    // A session signs with the session key's token, not a fingerprint: the profile's
+    // fingerprint (if any) is not checked.
+    let fingerprint = if session.is_some() {
+        actual.clone()
+    } else {
+        pick(&settings.fingerprint, "fingerprint")
+            .or_else(|| from_file("fingerprint"))
+            .map(|f| f.trim().to_ascii_lowercase())
+            .unwrap_or_else(|| actual.clone())
+    };
     if fingerprint != actual {
         return Err(Error::Config(format!(
             "fingerprint {fingerprint} does not match the private key, whose fingerprint is {actual}"
@@ -254,5 +342,12 @@ pub fn resolve(settings: &Settings, env: &Environment<'_>) -> Result<Credentials
         key,
         region,
         endpoint,
+        session: session.map(|(token, claims)| Session {
+            token,
+            expires: claims
+                .exp
+                .and_then(|exp| time::OffsetDateTime::from_unix_timestamp(exp).ok()),
+            profile: profile_shown,
+        }),
     })
 }

@@ -7,12 +7,17 @@ pub enum Error {
     #[error("OCI configuration: {0}")]
     Config(String),
     #[error(
-        "{setting} = {value:?} is not supported yet; only API key authentication (auth = \"ApiKey\") is"
+        "{setting} = {value:?} is not supported yet; only auth = \"ApiKey\" (an API signing key) and auth = \"SecurityToken\" (a session of `oci session authenticate`) are"
     )]
     Unsupported {
         setting: &'static str,
         value: String,
     },
+    /// The session token of `auth = "SecurityToken"` is past its expiry.
+    #[error(
+        "the session token of config file profile {profile:?} expired at {expired_at}; refresh it with `oci session refresh --profile {profile}` (or sign in again with `oci session authenticate` once it can no longer be refreshed)"
+    )]
+    SessionExpired { profile: String, expired_at: String },
     #[error("the private key {0}")]
     Key(String),
     /// An id the caller gave (or a state held) that cannot go into a request path; nothing
@@ -52,6 +57,15 @@ pub enum Error {
         elapsed: std::time::Duration,
         last: Box<Error>,
     },
+    /// A token this client created recently is still missing from its user's list.
+    #[error(
+        "auth token {id}, created by this provider {age:?} ago, is not listed yet after {attempts} lists (OCI is eventually consistent for up to 240 s)"
+    )]
+    NotYetListed {
+        id: String,
+        age: std::time::Duration,
+        attempts: u32,
+    },
     #[error("auth token {id} did not reach {state} within {timeout:?} (last seen {seen})")]
     WaitTimeout {
         id: String,
@@ -62,12 +76,46 @@ pub enum Error {
 }
 
 impl Error {
-    /// `true` for failures the SDKs retry: throttling, server errors, and the network.
+    /// `true` for failures the SDKs retry: throttling, server errors (but 501), a `409` with
+    /// code `IncorrectState` or `LockConflict`, and the network.
     pub fn is_retryable(&self) -> bool {
         match self {
+            Error::Service {
+                status: 409, code, ..
+            } => matches!(code.as_str(), "IncorrectState" | "LockConflict"),
             Error::Service { status, .. } => matches!(status, 429 | 500 | 502 | 503 | 504),
             Error::Connect { .. } | Error::Timeout { .. } => true,
             _ => false,
+        }
+    }
+
+    /// The service's error code, when it answered with its envelope.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            Error::Service { code, .. } => Some(code),
+            Error::RetriesExhausted { last, .. } => last.code(),
+            _ => None,
+        }
+    }
+
+    /// `true` for `400 LimitExceeded`, what the fake answers a create at the two-token limit.
+    /// The live service's answer is not documented; see [`Error::may_be_token_limit`].
+    pub fn is_limit_exceeded(&self) -> bool {
+        matches!(self, Error::Service { status: 400 | 409, code, .. } if code == "LimitExceeded")
+    }
+
+    /// `true` for the answers a create may get at the two-token limit: `400 LimitExceeded`, or
+    /// a `409` that is not one the client retries or a retry-token conflict. The caller lists
+    /// the user's tokens to tell.
+    pub fn may_be_token_limit(&self) -> bool {
+        match self {
+            Error::Service {
+                status: 409, code, ..
+            } => !matches!(
+                code.as_str(),
+                "IncorrectState" | "LockConflict" | "InvalidatedRetryToken"
+            ),
+            _ => self.is_limit_exceeded(),
         }
     }
 

@@ -8,8 +8,12 @@
 //! This crate knows nothing about Terraform, and shares no code with `fake-oci`.
 //!
 //! Limits:
-//! - Only API-key authentication; every other `auth` value and a profile with
-//!   `security_token_file` (and no key given elsewhere) is refused as not supported yet.
+//! - API-key authentication and `auth = "SecurityToken"` (a session profile of
+//!   `oci session authenticate`); every other `auth` value is refused as not supported yet.
+//!   A session is not refreshed by the client: an expired one is an error saying to run
+//!   `oci session refresh`.
+//! - The 240 s eventual-consistency window covers the tokens this client created, by its own
+//!   record: a new process (a new Terraform command) does not wait for a token it did not make.
 //! - A create whose every attempt failed ambiguously (connection lost after sending, or timed
 //!   out) until the deadline may have made a token that the caller never learns of; within
 //!   the deadline, the reused `opc-retry-token` makes the service replay the first result.

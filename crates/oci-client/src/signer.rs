@@ -17,17 +17,24 @@ use time::macros::format_description;
 use crate::error::Error;
 use crate::secret::{ExposeSecret, SecretString};
 
-/// Signs requests as one API key.
+/// Signs requests as one API key, or as a session (key id `ST$<session token>`).
 #[derive(Clone)]
 pub struct Signer {
-    key_id: String,
+    /// A secret when it holds a session token.
+    key_id: SecretString,
+    session: bool,
     key: SigningKey<Sha256>,
 }
 
 impl std::fmt::Debug for Signer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let key_id = if self.session {
+            "ST$<redacted session token>"
+        } else {
+            self.key_id.expose_secret()
+        };
         f.debug_struct("Signer")
-            .field("key_id", &self.key_id)
+            .field("key_id", &key_id)
             .finish_non_exhaustive()
     }
 }
@@ -109,13 +116,30 @@ pub struct Signed {
 impl Signer {
     pub fn new(tenancy: &str, user: &str, fingerprint: &str, key: RsaPrivateKey) -> Signer {
         Signer {
-            key_id: format!("{tenancy}/{user}/{fingerprint}"),
+            key_id: SecretString::from(format!("{tenancy}/{user}/{fingerprint}")),
+            session: false,
             key: SigningKey::new(key),
         }
     }
 
+    /// Signs as the session `token` (as `oci session authenticate` obtains one) with its
+    /// session key: key id `ST$<token>`.
+    pub fn session(token: &SecretString, key: RsaPrivateKey) -> Signer {
+        Signer {
+            key_id: SecretString::from(format!("ST${}", token.expose_secret())),
+            session: true,
+            key: SigningKey::new(key),
+        }
+    }
+
+    /// The key id; it holds the session token when signing as a session.
     pub fn key_id(&self) -> &str {
-        &self.key_id
+        self.key_id.expose_secret()
+    }
+
+    /// `true` when signing as a session.
+    pub fn is_session(&self) -> bool {
+        self.session
     }
 
     /// Signs a request. `host` includes `:port` when the URL names one; `target` is the path
@@ -170,7 +194,7 @@ impl Signer {
             "authorization",
             format!(
                 "Signature version=\"1\",headers=\"{names}\",keyId=\"{}\",algorithm=\"rsa-sha256\",signature=\"{}\"",
-                self.key_id,
+                self.key_id.expose_secret(),
                 STANDARD.encode(signature.to_bytes())
             ),
         ));

@@ -72,6 +72,19 @@ pub trait Provider: Send + Sync + 'static {
         prior: Option<&Value>,
         config: &Value,
     ) -> Result<Plan, Vec<Diagnostic>>;
+    /// Checks a plan `plan` made against the remote side, such as a limit a create would hit
+    /// (`prior` is `None` for a create); a provider without such checks has nothing to say.
+    /// `prior_private` is the private state Terraform sent: Terraform plans a replacement
+    /// twice, the second time with a null prior and the private state the first call planned.
+    async fn check_plan(
+        &self,
+        _type_name: &str,
+        _prior: Option<&Value>,
+        _prior_private: &[u8],
+        _plan: &Plan,
+    ) -> Vec<Diagnostic> {
+        Vec::new()
+    }
     async fn apply(
         &self,
         type_name: &str,
@@ -113,19 +126,6 @@ pub trait Provider: Send + Sync + 'static {
         &self,
         _type_name: &str,
         _prior: Option<&Value>,
-        _plan: &Plan,
-    ) -> Vec<Diagnostic> {
-        Vec::new()
-    }
-    /// What a plan can check on the server before anything is applied (a name the server
-    /// would refuse, for example). Bounded and best effort: only a proven problem is reported.
-    /// `prior_private` is the private state Terraform sent; on the second call of a
-    /// replacement (null prior) it is what the first call planned.
-    async fn plan_checks(
-        &self,
-        _type_name: &str,
-        _prior: Option<&Value>,
-        _prior_private: &[u8],
         _plan: &Plan,
     ) -> Vec<Diagnostic> {
         Vec::new()
@@ -673,25 +673,28 @@ impl<P: Provider> ProviderRpc for Service<P> {
                 ..Default::default()
             },
             Ok((prior, _, config)) => {
-                match self
-                    .provider
-                    .plan(&req.type_name, optional(prior.clone()).as_ref(), &config)
-                {
+                let prior = optional(prior);
+                match self.provider.plan(&req.type_name, prior.as_ref(), &config) {
                     Ok(plan) => {
-                        let prior = optional(prior);
                         let mut diags =
                             self.provider
                                 .plan_warnings(&req.type_name, prior.as_ref(), &plan);
-                        diags.extend(
-                            self.provider
-                                .plan_checks(
+                        let checked = self
+                            .interruptible(
+                                "PlanResourceChange",
+                                std::time::Duration::ZERO,
+                                self.provider.check_plan(
                                     &req.type_name,
                                     prior.as_ref(),
                                     &req.prior_private,
                                     &plan,
-                                )
-                                .await,
-                        );
+                                ),
+                            )
+                            .await
+                            .unwrap_or_else(|Interrupted| {
+                                interrupted("Terraform was interrupted while the provider was checking this plan.")
+                            });
+                        diags.extend(checked);
                         pb::plan_resource_change::Response {
                             planned_state: Some(dynamic(&plan.planned)),
                             requires_replace: plan

@@ -120,6 +120,12 @@ impl Control {
             .map_err(|_| ControlError::UnknownUser(user.to_owned()))
     }
 
+    /// Makes the next `lists` lists of a user's tokens leave out each token created from now
+    /// on, as the live service may right after a create (0: lists show new tokens at once).
+    pub fn set_list_lag(&self, lists: u32) {
+        self.app.lock().list_lag = lists;
+    }
+
     pub fn set_token_lifetime(&self, lifetime: Option<std::time::Duration>) {
         self.app.lock().token_lifetime = lifetime.and_then(|d| time::Duration::try_from(d).ok());
     }

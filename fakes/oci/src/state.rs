@@ -76,6 +76,9 @@ pub struct Token {
     pub state: Lifecycle,
     pub etag: String,
     pending: Option<Pending>,
+    /// How many more lists leave this token out (eventual consistency after its create).
+    #[serde(skip)]
+    hidden_lists: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -176,6 +179,9 @@ pub struct State {
     pub creating: Delay,
     pub deleting: Delay,
     pub token_lifetime: Option<time::Duration>,
+    /// How many lists after its create leave a new token out, as the live service may for up
+    /// to 240 s (its eventual consistency); 0 by default.
+    pub list_lag: u32,
     /// Draws object ids, secrets and etags: they depend only on the writes made, never on
     /// how many reads came in between, so the same scenario gives the same objects whatever
     /// the client (Terraform reads more often than a script does).
@@ -203,6 +209,7 @@ impl State {
             creating: Delay::Immediate,
             deleting: Delay::Immediate,
             token_lifetime: None,
+            list_lag: 0,
             rng: ChaCha8Rng::seed_from_u64(seed),
             request_rng: ChaCha8Rng::seed_from_u64(seed ^ REQUEST_STREAM),
         }
@@ -323,6 +330,7 @@ impl State {
             },
             etag: self.random_string(b"0123456789abcdef", 32),
             pending,
+            hidden_lists: self.list_lag,
         };
         let response = token_json(&token, true);
         let etag = token.etag.clone();
@@ -357,12 +365,14 @@ impl State {
             }
         }
         self.tokens.retain(|t| t.state != Lifecycle::Deleted);
-        let items: Vec<serde_json::Value> = self
-            .tokens
-            .iter()
-            .filter(|t| t.user_id == user_id)
-            .map(|t| token_json(t, false))
-            .collect();
+        let mut items = Vec::new();
+        for token in self.tokens.iter_mut().filter(|t| t.user_id == user_id) {
+            if token.hidden_lists > 0 {
+                token.hidden_lists -= 1;
+                continue;
+            }
+            items.push(token_json(token, false));
+        }
         Ok(serde_json::Value::Array(items))
     }
 

@@ -455,6 +455,35 @@ async fn oci_cli_signs_with_a_session_token() {
     assert_eq!(rc, 0, "{err}");
     assert_eq!(created["data"]["description"], "by session");
 
+    // An expired session is refused: oci-cli reads the token's expiry itself and says so
+    // before sending anything.
+    let expired = fake
+        .control()
+        .issue_session(&id.user, &public, std::time::Duration::ZERO)
+        .unwrap();
+    std::fs::write(&token_file, &expired).unwrap();
+    let before = fake.control().requests().len();
+    let out = tokio::process::Command::new(venv.join("bin/oci"))
+        .args(["iam", "auth-token", "list", "--user-id", &id.user])
+        .args(["--auth", "security_token", "--no-retry", "--config-file"])
+        .arg(&config)
+        .args(["--endpoint", &endpoint])
+        .env("SUPPRESS_LABEL_WARNING", "True")
+        .env("OCI_CLI_SUPPRESS_FILE_PERMISSIONS_WARNING", "True")
+        .env_remove("OCI_CLI_PROFILE")
+        .output()
+        .await
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "{text}");
+    assert!(text.to_lowercase().contains("expired"), "{text}");
+    assert_eq!(fake.control().requests().len(), before, "{text}");
+    std::fs::write(&token_file, &token).unwrap();
+
     // A session the fake no longer knows (a reset forgets sessions) is refused.
     fake.control().reset();
     let (rc, _, err) = run_cli(
@@ -475,4 +504,49 @@ async fn oci_cli_signs_with_a_session_token() {
     .await;
     assert_eq!(rc, 1, "{err}");
     assert!(err.contains("NotAuthenticated"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn python_sdk_signs_with_a_session_token() {
+    let Some(venv) = common::tool("XTASK_OCI_VENV") else {
+        return;
+    };
+    let (fake, dir, _key, session_key) = setup().await;
+    let id = fake.test_identity();
+    let public =
+        std::fs::read_to_string(fixtures().join("signing-vectors/test_key_public_spki.pem"))
+            .unwrap();
+    let issue = |lifetime| {
+        fake.control()
+            .issue_session(&id.user, &public, std::time::Duration::from_secs(lifetime))
+            .unwrap()
+    };
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, issue(3600)).unwrap();
+    let expired_file = dir.path().join("expired");
+    std::fs::write(&expired_file, issue(0)).unwrap();
+    let out = tokio::process::Command::new(venv.join("bin/python"))
+        .arg(fixtures().join("sdk/session.py"))
+        .args([&fake.endpoint(), &id.tenancy, &id.user])
+        .args([&token_file, &session_key, &expired_file])
+        .env("OCI_SDK_DEFAULT_RETRY_ENABLED", "false")
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "stdout: {stdout}\nstderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(seen["expired_status"], 401);
+    assert_eq!(seen["expired_code"], "NotAuthenticated");
+    assert!(
+        seen["expired_message"]
+            .as_str()
+            .is_some_and(|m| m.contains("oci session refresh")),
+        "{seen}"
+    );
+    assert_eq!(fake.control().state()["tokens"], serde_json::json!([]));
 }

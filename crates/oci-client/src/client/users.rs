@@ -7,7 +7,7 @@ use time::OffsetDateTime;
 
 use super::{Client, Reply, malformed, parse_json};
 use crate::error::Error;
-use crate::path::{query_value, segment};
+use crate::path::{check_ocid, query_value, segment};
 
 /// A user as the API returns it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,6 +121,7 @@ impl Client {
         description: &str,
         email: Option<&str>,
     ) -> Result<User, Error> {
+        check_ocid("compartment_id", compartment_id)?;
         let mut details = serde_json::json!({
             "compartmentId": compartment_id,
             "name": name,
@@ -145,6 +146,7 @@ impl Client {
 
     /// GetUser; `None` when the service answers 404.
     pub async fn get_user(&self, user_id: &str) -> Result<Option<User>, Error> {
+        check_ocid("user_id", user_id)?;
         match self
             .call(
                 reqwest::Method::GET,
@@ -163,6 +165,7 @@ impl Client {
 
     /// ListUsers of a compartment (the tenancy), every page.
     pub async fn list_users(&self, compartment_id: &str) -> Result<Vec<User>, Error> {
+        check_ocid("compartment_id", compartment_id)?;
         let wire: Vec<WireUser> = self
             .list_all("/users", &[("compartmentId", compartment_id)])
             .await?;
@@ -176,6 +179,7 @@ impl Client {
         description: &str,
         email: Option<&str>,
     ) -> Result<User, Error> {
+        check_ocid("user_id", user_id)?;
         let mut details = serde_json::json!({"description": description});
         if let Some(email) = email {
             details["email"] = serde_json::json!(email);
@@ -195,6 +199,7 @@ impl Client {
 
     /// DeleteUser. A user that is already gone (404) counts as deleted.
     pub async fn delete_user(&self, user_id: &str) -> Result<(), Error> {
+        check_ocid("user_id", user_id)?;
         match self
             .call(
                 reqwest::Method::DELETE,

@@ -461,7 +461,7 @@ impl Provider for LxdProvider {
         }
     }
 
-    async fn plan_checks(
+    async fn check_plan(
         &self,
         type_name: &str,
         prior: Option<&Value>,
@@ -470,7 +470,7 @@ impl Provider for LxdProvider {
     ) -> Vec<Diagnostic> {
         match type_name {
             model::lxd_trust_token::NAME => {
-                trust_token::plan_checks(self, prior, prior_private, plan).await
+                trust_token::check_plan(self, prior, prior_private, plan).await
             }
             _ => Vec::new(),
         }

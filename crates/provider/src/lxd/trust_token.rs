@@ -103,7 +103,7 @@ const PLAN_CHECK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(
 /// consumer the replacement removes first), then with a null prior state and the private
 /// state of the first call, which is never empty for a token made or imported by this
 /// provider. That second call is not checked again: it cannot know what the first removes.
-pub async fn plan_checks(
+pub async fn check_plan(
     provider: &LxdProvider,
     prior: Option<&Value>,
     prior_private: &[u8],

@@ -32,6 +32,11 @@ pub async fn open(client: &Client, config: Value) -> Opened {
         .await
     {
         Ok(t) => t,
+        Err(err) if err.may_be_token_limit() => {
+            let diag =
+                super::identity_auth_token::limit_reached(client, &config.user_id, &err).await;
+            return Opened::failed(vec![diag]);
+        }
         Err(err) => {
             return Opened::failed(vec![client_error(
                 "Could not create the ephemeral auth token",

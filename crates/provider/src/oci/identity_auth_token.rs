@@ -5,7 +5,10 @@ use model::oci_identity_auth_token::{self as m, Config, State, Timeouts};
 use model::value::Value;
 use oci_client::Client;
 
-use super::{client_error, server_token};
+use model::oci_token_limit::{self as limit, Replacing};
+use model::plan::{Action, Plan};
+
+use super::{client_error, held_token, server_token};
 use crate::core::{Outcome, interrupted};
 use crate::interrupt::{settle, unless_interrupted};
 
@@ -35,6 +38,12 @@ async fn create(client: &Client, planned: &Value) -> Outcome {
     let created = match settle(client.create_auth_token(&config.user_id, &config.description)).await
     {
         Ok(Ok(t)) => t,
+        Ok(Err(err)) if err.may_be_token_limit() => {
+            return (
+                None,
+                vec![limit_reached(client, &config.user_id, &err).await],
+            );
+        }
         Ok(Err(err)) => {
             return (
                 None,
@@ -170,7 +179,8 @@ pub async fn read(client: &Client, current: Value) -> Outcome {
                 Vec::new(),
             )
         }
-        Err(err) if err.status() == Some(404) => (None, Vec::new()),
+        // A list that answers 404 means the user is missing or not visible with these
+        // credentials (a wrong user or a missing policy); the token stays in the state.
         Err(err) => (
             Some(current),
             vec![client_error("Could not read the auth token", &err)],
@@ -199,4 +209,67 @@ pub fn import(id: &str) -> Outcome {
         Some(m::import_state(&user, &token).to_value()),
         vec![m::import_warning()],
     )
+}
+
+/// Checks OCI's two-token limit when `plan` creates a token: on a new instance (which may also
+/// be the replacement of a tainted one, as Terraform plans both alike) and on the first plan of
+/// a replacement, whose prior token may free a slot. Terraform drops the warnings of the
+/// second plan of a replacement (the create half, without prior state), so the replacement is
+/// checked on its first. A list that fails only warns: the create will say what is wrong.
+pub async fn check_limit(client: &Client, prior: Option<&Value>, plan: &Plan) -> Vec<Diagnostic> {
+    let replacing = match (prior, &plan.action) {
+        (None, Action::Create) => Replacing::Unknown,
+        (Some(prior), Action::Replace) => match prior.get("id").as_str() {
+            Some(id) => Replacing::Token(id.to_owned()),
+            None => Replacing::Unknown,
+        },
+        _ => return Vec::new(),
+    };
+    // An unknown user (made in the same run) has no tokens yet; a malformed one is validate's.
+    let Some(user_id) = plan.planned.get("user_id").as_str() else {
+        return Vec::new();
+    };
+    if oci_client::path::check_ocid("user_id", user_id).is_err() {
+        return Vec::new();
+    }
+    match client.list_auth_tokens(user_id).await {
+        Ok(tokens) => {
+            let held: Vec<_> = tokens.iter().map(held_token).collect();
+            limit::check(user_id, &held, &replacing, None)
+                .into_iter()
+                .collect()
+        }
+        Err(err) => vec![Diagnostic::warning(
+            model::diag::AttrPath::attr("user_id"),
+            "Could not check the auth token limit",
+            format!(
+                "Listing the auth tokens of user {user_id} failed, so the plan could not check OCI's limit of {} tokens per user: {err}",
+                limit::TOKENS_PER_USER
+            ),
+        )],
+    }
+}
+
+/// The error of a create OCI refused, perhaps for the limit: with the user's tokens named
+/// when it was the limit, else the service's answer as it is.
+pub(crate) async fn limit_reached(
+    client: &Client,
+    user_id: &str,
+    err: &oci_client::Error,
+) -> Diagnostic {
+    // Without the list there is nothing to name: the service's answer is all there is.
+    let Ok(tokens) = client.list_auth_tokens(user_id).await else {
+        return client_error("Could not create the auth token", err);
+    };
+    let held: Vec<_> = tokens.iter().map(held_token).collect();
+    let full = held
+        .iter()
+        .filter(|t| t.lifecycle_state != "DELETED")
+        .count()
+        >= limit::TOKENS_PER_USER;
+    if full || err.is_limit_exceeded() {
+        limit::at_apply(user_id, &held, &err.to_string())
+    } else {
+        client_error("Could not create the auth token", err)
+    }
 }

@@ -7,7 +7,21 @@ use model::oci_identity_user::{self as m, Config, ServerUser, State};
 use model::value::Value;
 use oci_client::Client;
 
-use super::client_error;
+/// An error of the OCI client on the user's attribute it is about: a user id that is not an
+/// OCID is this resource's `id`, a compartment its `compartment_id`.
+fn client_error(summary: &str, err: &oci_client::Error) -> Diagnostic {
+    let path = match err {
+        oci_client::Error::InvalidId {
+            name: "user_id", ..
+        } => AttrPath::attr("id"),
+        oci_client::Error::InvalidId {
+            name: "compartment_id",
+            ..
+        } => AttrPath::attr("compartment_id"),
+        _ => AttrPath::default(),
+    };
+    Diagnostic::error(path, summary, err.to_string())
+}
 use crate::core::Outcome;
 
 fn server_user(user: &oci_client::User) -> ServerUser {

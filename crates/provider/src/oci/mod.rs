@@ -19,9 +19,16 @@ use oci_client::ExposeSecret;
 
 use crate::core::{Opened, Outcome, Provider};
 
-#[derive(Default)]
 pub struct OciProvider {
     client: RwLock<Option<Arc<Client>>>,
+    /// The clock the client signs with and measures the eventual-consistency window by.
+    clock: Arc<dyn oci_client::Clock>,
+}
+
+impl Default for OciProvider {
+    fn default() -> Self {
+        OciProvider::with_clock(Arc::new(SystemClock))
+    }
 }
 
 fn opt_string(config: &Value, name: &str) -> Option<String> {
@@ -69,6 +76,14 @@ pub fn check_ocid(config: &Value, attribute: &'static str) -> Option<Diagnostic>
 }
 
 impl OciProvider {
+    /// A provider whose client reads `clock` (tests move it together with a fake's).
+    pub fn with_clock(clock: Arc<dyn oci_client::Clock>) -> OciProvider {
+        OciProvider {
+            client: RwLock::new(None),
+            clock,
+        }
+    }
+
     pub fn client(&self) -> Result<Arc<Client>, Vec<Diagnostic>> {
         self.client
             .read()
@@ -209,7 +224,7 @@ impl Provider for OciProvider {
                 )];
             }
         };
-        match Client::new(&credentials, retry, Arc::new(SystemClock)) {
+        match Client::new(&credentials, retry, self.clock.clone()) {
             Ok(client) => {
                 tracing::info!(endpoint = client.endpoint(), "oci provider configured");
                 let mut diags = Vec::new();
@@ -247,6 +262,23 @@ impl Provider for OciProvider {
             model::oci_identity_user::NAME => Ok(model::oci_identity_user::plan(prior, config)),
             other => Err(crate::core::unknown_type(other, "resource")),
         }
+    }
+
+    async fn check_plan(
+        &self,
+        type_name: &str,
+        prior: Option<&Value>,
+        _prior_private: &[u8],
+        plan: &Plan,
+    ) -> Vec<Diagnostic> {
+        if type_name != model::oci_identity_auth_token::NAME {
+            return Vec::new();
+        }
+        // Without a client, configure has already said why.
+        let Ok(client) = self.client() else {
+            return Vec::new();
+        };
+        identity_auth_token::check_limit(&client, prior, plan).await
     }
 
     async fn apply(
@@ -304,6 +336,15 @@ impl Provider for OciProvider {
             }
             _ => (None, Vec::new()),
         }
+    }
+}
+
+/// A token as the limit check sees it.
+pub fn held_token(token: &oci_client::AuthToken) -> model::oci_token_limit::HeldToken {
+    model::oci_token_limit::HeldToken {
+        id: token.id.clone(),
+        description: token.description.clone(),
+        lifecycle_state: token.lifecycle_state.clone(),
     }
 }
 

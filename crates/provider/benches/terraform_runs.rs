@@ -1,0 +1,416 @@
+//! Terraform runs of our provider beside the Go `hashicorp/null` provider, and at scale.
+//!
+//! - `apply/{lxd_trust_token,null_resource}/N`: `terraform apply` of N resources into a fresh
+//!   state (the state file is removed and the fake reset first, outside the measurement), with
+//!   Terraform's default parallelism (10).
+//! - `plan_refresh/{lxd_trust_token,null_resource}/N`: `terraform plan -refresh-only` of a state
+//!   that holds N resources (applied once before the measurement).
+//! - `first_token/{unix,https}`: `terraform apply` of one `lxd_trust_token` over the unix socket
+//!   and over HTTPS with a client certificate: the provider's start, its first connection, and
+//!   the first token created.
+//!
+//! N is 1 and 100 for both providers, and also 10 and 1000 for `lxd_trust_token` (the scale
+//! rows of `cargo xtask bench`); in test mode (without `--bench`) N is 1 and 2, so that a test
+//! run stays cheap.
+//! Both providers are found through `dev_overrides`, so neither pays `terraform init` or the
+//! lock file's checksum: our provider is this build's binary (release under `cargo bench`), the
+//! null provider the Go binary `cargo xtask tools` installs (`XTASK_NULL_PROVIDER_DIR`).
+//! Before the measurement each configuration runs once with `TF_LOG=trace`, and the gRPC calls
+//! Terraform made (its `GRPCProvider` trace lines) are counted by method into `rpcs.json` in
+//! the criterion directory, so that the per-resource time can be explained.
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion, SamplingMode, criterion_group, criterion_main};
+use fake_lxd::{ClockMode, Config, FakeLxd};
+
+fn provider_binary() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_terraform-provider-lxd"))
+}
+
+/// `cargo bench` passes `--bench`; without it criterion runs each benchmark once as a test.
+fn test_mode() -> bool {
+    let args: Vec<String> = std::env::args().collect();
+    !args.iter().any(|a| a == "--bench") || args.iter().any(|a| a == "--test")
+}
+
+/// The resource counts measured for each provider.
+fn counts(kind: Kind) -> Vec<usize> {
+    match (test_mode(), kind) {
+        (true, _) => vec![1, 2],
+        (false, Kind::Lxd) => vec![1, 10, 100, 1000],
+        (false, Kind::Null) => vec![1, 100],
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Lxd,
+    Null,
+}
+
+impl Kind {
+    fn resource(self) -> &'static str {
+        match self {
+            Kind::Lxd => "lxd_trust_token",
+            Kind::Null => "null_resource",
+        }
+    }
+
+    fn main_tf(self, count: usize) -> String {
+        match self {
+            Kind::Lxd => format!(
+                "resource \"lxd_trust_token\" \"t\" {{\n  count = {count}\n  name  = \"bench-${{count.index}}\"\n}}\n"
+            ),
+            Kind::Null => format!(
+                "resource \"null_resource\" \"t\" {{\n  count    = {count}\n  triggers = {{ name = \"bench-${{count.index}}\" }}\n}}\n"
+            ),
+        }
+    }
+}
+
+/// A Terraform working directory with one configuration and the environment to run it.
+struct Workspace {
+    dir: tempfile::TempDir,
+    terraform: PathBuf,
+    env: Vec<(&'static str, String)>,
+}
+
+impl Workspace {
+    fn new(terraform: &Path, main_tf: &str, null_dir: &Path, lxd_dir: &Path) -> Workspace {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(dir.path().join("main.tf"), main_tf).expect("main.tf");
+        let rc = dir.path().join("bench.tfrc");
+        let bin_dir = provider_binary().parent().expect("the binary's directory");
+        std::fs::write(
+            &rc,
+            format!(
+                "provider_installation {{\n  dev_overrides {{\n    \"hashicorp/lxd\"  = \"{}\"\n    \"hashicorp/null\" = \"{}\"\n  }}\n  direct {{}}\n}}\n",
+                bin_dir.display(),
+                null_dir.display()
+            ),
+        )
+        .expect("CLI config");
+        // Both sides get the same environment, though only our provider reads the LXD part.
+        let env = vec![
+            ("TF_CLI_CONFIG_FILE", rc.display().to_string()),
+            ("CHECKPOINT_DISABLE", "1".to_owned()),
+            ("TF_IN_AUTOMATION", "1".to_owned()),
+            ("LXD_DIR", lxd_dir.display().to_string()),
+            (
+                "LXD_CONF",
+                dir.path().join("lxc-config").display().to_string(),
+            ),
+        ];
+        Workspace {
+            dir,
+            terraform: terraform.to_owned(),
+            env,
+        }
+    }
+
+    /// Forgets the previous apply: the next one starts from an empty state.
+    fn fresh_state(&self) {
+        for name in ["terraform.tfstate", "terraform.tfstate.backup"] {
+            let _ = std::fs::remove_file(self.dir.path().join(name));
+        }
+    }
+
+    fn terraform(&self, args: &[&str], trace: Option<&Path>) {
+        let mut cmd = Command::new(&self.terraform);
+        cmd.arg(format!("-chdir={}", self.dir.path().display()))
+            .args(args)
+            .args(["-input=false", "-no-color"])
+            .env_remove("TF_LOG")
+            .env_remove("TF_LOG_PATH");
+        if let Some(log) = trace {
+            cmd.env("TF_LOG", "trace").env("TF_LOG_PATH", log);
+        }
+        for (key, value) in &self.env {
+            cmd.env(key, value);
+        }
+        let out = cmd.output().expect("run terraform");
+        assert!(
+            out.status.success(),
+            "terraform {args:?} failed\nstdout:\n{}\nstderr:\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn apply(&self) {
+        self.terraform(&["apply", "-auto-approve"], None);
+    }
+
+    fn plan_refresh(&self) {
+        self.terraform(&["plan", "-refresh-only"], None);
+    }
+
+    /// The gRPC calls Terraform made to the provider in one run of `args`, by method.
+    fn count_rpcs(&self, args: &[&str]) -> BTreeMap<String, u64> {
+        let log = self.dir.path().join("trace.log");
+        let _ = std::fs::remove_file(&log);
+        self.terraform(args, Some(&log));
+        let text = std::fs::read_to_string(&log).expect("the trace log");
+        let _ = std::fs::remove_file(&log);
+        let line = regex::Regex::new(r"\] GRPCProvider(?:\.v6)?: (\w+)$").expect("regex");
+        let mut calls = BTreeMap::new();
+        for method in text
+            .lines()
+            .filter_map(|l| line.captures(l.trim_end()))
+            .map(|c| c[1].to_owned())
+        {
+            *calls.entry(method).or_insert(0) += 1;
+        }
+        calls
+    }
+
+    /// How many resource instances the state holds.
+    fn instances(&self) -> usize {
+        let text = std::fs::read_to_string(self.dir.path().join("terraform.tfstate"))
+            .expect("a state file after apply");
+        let state: serde_json::Value = serde_json::from_str(&text).expect("state JSON");
+        state["resources"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r["instances"].as_array())
+            .map(Vec::len)
+            .sum()
+    }
+}
+
+/// A fake-lxd on its unix socket, in the directory `LXD_DIR` names.
+struct Fake {
+    fake: FakeLxd,
+    dir: tempfile::TempDir,
+}
+
+impl Fake {
+    fn start(rt: &tokio::runtime::Runtime) -> Fake {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let fake = rt
+            .block_on(FakeLxd::start(Config {
+                clock: ClockMode::System,
+                unix_socket: Some(dir.path().join("unix.socket")),
+                ..Config::for_testing()
+            }))
+            .expect("start the fake");
+        Fake { fake, dir }
+    }
+}
+
+/// The gRPC calls counted per configuration: `{"apply": {"lxd_trust_token": {"100": {...}}}}`.
+#[derive(Default)]
+struct RpcCounts(
+    BTreeMap<&'static str, BTreeMap<&'static str, BTreeMap<String, serde_json::Value>>>,
+);
+
+impl RpcCounts {
+    fn record(
+        &mut self,
+        run: &'static str,
+        kind: Kind,
+        count: usize,
+        calls: BTreeMap<String, u64>,
+    ) {
+        self.0
+            .entry(run)
+            .or_default()
+            .entry(kind.resource())
+            .or_default()
+            .insert(count.to_string(), serde_json::json!(calls));
+    }
+
+    /// Writes the counts beside criterion's results when `cargo xtask bench` names the
+    /// directory (`CRITERION_HOME`); a test run keeps them to itself.
+    fn write(&self) {
+        let Some(home) = std::env::var_os("CRITERION_HOME").map(PathBuf::from) else {
+            return;
+        };
+        let _ = std::fs::create_dir_all(&home);
+        let text = serde_json::to_string_pretty(&serde_json::json!(self.0)).expect("JSON");
+        std::fs::write(home.join("rpcs.json"), text).expect("write rpcs.json");
+    }
+}
+
+fn benches(c: &mut Criterion) {
+    let Some(terraform) = support::tool("XTASK_TERRAFORM") else {
+        return;
+    };
+    let Some(null_dir) = support::tool("XTASK_NULL_PROVIDER_DIR") else {
+        return;
+    };
+    // The fakes serve from the runtime's threads while Terraform runs as a child process.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let rpcs = std::cell::RefCell::new(RpcCounts::default());
+
+    // Refresh-only plans first, each of a state applied once; this fake keeps its tokens.
+    // Each workspace is made when its benchmark runs, not when a filter leaves it out.
+    let plans = Fake::start(&rt);
+    let mut group = c.benchmark_group("plan_refresh");
+    group.sampling_mode(SamplingMode::Flat);
+    for kind in [Kind::Lxd, Kind::Null] {
+        for count in counts(kind) {
+            let mut ws: Option<Workspace> = None;
+            group.bench_function(BenchmarkId::new(kind.resource(), count), |b| {
+                let ws = ws.get_or_insert_with(|| {
+                    let ws = Workspace::new(
+                        &terraform,
+                        &kind.main_tf(count),
+                        &null_dir,
+                        plans.dir.path(),
+                    );
+                    ws.apply();
+                    assert_eq!(ws.instances(), count);
+                    let calls = ws.count_rpcs(&["plan", "-refresh-only"]);
+                    rpcs.borrow_mut().record("plan_refresh", kind, count, calls);
+                    ws
+                });
+                b.iter(|| ws.plan_refresh());
+            });
+        }
+    }
+    group.finish();
+
+    // Applies into a fresh state; this fake is reset before each.
+    let applies = Fake::start(&rt);
+    let fresh = |ws: &Workspace| {
+        ws.fresh_state();
+        applies.fake.control().reset();
+    };
+    let mut group = c.benchmark_group("apply");
+    group.sampling_mode(SamplingMode::Flat);
+    for kind in [Kind::Lxd, Kind::Null] {
+        for count in counts(kind) {
+            let mut ws: Option<Workspace> = None;
+            group.bench_function(BenchmarkId::new(kind.resource(), count), |b| {
+                let ws = ws.get_or_insert_with(|| {
+                    let ws = Workspace::new(
+                        &terraform,
+                        &kind.main_tf(count),
+                        &null_dir,
+                        applies.dir.path(),
+                    );
+                    fresh(&ws);
+                    let calls = ws.count_rpcs(&["apply", "-auto-approve"]);
+                    rpcs.borrow_mut().record("apply", kind, count, calls);
+                    ws
+                });
+                b.iter_custom(|iters| {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        fresh(ws);
+                        let started = Instant::now();
+                        ws.apply();
+                        total += started.elapsed();
+                        assert_eq!(ws.instances(), count);
+                        if kind == Kind::Lxd {
+                            assert_eq!(applies.fake.control().pending_tokens().len(), count);
+                        }
+                    }
+                    total
+                });
+            });
+        }
+    }
+    group.finish();
+    rpcs.borrow().write();
+
+    // The first connection: one token over the unix socket, and one over HTTPS with a client
+    // certificate the fake trusts. Tokens accumulate in this fake: a reset would forget the
+    // trusted certificate.
+    let first = Fake::start(&rt);
+    let mut group = c.benchmark_group("first_token");
+    group.sampling_mode(SamplingMode::Flat);
+    for transport in ["unix", "https"] {
+        let mut ws: Option<Workspace> = None;
+        group.bench_function(transport, |b| {
+            let ws = ws.get_or_insert_with(|| {
+                first_token_workspace(&terraform, &null_dir, &first, transport)
+            });
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    ws.fresh_state();
+                    let started = Instant::now();
+                    ws.apply();
+                    total += started.elapsed();
+                    assert_eq!(ws.instances(), 1);
+                }
+                total
+            });
+        });
+    }
+    group.finish();
+}
+
+/// One `lxd_trust_token` over `transport`. For HTTPS the lxc configuration directory holds a
+/// client certificate the fake trusts (through a token made over the socket) and the fake's
+/// certificate under `servercerts/`, as `lxc remote add` leaves them.
+fn first_token_workspace(
+    terraform: &Path,
+    null_dir: &Path,
+    fake: &Fake,
+    transport: &str,
+) -> Workspace {
+    let ws = Workspace::new(terraform, &Kind::Lxd.main_tf(1), null_dir, fake.dir.path());
+    if transport == "unix" {
+        return ws;
+    }
+    ws.apply();
+    let (_, token) = fake
+        .fake
+        .control()
+        .pending_tokens()
+        .pop()
+        .expect("a pending token");
+    let cert = fake_lxd::ClientCert::generate("bench");
+    let (status, error, _) = fake.fake.control().consume(&token, Some(&cert));
+    assert_eq!(
+        status, 201,
+        "the fake refused the bench's certificate: {error:?}"
+    );
+    let conf = ws.dir.path().join("lxc-config");
+    std::fs::create_dir_all(conf.join("servercerts")).expect("servercerts");
+    std::fs::write(conf.join("client.crt"), &cert.cert_pem).expect("client.crt");
+    std::fs::write(conf.join("client.key"), &cert.key_pem).expect("client.key");
+    std::fs::write(
+        conf.join("servercerts/fake.crt"),
+        fake.fake.server_cert_pem(),
+    )
+    .expect("server cert");
+    let main_tf = format!(
+        "provider \"lxd\" {{\n  remote {{\n    name    = \"fake\"\n    address = \"https://{}\"\n    default = true\n  }}\n}}\n\n{}",
+        fake.fake.https_addr(),
+        Kind::Lxd.main_tf(1)
+    );
+    std::fs::write(ws.dir.path().join("main.tf"), main_tf).expect("main.tf");
+    ws.fresh_state();
+    ws
+}
+
+fn config() -> Criterion {
+    Criterion::default()
+        .without_plots()
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(10))
+}
+
+criterion_group! {
+    name = group;
+    config = config();
+    targets = benches
+}
+criterion_main!(group);

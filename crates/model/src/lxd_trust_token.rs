@@ -39,7 +39,7 @@ The replacement revokes the old token first if the server still lists it, so no 
 ## Status
 
 Every refresh decides `status` from three things the server shows: the token's operation (running, cancelled, or gone), `expires_at` against the server's own clock (the `Date` of its reply), and the trust store (the certificates, or identities on newer LXD, named like the token).
-The provider records in its private state which trust-store entries of that name, and which other pending tokens of that name, existed while the token was still pending.
+The provider records in its private state which trust-store entries of that name, and which other pending tokens of that name, existed while the token was still pending, and the token's exact expiry (`expires_at` shows only the minute).
 
 * `pending` - The operation is running and the expiry, if any, is still ahead: the token can be used.
 * `consumed` - The operation is cancelled or gone, and exactly one trust-store entry of the token's name appeared that the record does not hold, while no other token of that name that the record holds disappeared. `consumed_by` is that entry's fingerprint.
@@ -56,7 +56,7 @@ A token imported with `terraform import` has no record of the trust store before
 
 With `remove_consumer_on_destroy = true`, destroying (or replacing) a `consumed` token also deletes its consumer from the trust store, by the fingerprint in `consumed_by`: never another certificate of the same name.
 LXD 5.21.5+ and 6.6+ refuse a second identity of the same name, so this is what lets a replacement reuse the name there (terraform-provider-lxd issue #760).
-On those servers a token whose name an identity already holds is refused at apply with an error naming that identity, rather than a token that fails when redeemed.
+On those servers a token whose name an identity already holds is refused with an error naming that identity, rather than a token that fails when redeemed: at plan when the server answers within a few seconds, and at apply in any case.
 
 ## Notes
 
@@ -259,6 +259,15 @@ pub struct Baseline {
     pub named: std::collections::BTreeSet<String>,
     /// The other pending tokens (operation ids) with the same name.
     pub rivals: std::collections::BTreeSet<String>,
+    /// The token's expiry as the server gave it, to the nanosecond: the state's `expires_at`
+    /// keeps only the minute, which cannot tell a revocation in the token's last minute from
+    /// its expiry once the operation is no longer listed.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
+    pub expires_at: Option<OffsetDateTime>,
 }
 
 impl Baseline {
@@ -317,10 +326,11 @@ pub fn decide(
         status,
         consumed_by,
     };
-    if let Operation::Running(_) = &seen.operation {
+    if let Operation::Running(found) = &seen.operation {
         let mut next = record.cloned().unwrap_or_default();
         next.named.extend(seen.named.iter().cloned());
         next.rivals = seen.rivals.clone();
+        next.expires_at = found.expires_at;
         let status = if expires_at.is_some_and(|at| at <= seen.now) {
             Status::Expired
         } else {
@@ -652,9 +662,12 @@ pub fn refresh(
     record: Option<&Baseline>,
     seen: &Observation,
 ) -> (State, Option<Baseline>) {
+    // The exact expiry the record holds; a record written without it has only the minute.
     let expires_at = match &seen.operation {
         Operation::Running(found) => found.expires_at,
-        _ => parse_expires_at(&prior.expires_at),
+        _ => record
+            .and_then(|r| r.expires_at)
+            .or_else(|| parse_expires_at(&prior.expires_at)),
     };
     let (verdict, record) = decide(&prior.verdict(), expires_at, record, seen);
     let mut next = State {
@@ -695,6 +708,74 @@ pub fn enforces_unique_names(server: &str, version: &str) -> bool {
         (6, m) => m >= 6,
         (m, _) => m > 6,
     }
+}
+
+/// What a plan that makes a new token can check on the server before the apply: the name
+/// that must be free on a server with unique identity names, the consumer the replacement
+/// removes from the trust store before it creates (holding the name is no obstacle then), and
+/// the projects that must exist (empty when none is asked for or one is not known yet).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NameCheck {
+    pub name: String,
+    pub remote: Option<String>,
+    pub removed_first: Option<String>,
+    pub projects: Vec<String>,
+}
+
+/// The name check a plan calls for: only when it makes a new token whose name and remote are
+/// known. `None` otherwise (the apply checks again in any case).
+pub fn name_check(prior: Option<&Value>, plan: &Plan) -> Option<NameCheck> {
+    if !matches!(plan.action, plan::Action::Create | plan::Action::Replace) {
+        return None;
+    }
+    let name = plan
+        .planned
+        .get("name")
+        .as_str()
+        .filter(|n| !n.is_empty())?;
+    let remote = match plan.planned.get("remote") {
+        Value::Null => None,
+        other => Some(other.as_str()?.to_owned()),
+    };
+    let removed_first = prior
+        .filter(|_| plan.action == plan::Action::Replace)
+        .and_then(|prior| State::from_value(prior).ok())
+        .and_then(|state| consumer_to_remove(&state).map(str::to_owned));
+    let projects = match plan.planned.get("projects") {
+        Value::List(items) => items
+            .iter()
+            .map(|p| p.as_str().map(str::to_owned))
+            .collect::<Option<Vec<_>>>()
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    };
+    Some(NameCheck {
+        name: name.to_owned(),
+        remote,
+        removed_first,
+        projects,
+    })
+}
+
+/// The errors for projects the server does not have, each on its element of `projects`.
+pub fn missing_projects(
+    projects: &[String],
+    known: &std::collections::BTreeSet<String>,
+) -> Vec<Diagnostic> {
+    projects
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| !known.contains(*p))
+        .map(|(idx, p)| {
+            Diagnostic::error(
+                AttrPath::attr("projects").index(idx),
+                "Invalid value for `projects`",
+                format!(
+                    "The LXD server has no project {p:?}; a token restricted to it could never be used."
+                ),
+            )
+        })
+        .collect()
 }
 
 /// The error for a token name an identity already holds on a server with unique names.
@@ -987,6 +1068,50 @@ mod tests {
     }
 
     #[test]
+    fn a_revocation_in_the_last_minute_is_not_an_expiry() {
+        // The state shows `05:20`; the token really expires at 05:20:40 and is revoked at
+        // 05:20:10: revoked, which only the exact expiry in the record can tell.
+        let exact = datetime!(2026-11-23 05:20:40 UTC);
+        let prior = created_state(Trigger::Always, Some(exact));
+        assert_eq!(prior.expires_at, "2026/11/23 05:20 UTC");
+        let observe = |operation, now| Observation {
+            operation,
+            now,
+            named: std::collections::BTreeSet::new(),
+            rivals: std::collections::BTreeSet::new(),
+        };
+        let running = Operation::Running(server_token(Some(exact)));
+        let (pending, record) = refresh(
+            &prior,
+            Some(&Baseline::default()),
+            &observe(running, datetime!(2026-11-23 05:19 UTC)),
+        );
+        assert_eq!(pending.status, Status::Pending);
+        assert_eq!(record.as_ref().and_then(|r| r.expires_at), Some(exact));
+        let cancelled_at = datetime!(2026-11-23 05:20:10 UTC);
+        let (state, _) = refresh(
+            &pending,
+            record.as_ref(),
+            &observe(Operation::Cancelled, cancelled_at),
+        );
+        assert_eq!(state.status, Status::Revoked);
+        // A record written before it kept the exact expiry: only the minute is known.
+        let (state, _) = refresh(
+            &pending,
+            Some(&Baseline::default()),
+            &observe(Operation::Cancelled, cancelled_at),
+        );
+        assert_eq!(state.status, Status::Expired);
+        // Gone after the exact expiry: expired.
+        let (state, _) = refresh(
+            &pending,
+            record.as_ref(),
+            &observe(Operation::Gone, datetime!(2026-11-23 05:20:41 UTC)),
+        );
+        assert_eq!(state.status, Status::Expired);
+    }
+
+    #[test]
     fn without_a_record_nothing_is_proven() {
         let pending = Verdict {
             status: Status::Pending,
@@ -1109,12 +1234,72 @@ mod tests {
     }
 
     #[test]
+    fn plans_that_make_a_token_check_its_name() {
+        let check = |prior: Option<&Value>, cfg: &Value| name_check(prior, &plan(prior, cfg));
+        assert_eq!(
+            check(None, &config(None)),
+            Some(NameCheck {
+                name: "mytoken".into(),
+                remote: None,
+                removed_first: None,
+                projects: Vec::new(),
+            })
+        );
+        let mut restricted = config(None);
+        if let Value::Object(map) = &mut restricted {
+            map.insert(
+                "projects".to_owned(),
+                Value::List(vec![Value::string("default"), Value::string("nope")]),
+            );
+        }
+        let wanted = check(None, &restricted).map(|c| c.projects);
+        assert_eq!(wanted, Some(vec!["default".to_owned(), "nope".to_owned()]));
+        let missing = missing_projects(&wanted.unwrap(), &set(&["default"]));
+        assert_eq!(missing.len(), 1);
+        assert_eq!(missing[0].path, AttrPath::attr("projects").index(1));
+        // A project not known yet cannot be checked.
+        if let Value::Object(map) = &mut restricted {
+            map.insert("projects".to_owned(), Value::List(vec![Value::Unknown]));
+        }
+        assert_eq!(
+            check(None, &restricted).map(|c| c.projects),
+            Some(Vec::new())
+        );
+        // Nothing new is made: no check.
+        let pending = created_state(Trigger::Always, None);
+        assert_eq!(
+            check(Some(&pending.to_value()), &config(Some("always"))),
+            None
+        );
+        // An unknown name cannot be checked.
+        let mut unknown = config(None);
+        if let Value::Object(map) = &mut unknown {
+            map.insert("name".to_owned(), Value::Unknown);
+        }
+        assert_eq!(check(None, &unknown), None);
+        // A consumed token replaced with remove_consumer_on_destroy frees the name first.
+        let mut consumed = pending.clone();
+        consumed.status = Status::Consumed;
+        consumed.consumed_by = Some("fp".into());
+        let replace = |state: &State| {
+            check(Some(&state.to_value()), &config(Some("always"))).map(|c| c.removed_first)
+        };
+        assert_eq!(replace(&consumed), Some(None));
+        consumed.config.remove_consumer_on_destroy = true;
+        assert_eq!(replace(&consumed), Some(Some("fp".to_owned())));
+    }
+
+    #[test]
     fn private_record_round_trips() {
         let record = Baseline {
             named: set(&["a"]),
             rivals: set(&["r"]),
+            expires_at: Some(datetime!(2026-11-23 05:20:40.123456789 UTC)),
         };
         assert_eq!(Baseline::from_bytes(&record.to_bytes()), Some(record));
+        // A record written before the exact expiry was kept reads without it.
+        let older = Baseline::from_bytes(br#"{"named":["a"],"rivals":[]}"#).unwrap();
+        assert_eq!(older.expires_at, None);
         assert_eq!(Baseline::from_bytes(b""), None);
         assert_eq!(Baseline::from_bytes(b"{bad"), None);
     }

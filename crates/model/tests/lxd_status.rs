@@ -293,6 +293,7 @@ impl StateMachineTest for Reference {
             record: Some(Baseline {
                 named: seen.named,
                 rivals: seen.rivals,
+                ..Baseline::default()
             }),
         }
     }

@@ -74,10 +74,13 @@ pub trait Provider: Send + Sync + 'static {
     ) -> Result<Plan, Vec<Diagnostic>>;
     /// Checks a plan `plan` made against the remote side, such as a limit a create would hit
     /// (`prior` is `None` for a create); a provider without such checks has nothing to say.
+    /// `prior_private` is the private state Terraform sent: Terraform plans a replacement
+    /// twice, the second time with a null prior and the private state the first call planned.
     async fn check_plan(
         &self,
         _type_name: &str,
         _prior: Option<&Value>,
+        _prior_private: &[u8],
         _plan: &Plan,
     ) -> Vec<Diagnostic> {
         Vec::new()
@@ -680,7 +683,12 @@ impl<P: Provider> ProviderRpc for Service<P> {
                             .interruptible(
                                 "PlanResourceChange",
                                 std::time::Duration::ZERO,
-                                self.provider.check_plan(&req.type_name, prior.as_ref(), &plan),
+                                self.provider.check_plan(
+                                    &req.type_name,
+                                    prior.as_ref(),
+                                    &req.prior_private,
+                                    &plan,
+                                ),
                             )
                             .await
                             .unwrap_or_else(|Interrupted| {

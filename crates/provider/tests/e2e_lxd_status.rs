@@ -194,8 +194,8 @@ async fn always(terraform: std::path::PathBuf) {
     .unwrap();
 }
 
-/// Profile 6 refuses a second identity of a name: a token of a taken name is an apply error
-/// naming the identity, instead of a token that fails when redeemed.
+/// Profile 6 refuses a second identity of a name: a token of a taken name is a plan (and
+/// apply) error naming the identity, instead of a token that fails when redeemed.
 async fn name_taken(terraform: std::path::PathBuf) {
     let (fake, lxd_dir) = fake(Profile::V6).await;
     let ws = workspace(&terraform, lxd_dir.path());
@@ -203,6 +203,11 @@ async fn name_taken(terraform: std::path::PathBuf) {
         ws.ok(&with(&APPLY, &["trigger=always"]));
         let (status, _, client) = fake.control().consume(&token_of(&ws), None);
         assert_eq!(status, 201);
+        // Already at plan time.
+        let (code, text) = ws.plan_code(&with(&[], &["trigger=always"]));
+        assert_eq!(code, 1, "{text}");
+        assert!(text.contains("Trust token name already taken"), "{text}");
+        assert!(text.contains(&client.fingerprint), "{text}");
         let out = ws.run(&with(&APPLY, &["trigger=always"]));
         let text = format!(
             "{}{}",
@@ -295,6 +300,15 @@ async fn bad_input(terraform: std::path::PathBuf) {
             &["trigger", "sometimes"],
         );
         failed_with(&ws, &with(&["plan", "-input=false"], &["name="]), &["name"]);
+        // Already at plan time, and again at apply.
+        failed_with(
+            &ws,
+            &with(
+                &["plan", "-input=false"],
+                &[r#"projects=["default","nope"]"#],
+            ),
+            &["Invalid value for `projects`", "no project \"nope\""],
+        );
         failed_with(
             &ws,
             &with(&APPLY, &[r#"projects=["nope"]"#]),
@@ -331,6 +345,128 @@ async fn bad_input(terraform: std::path::PathBuf) {
     .unwrap();
 }
 
+/// A client joins between the refresh's read of the token operation (still running) and its
+/// read of the trust store (the fake holds that reply back): the refresh must not take the new
+/// certificate into the record of what existed before, which would leave the consumption
+/// unprovable; it reads `consumed` by that client.
+async fn joined_during_the_refresh(terraform: std::path::PathBuf) {
+    let (fake, lxd_dir) = fake(Profile::V5_0).await;
+    let ws = workspace(&terraform, lxd_dir.path());
+    tokio::task::spawn_blocking(move || {
+        ws.ok(&APPLY);
+        let id = id_of(&ws);
+        let token = token_of(&ws);
+        let op_path = format!("/1.0/operations/{id}");
+        let reads_before = fake
+            .control()
+            .requests()
+            .iter()
+            .filter(|r| r.method == "GET" && r.path == op_path)
+            .count();
+        fake.control().add_fault(Rule {
+            method: "GET".into(),
+            path: "/1.0/certificates".into(),
+            times: Some(1),
+            action: Action::Delay { delay_ms: 3000 },
+        });
+        std::thread::scope(|scope| {
+            let refresh = scope.spawn(|| ws.ok(&REFRESH));
+            // The operation was read (running), the trust store is being held back: join now.
+            let deadline = std::time::Instant::now() + Duration::from_secs(60);
+            loop {
+                let reads = fake
+                    .control()
+                    .requests()
+                    .iter()
+                    .filter(|r| r.method == "GET" && r.path == op_path)
+                    .count();
+                if reads > reads_before {
+                    break;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the refresh never read the operation"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let (status, _, client) = fake.control().consume(&token, None);
+            assert_eq!(status, 201);
+            refresh.join().unwrap();
+            let attrs = token_attrs(&ws);
+            assert_eq!(attrs["status"], "consumed", "{attrs}");
+            assert_eq!(attrs["consumed_by"], client.fingerprint.as_str());
+        });
+        fake.control().clear_faults();
+        ws.ok(&["destroy", "-auto-approve", "-input=false"]);
+    })
+    .await
+    .unwrap();
+}
+
+/// Replies the client cannot take (an error envelope with HTTP 200, a refusal) fail the step
+/// that got them and change nothing: no token is made or forgotten.
+async fn bad_replies(terraform: std::path::PathBuf) {
+    let (fake, lxd_dir) = fake(Profile::V5_0).await;
+    let ws = workspace(&terraform, lxd_dir.path());
+    let fault = |method: &str, path: &str, status: u16, text: &str| Rule {
+        method: method.into(),
+        path: path.into(),
+        times: None,
+        action: Action::Status {
+            status,
+            body: Some(serde_json::json!(text)),
+            headers: None,
+        },
+    };
+    tokio::task::spawn_blocking(move || {
+        // A project name must not be empty.
+        failed_with(
+            &ws,
+            &with(&["plan", "-input=false"], &[r#"projects=[""]"#]),
+            &["projects", "must not be empty"],
+        );
+        // The create's reply is an error envelope sent as HTTP 200: an error, no state.
+        fake.control()
+            .add_fault(fault("POST", "/1.0/certificates", 200, "half a reply"));
+        failed_with(
+            &ws,
+            &APPLY,
+            &["Failed to create trust token", "half a reply"],
+        );
+        assert_eq!(token_attrs(&ws), serde_json::Value::Null);
+        assert!(fake.control().pending_tokens().is_empty());
+        fake.control().clear_faults();
+
+        ws.ok(&APPLY);
+        let before = token_attrs(&ws);
+        // The token's operation answers with an error envelope on HTTP 200.
+        fake.control()
+            .add_fault(fault("GET", "/1.0/operations/*", 200, "not an operation"));
+        failed_with(
+            &ws,
+            &REFRESH,
+            &["Failed to read the trust token", "not an operation"],
+        );
+        assert_eq!(token_attrs(&ws), before, "a failed read changes nothing");
+        fake.control().clear_faults();
+        // The revocation is refused: destroy fails, the token stays in the state and pending.
+        fake.control()
+            .add_fault(fault("DELETE", "/1.0/operations/*", 403, "not authorized"));
+        failed_with(
+            &ws,
+            &["destroy", "-auto-approve", "-input=false"],
+            &["Failed to revoke the trust token", "not authorized"],
+        );
+        assert_eq!(token_attrs(&ws), before);
+        assert_eq!(fake.control().pending_tokens().len(), 1);
+        fake.control().clear_faults();
+        ws.ok(&["destroy", "-auto-approve", "-input=false"]);
+        assert!(fake.control().pending_tokens().is_empty());
+    })
+    .await
+    .unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn every_status_transition_with_every_terraform() {
     for terraform in support::terraforms() {
@@ -338,6 +474,8 @@ async fn every_status_transition_with_every_terraform() {
         always(terraform.clone()).await;
         name_taken(terraform.clone()).await;
         namesakes(terraform.clone()).await;
+        joined_during_the_refresh(terraform.clone()).await;
+        bad_replies(terraform.clone()).await;
         bad_input(terraform).await;
     }
 }

@@ -460,6 +460,21 @@ impl Provider for LxdProvider {
             _ => Vec::new(),
         }
     }
+
+    async fn check_plan(
+        &self,
+        type_name: &str,
+        prior: Option<&Value>,
+        prior_private: &[u8],
+        plan: &Plan,
+    ) -> Vec<Diagnostic> {
+        match type_name {
+            model::lxd_trust_token::NAME => {
+                trust_token::check_plan(self, prior, prior_private, plan).await
+            }
+            _ => Vec::new(),
+        }
+    }
 }
 
 #[cfg(test)]

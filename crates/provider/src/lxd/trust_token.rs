@@ -54,19 +54,7 @@ async fn preflight(
             .project_names()
             .await
             .map_err(|e| failed("Failed to list the LXD projects", &e))?;
-        let missing: Vec<Diagnostic> = config
-            .projects
-            .iter()
-            .enumerate()
-            .filter(|(_, p)| !known.contains(*p))
-            .map(|(idx, p)| {
-                Diagnostic::error(
-                    AttrPath::attr("projects").index(idx),
-                    "Invalid value for `projects`",
-                    format!("The LXD server has no project {p:?}; a token restricted to it could never be used."),
-                )
-            })
-            .collect();
+        let missing = m::missing_projects(&config.projects, &known);
         if !missing.is_empty() {
             return Err(missing);
         }
@@ -99,7 +87,68 @@ async fn preflight(
             .map(|c| c.fingerprint)
             .collect(),
         rivals,
+        expires_at: None,
     })
+}
+
+/// How long a plan waits for the server to answer its name check before it goes on without.
+const PLAN_CHECK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The plan-time half of the apply's preflight: a plan that makes a token restricted to a
+/// project the server does not have, or whose name an identity holds on a server with unique
+/// identity names, is an error on that attribute before anything is applied. Only a proven conflict is reported: a server that cannot be asked now (not
+/// configured, unreachable, slow) leaves the check to the apply.
+///
+/// Terraform plans a replacement twice: with the prior state (checked here, knowing which
+/// consumer the replacement removes first), then with a null prior state and the private
+/// state of the first call, which is never empty for a token made or imported by this
+/// provider. That second call is not checked again: it cannot know what the first removes.
+pub async fn check_plan(
+    provider: &LxdProvider,
+    prior: Option<&Value>,
+    prior_private: &[u8],
+    plan: &model::plan::Plan,
+) -> Vec<Diagnostic> {
+    if prior.is_none() && !prior_private.is_empty() {
+        return Vec::new();
+    }
+    let Some(check) = m::name_check(prior, plan) else {
+        return Vec::new();
+    };
+    let Ok(client) = provider.client(check.remote.as_deref()) else {
+        return Vec::new();
+    };
+    let missing = async {
+        if check.projects.is_empty() {
+            return Vec::new();
+        }
+        match client.project_names().await {
+            Ok(known) => m::missing_projects(&check.projects, &known),
+            Err(_) => Vec::new(),
+        }
+    };
+    let taken = async {
+        let kind = client.server_kind().await.ok()?;
+        if !m::enforces_unique_names(&kind.server, &kind.version) {
+            return None;
+        }
+        client
+            .list_certificates()
+            .await
+            .ok()?
+            .into_iter()
+            .find(|c| c.name == check.name && Some(&c.fingerprint) != check.removed_first.as_ref())
+    };
+    let checks = async {
+        let mut diags = missing.await;
+        if let Some(holder) = taken.await {
+            diags.push(m::name_taken(&check.name, &holder.fingerprint));
+        }
+        diags
+    };
+    tokio::time::timeout(PLAN_CHECK_PATIENCE, checks)
+        .await
+        .unwrap_or_default()
 }
 
 async fn create(provider: &LxdProvider, planned: &Value) -> (Outcome, Vec<u8>) {
@@ -126,6 +175,7 @@ async fn create(provider: &LxdProvider, planned: &Value) -> (Outcome, Vec<u8>) {
         Ok(Ok(created)) => {
             let mut record = record;
             record.rivals.remove(&created.operation_id);
+            record.expires_at = created.expires_at;
             (
                 (
                     Some(m::after_create(config, &server_token(&created)).to_value()),
@@ -134,16 +184,17 @@ async fn create(provider: &LxdProvider, planned: &Value) -> (Outcome, Vec<u8>) {
                 record.to_bytes(),
             )
         }
-        Ok(Err(err)) => (
-            (
-                None,
-                failed(
-                    &format!("Failed to create trust token {:?}", config.name),
-                    &err,
-                ),
-            ),
-            Vec::new(),
-        ),
+        Ok(Err(err)) => {
+            let summary = format!("Failed to create trust token {:?}", config.name);
+            let mut diags = failed(&summary, &err);
+            if err.is_ambiguous() {
+                diags[0].detail = format!(
+                    "{}\n\nThe request may have reached LXD before its answer was lost, and no new pending token named {:?} could be told apart afterwards, so none was adopted and Terraform records none. If `lxc config trust list-tokens` shows a token of that name that no Terraform state holds, revoke it (`lxc config trust revoke-token`).",
+                    diags[0].detail, config.name
+                );
+            }
+            ((None, diags), Vec::new())
+        }
     }
 }
 
@@ -225,6 +276,26 @@ pub async fn apply(
     }
 }
 
+/// A look at the token whose trust store was read while the token was still running, when it
+/// shows it running. `look_at_token` reads the operation before the trust store, so a client
+/// that joins between the two reads would otherwise be taken into the record as a certificate
+/// that existed before the token was used, and the consumption never proven: the operation is
+/// read again after the trust store, and a token no longer running is looked at anew.
+async fn settled_look(
+    client: &lxd_client::Client,
+    id: &str,
+    name: &str,
+) -> Result<TokenLook, lxd_client::Error> {
+    let look = client.look_at_token(id, name).await?;
+    if !matches!(look.operation, TokenOperation::Running(_)) {
+        return Ok(look);
+    }
+    match client.get_token(id).await? {
+        Some(_) => Ok(look),
+        None => client.look_at_token(id, name).await,
+    }
+}
+
 pub async fn read(provider: &LxdProvider, current: Value, private: Vec<u8>) -> (Outcome, Vec<u8>) {
     let prior = match State::from_value(&current) {
         Ok(s) => s,
@@ -238,10 +309,7 @@ pub async fn read(provider: &LxdProvider, current: Value, private: Vec<u8>) -> (
         Ok(c) => c,
         Err(d) => return ((Some(current), d), private),
     };
-    let look = match client
-        .look_at_token(&prior.operation_id, &prior.config.name)
-        .await
-    {
+    let look = match settled_look(&client, &prior.operation_id, &prior.config.name).await {
         Ok(look) => look,
         Err(err) => {
             return (
@@ -269,23 +337,18 @@ pub async fn import(provider: &LxdProvider, id: &str) -> (Outcome, Vec<u8>) {
         Ok(c) => c,
         Err(d) => return ((None, d), Vec::new()),
     };
-    let found = match client.get_token(&id).await {
-        Ok(Some(found)) => found,
-        Ok(None) => {
-            return (
-                (
-                    None,
-                    vec![Diagnostic::error(
-                        AttrPath::default(),
-                        "Cannot import the trust token",
-                        format!(
-                            "The LXD server has no pending trust token with operation id {id}; a token that was used, revoked or has expired cannot be imported."
-                        ),
-                    )],
-                ),
-                Vec::new(),
-            );
-        }
+    let cannot = || {
+        vec![Diagnostic::error(
+            AttrPath::default(),
+            "Cannot import the trust token",
+            format!(
+                "The LXD server has no pending trust token with operation id {id}; a token that was used, revoked or has expired cannot be imported."
+            ),
+        )]
+    };
+    let name = match client.get_token(&id).await {
+        Ok(Some(found)) => found.name,
+        Ok(None) => return ((None, cannot()), Vec::new()),
         Err(err) => {
             return (
                 (None, failed("Failed to read the trust token", &err)),
@@ -293,8 +356,9 @@ pub async fn import(provider: &LxdProvider, id: &str) -> (Outcome, Vec<u8>) {
             );
         }
     };
-    // While the token is pending, nothing in the trust store stems from it: the record.
-    let look = match client.look_at_token(&id, &found.name).await {
+    // While the token is pending, nothing in the trust store stems from it: the record, from
+    // a look that found it still running after reading the trust store.
+    let look = match settled_look(&client, &id, &name).await {
         Ok(look) => look,
         Err(err) => {
             return (
@@ -303,12 +367,16 @@ pub async fn import(provider: &LxdProvider, id: &str) -> (Outcome, Vec<u8>) {
             );
         }
     };
+    let TokenOperation::Running(found) = &look.operation else {
+        return ((None, cannot()), Vec::new());
+    };
     let record = Baseline {
         named: look.named.clone(),
         rivals: look.rivals.clone(),
+        expires_at: found.expires_at,
     };
     let state = m::after_import(
-        &server_token(&found),
+        &server_token(found),
         found.projects.clone(),
         look.server_time,
     );

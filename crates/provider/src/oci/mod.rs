@@ -268,6 +268,7 @@ impl Provider for OciProvider {
         &self,
         type_name: &str,
         prior: Option<&Value>,
+        _prior_private: &[u8],
         plan: &Plan,
     ) -> Vec<Diagnostic> {
         if type_name != model::oci_identity_auth_token::NAME {

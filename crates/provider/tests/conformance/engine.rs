@@ -535,10 +535,13 @@ impl Engine {
         Json::Object(out)
     }
 
+    /// One PlanResourceChange; `prior_private` is the prior's private state, or on the second
+    /// call of a replacement (no prior) what the first call planned, as Terraform sends it.
     async fn plan_one(
         &mut self,
         type_name: &str,
         prior: Option<&Object>,
+        prior_private: Vec<u8>,
         config_json: &Json,
         config: &[u8],
     ) -> Result<(Object, Vec<pb::AttributePath>)> {
@@ -552,7 +555,7 @@ impl Engine {
                 prior_state: dynamic(prior.map(|p| p.msgpack.clone()).unwrap_or_else(wire::null)),
                 proposed_new_state: dynamic(wire::encode_block(&block, &proposed)?),
                 config: dynamic(config.to_vec()),
-                prior_private: prior.map(|p| p.private.clone()).unwrap_or_default(),
+                prior_private,
                 provider_meta: None,
                 client_capabilities: None,
             })
@@ -636,13 +639,19 @@ impl Engine {
                 .await?;
             check(&address, &valid.diagnostics)?;
             let prior = refreshed.get(&address);
-            let (planned, replace) = self.plan_one(&type_name, prior, &full, &config).await?;
+            let private = prior.map(|p| p.private.clone()).unwrap_or_default();
+            let (planned, replace) = self
+                .plan_one(&type_name, prior, private, &full, &config)
+                .await?;
             let (actions, planned) = match prior {
                 None => (vec!["create"], planned),
                 Some(p) if p.json == planned.json => (vec!["no-op"], planned),
                 Some(_) if !replace.is_empty() => {
                     // As Terraform does for a replacement: plan the create without a prior.
-                    let (planned, _) = self.plan_one(&type_name, None, &full, &config).await?;
+                    let private = planned.private.clone();
+                    let (planned, _) = self
+                        .plan_one(&type_name, None, private, &full, &config)
+                        .await?;
                     (vec!["delete", "create"], planned)
                 }
                 Some(_) => (vec!["update"], planned),

@@ -150,6 +150,7 @@ fn a_refresh_that_proves_a_consumption_names_the_consumer() {
     let record = Baseline {
         named: BTreeSet::from(["old".to_owned()]),
         rivals: BTreeSet::new(),
+        ..Baseline::default()
     };
     let seen = Observation {
         operation: Operation::Gone,

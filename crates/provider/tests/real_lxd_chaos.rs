@@ -4,7 +4,6 @@
 //! reached the provider (a unix-socket proxy between them holds the reply back). The state stays true, the next apply recovers, and nothing is left
 //! pending or made twice.
 
-mod real_lxd_daemon;
 mod support;
 
 use std::io::{Read, Write};
@@ -15,9 +14,9 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use real_lxd_daemon::Lxd;
 use support::Workspace;
 use support::daemon::{Kind, RealDaemon};
+use support::lxd_cli::Lxd;
 
 const APPLY: [&str; 5] = [
     "apply",

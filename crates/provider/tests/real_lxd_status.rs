@@ -5,15 +5,14 @@
 //! spent token (`once` keeping it, with one warning when it expired unused), destroy leaving no
 //! running operation, and `remove_consumer_on_destroy` deleting exactly the consumer.
 
-mod real_lxd_daemon;
 mod support;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use real_lxd_daemon::{Lxd, poll_until};
 use support::Workspace;
 use support::daemon::{Kind, RealDaemon};
+use support::lxd_cli::{Lxd, poll_until};
 
 /// LXD 5.0.2 keeps a cancelled operation this long before it answers 404.
 const CANCELLED_RETENTION: Duration = Duration::from_secs(5);

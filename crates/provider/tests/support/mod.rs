@@ -2,12 +2,15 @@
 //! go-plugin client (`plugin`), the fakes as the end-to-end tests start them (`fakes`) and
 //! the real LXD and Incus daemons (`daemon`).
 //!
-//! Each test binary uses part of it, so unused items are expected.
+//! `lxd_cli` adds what the real-LXD tests read through `lxc` (the trust store and operations as
+//! JSON, joins, a poll with a deadline). Each test binary uses part of it, so unused items are
+//! expected.
 
 #![allow(dead_code, unused_imports)]
 
 pub mod daemon;
 pub mod fakes;
+pub mod lxd_cli;
 pub mod plugin;
 pub mod terraform;
 

@@ -3,11 +3,9 @@
 //! and the token operations as JSON (`lxc query`), clients joining with `lxc remote add`, and
 //! a poll with a deadline.
 
-#![allow(dead_code)]
-
 use std::time::{Duration, Instant};
 
-use crate::support::daemon::RealDaemon;
+use super::daemon::RealDaemon;
 
 pub trait Lxd {
     /// `lxc query PATH` as the administrator (`null` when it prints nothing, as it does for

@@ -1223,7 +1223,10 @@ mod tests {
             ("lxd", "6.5", false),
             ("lxd", "6.6", true),
             ("lxd", "6.9", true),
+            ("lxd", "7.0", true),
+            ("lxd", "10.1", true),
             ("incus", "6.6", false),
+            ("incus", "7.0", false),
         ] {
             assert_eq!(
                 enforces_unique_names(server, version),

@@ -11,29 +11,51 @@ use std::time::Duration;
 
 use fake_lxd::faults::{Action, Rule};
 use fake_lxd::state::Profile;
-use fake_lxd::{ClockMode, Config, FakeLxd, TEST_EPOCH};
+use fake_lxd::{ClockMode, FakeLxd, TEST_EPOCH};
 use support::Workspace;
 
-fn binary() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_terraform-provider-lxd"))
+async fn fake(profile: Profile) -> (FakeLxd, tempfile::TempDir) {
+    support::fakes::lxd(profile, ClockMode::Manual(TEST_EPOCH)).await
 }
 
-async fn fake(profile: Profile) -> (FakeLxd, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let fake = FakeLxd::start(Config {
-        profile,
-        clock: ClockMode::Manual(TEST_EPOCH),
-        unix_socket: Some(dir.path().join("unix.socket")),
-        ..Config::for_testing()
-    })
-    .await
-    .unwrap();
-    (fake, dir)
+/// The replacement plans Terraform shows, as a snapshot: from Terraform's first line about the
+/// plan on, with operation ids, certificate fingerprints and token strings (random per run)
+/// replaced.
+fn plan_snapshot(terraform: &Path, plans: &[(&str, String)]) {
+    let version = std::process::Command::new(terraform)
+        .arg("version")
+        .output()
+        .unwrap();
+    let version = String::from_utf8_lossy(&version.stdout);
+    let minor = regex::Regex::new(r"Terraform v(\d+\.\d+)")
+        .unwrap()
+        .captures(&version)
+        .map(|c| c[1].to_owned())
+        .unwrap_or_default();
+    let uuid =
+        regex::Regex::new(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}").unwrap();
+    let fingerprint = regex::Regex::new(r"\b[0-9a-f]{64}\b").unwrap();
+    // The token is not sensitive (the seed's `output "token"` applies as written); its text
+    // holds the fake's address and a fresh secret.
+    let token = regex::Regex::new(r#""eyJ[A-Za-z0-9+/=]*""#).unwrap();
+    let mut snapshot = String::new();
+    for (step, text) in plans {
+        let start = text
+            .find("Terraform used the selected providers")
+            .unwrap_or_else(|| panic!("{step}: no plan in\n{text}"));
+        let plan = uuid.replace_all(&text[start..], "<operation-id>");
+        let plan = fingerprint.replace_all(&plan, "<fingerprint>");
+        let plan = token.replace_all(&plan, "\"<token>\"");
+        snapshot.push_str(&format!("=== {step}\n{}\n", plan.trim_end()));
+    }
+    insta::with_settings!({ prepend_module_to_snapshot => false, omit_expression => true }, {
+        insta::assert_snapshot!(format!("lxd_status_always_plans_terraform_{minor}"), snapshot);
+    });
 }
 
 fn workspace(terraform: &Path, lxd_dir: &Path) -> Workspace {
     // The seed scenario's workspace, with the status module (`fixtures/lxd/`) as its main.tf.
-    let mut ws = Workspace::new(terraform, "lxd_trust_token", binary());
+    let mut ws = Workspace::new(terraform, "lxd_trust_token", support::lxd_binary());
     std::fs::copy(
         support::fixture("lxd/trust_token_status.tf"),
         ws.dir.path().join("main.tf"),
@@ -116,6 +138,7 @@ async fn always(terraform: std::path::PathBuf) {
     let ws = workspace(&terraform, lxd_dir.path());
     let vars = ["trigger=always", "remove_consumer=true"];
     tokio::task::spawn_blocking(move || {
+        let mut plans = Vec::new();
         fake.control()
             .set_config("core.remote_token_expiry", "20M")
             .unwrap();
@@ -128,6 +151,7 @@ async fn always(terraform: std::path::PathBuf) {
         let (code, text) = ws.plan_code(&with(&[], &vars));
         assert_eq!(code, 2, "{text}");
         assert!(text.contains("Trust token will be replaced"), "{text}");
+        plans.push(("consumed", text.clone()));
         assert!(text.contains("was consumed"), "{text}");
         assert!(text.contains(&client.fingerprint), "{text}");
         ws.ok(&with(&APPLY, &vars));
@@ -151,6 +175,7 @@ async fn always(terraform: std::path::PathBuf) {
         let (code, text) = ws.plan_code(&with(&[], &vars));
         assert_eq!(code, 2, "{text}");
         assert!(text.contains("expired at"), "{text}");
+        plans.push(("expired", text.clone()));
         ws.ok(&with(&APPLY, &vars));
         let third = id_of(&ws);
         let running: Vec<String> = fake
@@ -172,6 +197,7 @@ async fn always(terraform: std::path::PathBuf) {
         let (code, text) = ws.plan_code(&with(&[], &vars));
         assert_eq!(code, 2, "{text}");
         assert!(text.contains("was revoked"), "{text}");
+        plans.push(("revoked", text.clone()));
         ws.ok(&with(&APPLY, &vars));
 
         // Lost in a daemon restart: no proof of why, replaced.
@@ -181,6 +207,7 @@ async fn always(terraform: std::path::PathBuf) {
         let (code, text) = ws.plan_code(&with(&[], &vars));
         assert_eq!(code, 2, "{text}");
         assert!(text.contains("no longer on the server"), "{text}");
+        plans.push(("lost", text.clone()));
         ws.ok(&with(&APPLY, &vars));
         assert_eq!(fake.control().pending_tokens().len(), 1);
 
@@ -189,6 +216,7 @@ async fn always(terraform: std::path::PathBuf) {
             fake.control().pending_tokens().is_empty(),
             "destroy leaves nothing running"
         );
+        plan_snapshot(&terraform, &plans);
     })
     .await
     .unwrap();

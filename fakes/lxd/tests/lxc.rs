@@ -34,32 +34,9 @@ fn lxc(lxc: &Path, dir: &Path, conf: &Path, args: &[&str]) -> (i32, String, Stri
         .into_owned();
     (
         out.status.code().unwrap_or(-1),
-        unordered(args, stdout),
+        common::unordered(args, stdout),
         normalise(&stderr),
     )
-}
-
-/// `list-tokens --format json|yaml` keeps the daemon's map order, which is random on the real
-/// daemon; those outputs are compared as sorted lists of entries.
-fn unordered(args: &[&str], stdout: String) -> String {
-    match args.last() {
-        Some(&"json") => {
-            let mut items: Vec<serde_json::Value> =
-                serde_json::from_str(&stdout).unwrap_or_default();
-            items.sort_by_key(|v| v.to_string());
-            serde_json::to_string(&items).unwrap_or_default()
-        }
-        Some(&"yaml") => {
-            let mut items: Vec<&str> = stdout
-                .split("- ")
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .collect();
-            items.sort();
-            items.join("\n- ")
-        }
-        _ => stdout,
-    }
 }
 
 fn session(lxc_bin: &Path, dir: &Path) -> Vec<(String, (i32, String, String))> {

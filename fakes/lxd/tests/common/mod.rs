@@ -329,3 +329,26 @@ impl Drop for RealDaemon {
         }
     }
 }
+
+/// `list-tokens --format json|yaml` keeps the daemon's map order, which is random on the real
+/// daemon; those outputs are compared as sorted lists of entries.
+pub fn unordered(args: &[&str], stdout: String) -> String {
+    match args.last() {
+        Some(&"json") => {
+            let mut items: Vec<serde_json::Value> =
+                serde_json::from_str(&stdout).unwrap_or_default();
+            items.sort_by_key(|v| v.to_string());
+            serde_json::to_string(&items).unwrap_or_default()
+        }
+        Some(&"yaml") => {
+            let mut items: Vec<&str> = stdout
+                .split("- ")
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .collect();
+            items.sort();
+            items.join("\n- ")
+        }
+        _ => stdout,
+    }
+}

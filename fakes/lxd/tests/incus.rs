@@ -242,25 +242,7 @@ async fn incus_sees_the_fake_as_it_sees_the_real_daemon() {
     for (label, (code, _, stderr)) in &expected {
         eprintln!("{label}: {code} {stderr}");
     }
-    assert_eq!(expected.len(), actual.len());
-    let differences: Vec<String> = expected
-        .iter()
-        .zip(&actual)
-        .filter(|(a, b)| a != b)
-        .map(|(a, b)| format!("step {:?}\n  real: {:?}\n  fake: {:?}", a.0, a.1, b.1))
-        .collect();
-    let unknown: Vec<_> = fake
-        .control()
-        .requests()
-        .into_iter()
-        .filter(|r| r.status == Some(404))
-        .collect();
-    assert!(
-        differences.is_empty(),
-        "{} steps differ:\n{}\nfake 404s: {unknown:?}",
-        differences.len(),
-        differences.join("\n")
-    );
+    common::assert_same_steps(&expected, &actual, &fake);
     // The consumed token left one trusted certificate in the fake, named after the token.
     let names: Vec<String> = fake
         .control()

@@ -145,25 +145,7 @@ async fn lxc_sees_the_fake_as_it_sees_the_real_daemon() {
     let actual = tokio::task::spawn_blocking(move || session(&lxc_bin, &fake_path))
         .await
         .expect("fake session");
-    assert_eq!(expected.len(), actual.len());
-    let differences: Vec<String> = expected
-        .iter()
-        .zip(&actual)
-        .filter(|(a, b)| a != b)
-        .map(|(a, b)| format!("step {:?}\n  real: {:?}\n  fake: {:?}", a.0, a.1, b.1))
-        .collect();
-    let unknown: Vec<_> = fake
-        .control()
-        .requests()
-        .into_iter()
-        .filter(|r| r.status == Some(404))
-        .collect();
-    assert!(
-        differences.is_empty(),
-        "{} steps differ:\n{}\nfake 404s: {unknown:?}",
-        differences.len(),
-        differences.join("\n")
-    );
+    common::assert_same_steps(&expected, &actual, &fake);
     // The consumed token left a trusted certificate in the fake.
     assert_eq!(
         fake.control().state()["certificates"]

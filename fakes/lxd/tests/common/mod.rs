@@ -352,3 +352,31 @@ pub fn unordered(args: &[&str], stdout: String) -> String {
         _ => stdout,
     }
 }
+
+/// Asserts that a client's session against the fake went step by step as against the real
+/// daemon; a difference lists each step and the requests the fake did not know (404s).
+pub fn assert_same_steps<L: PartialEq + std::fmt::Debug, T: PartialEq + std::fmt::Debug>(
+    expected: &[(L, T)],
+    actual: &[(L, T)],
+    fake: &fake_lxd::FakeLxd,
+) {
+    assert_eq!(expected.len(), actual.len());
+    let differences: Vec<String> = expected
+        .iter()
+        .zip(actual)
+        .filter(|(a, b)| a != b)
+        .map(|(a, b)| format!("step {:?}\n  real: {:?}\n  fake: {:?}", a.0, a.1, b.1))
+        .collect();
+    let unknown: Vec<_> = fake
+        .control()
+        .requests()
+        .into_iter()
+        .filter(|r| r.status == Some(404))
+        .collect();
+    assert!(
+        differences.is_empty(),
+        "{} steps differ:\n{}\nfake 404s: {unknown:?}",
+        differences.len(),
+        differences.join("\n")
+    );
+}

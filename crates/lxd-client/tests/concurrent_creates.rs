@@ -4,7 +4,8 @@
 //! that can be its request's, and report every token it may have made.
 //!
 //! The property runs 100 cases by default (about 30 s); `XTASK_FAULT_CASES` sets ten times as
-//! many (what `cargo xtask test --long` sets, 10,000, gives 1,000 cases here).
+//! many (what `cargo xtask test --long` sets, 10,000, gives 1,000 cases here, in shards of 250
+//! on their own threads: `support::cases`).
 
 mod support;
 
@@ -410,6 +411,12 @@ fn config(cases: u32) -> ProptestConfig {
 
 #[test]
 fn overlapping_same_name_creates_never_take_or_revoke_another_token() {
+    let cases = support::cases::from_env(100, 10);
+    support::cases::sharded(cases, 250, overlapping_shard);
+}
+
+/// One shard of the property: its own runtime, fake, proxy and clients.
+fn overlapping_shard(cases: u32) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let (fake, proxy) = runtime.block_on(async {
         let fake = FakeLxd::start(Config::for_testing()).await.unwrap();
@@ -425,10 +432,6 @@ fn overlapping_same_name_creates_never_take_or_revoke_another_token() {
         Target::Unix(fake.unix_socket().to_owned()),
         retry(Duration::from_secs(5), Duration::from_secs(5)),
     ));
-    let cases = std::env::var("XTASK_FAULT_CASES")
-        .ok()
-        .and_then(|c| c.parse::<u32>().ok())
-        .map_or(100, |c| (c / 10).max(1));
     proptest!(config(cases), |(case in case())| {
         runtime.block_on(async {
             fake.control().reset();

@@ -4,8 +4,11 @@
 //! none lost, no orphan. A create after which the fake made nothing (a 5xx or a reset before
 //! acting) fails without being sent twice, since the client cannot tell it from one that acted.
 //!
-//! 1,000 cases by default; `XTASK_FAULT_CASES=10000` (what `cargo xtask test --long` sets) for more.
-//! (`PROPTEST_CASES`, which proptest applies to every property test, overrides both.)
+//! 1,000 cases by default; `XTASK_FAULT_CASES=10000` (what `cargo xtask test --long` sets) for more,
+//! in shards of 1,250 on their own threads (`support::cases`). (`PROPTEST_CASES`, which proptest
+//! applies to every property test, overrides the count of each shard.)
+
+mod support;
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -138,6 +141,12 @@ async fn run(fake: &FakeLxd, client: &Client, ops: Vec<Op>) -> Result<(), TestCa
 
 #[test]
 fn creates_and_revokes_survive_faults() {
+    let cases = support::cases::from_env(1000, 1);
+    support::cases::sharded(cases, 1250, shard);
+}
+
+/// One shard of the property: its own runtime, fake and client.
+fn shard(cases: u32) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let fake = runtime
         .block_on(FakeLxd::start(Config::for_testing()))
@@ -152,10 +161,6 @@ fn creates_and_revokes_survive_faults() {
         create_attempts: 3,
     };
     let client = Client::new(Target::Unix(fake.unix_socket().to_owned()), retry);
-    let cases = std::env::var("XTASK_FAULT_CASES")
-        .ok()
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(1000);
     // Integration tests have no lib.rs for proptest's default persistence (it warns and neither
     // reads nor writes the regressions); the file beside this one is named explicitly (relative
     // to the package, where tests run).

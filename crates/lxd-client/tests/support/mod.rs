@@ -8,6 +8,8 @@
 
 #![allow(dead_code)]
 
+pub mod cases;
+
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};

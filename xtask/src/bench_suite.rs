@@ -278,7 +278,7 @@ fn label(kind: &str) -> String {
 }
 
 /// The scale of `kind` in `run`: the growth of the marginal cost per resource from 10..100 to
-/// 100..1000 (1 when flat, about 11 when the time grows with the square of the count).
+/// 100..1000 (1 when flat, about 10 when the time grows with the square of the count).
 fn scale(r: &Results, run: &str, kind: &str) -> Option<(Vec<(f64, f64)>, f64)> {
     let at = |n: u32| {
         r.median(&format!("{run}/{kind}/{n}"))
@@ -341,7 +341,7 @@ fn print_table(r: &Results, real_lxd: bool) {
                     .map(|(points, _)| format!("{:.2} ms/res", slope(points) * 1000.0)),
                 theirs: None,
                 figure: growth.as_ref().map(|(_, g)| *g),
-                // Flat is 1; a cost that grows with the square of the count gives about 11.
+                // Flat is 1; a cost that grows with the square of the count gives about 10.
                 goal: Goal::AtMost(1.5),
             });
         }
@@ -508,5 +508,55 @@ fn print_oci(r: &Results) {
             "  of which the client's RSA-2048 signature",
             ms(sign)
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Criterion's output for `id` with the given median, in milliseconds.
+    fn estimate(home: &Path, id: &str, median_ms: f64) {
+        let dir = home.join(id).join("new");
+        std::fs::create_dir_all(&dir).unwrap();
+        let json = serde_json::json!({
+            "median": {"point_estimate": median_ms * 1e6},
+            "median_abs_dev": {"point_estimate": 1e6},
+        });
+        std::fs::write(dir.join("estimates.json"), json.to_string()).unwrap();
+    }
+
+    #[test]
+    fn each_scaled_type_gets_its_own_slope_and_growth() {
+        let home = tempfile::tempdir().unwrap();
+        let results = Results {
+            home: home.path().to_owned(),
+            since: SystemTime::UNIX_EPOCH,
+        };
+        // Flat: 2 ms per resource throughout.
+        for (n, t) in [(10, 120.0), (100, 300.0), (1000, 2100.0)] {
+            estimate(
+                home.path(),
+                &format!("plan_refresh/oci_identity_auth_token/{n}"),
+                t,
+            );
+        }
+        // Quadratic: t = n² / 100 ms.
+        for n in [10_u32, 100, 1000] {
+            let t = f64::from(n * n) / 100.0;
+            estimate(
+                home.path(),
+                &format!("apply/oci_identity_auth_token/{n}"),
+                t,
+            );
+        }
+        let (points, flat) = scale(&results, "plan_refresh", "oci_identity_auth_token").unwrap();
+        assert!((flat - 1.0).abs() < 1e-9, "{flat}");
+        assert!((slope(&points) * 1000.0 - 2.0).abs() < 1e-9);
+        let (_, square) = scale(&results, "apply", "oci_identity_auth_token").unwrap();
+        assert!((square - 10.0).abs() < 1e-9, "{square}");
+        // Nothing measured for the data source, nor for lxd_trust_token: no figure.
+        assert!(scale(&results, "plan_refresh", "oci_identity_auth_tokens").is_none());
+        assert!(scale(&results, "apply", "lxd_trust_token").is_none());
     }
 }

@@ -4,8 +4,10 @@
 //! - `terraform apply` and a refresh-only `terraform plan` of 1 and 100 `lxd_trust_token`
 //!   against fake-lxd, beside 1 and 100 `null_resource` of the Go `hashicorp/null` provider,
 //!   with the gRPC calls Terraform made per resource; the same for 10 and 1000
-//!   `lxd_trust_token` (the cost per resource must stay flat); one token over HTTPS beside one
-//!   over the unix socket (`crates/provider/benches/terraform_runs.rs`);
+//!   `lxd_trust_token`, and of 10, 100 and 1000 `oci_identity_auth_token` against fake-oci and
+//!   (plan only) as many `oci_identity_auth_tokens` data sources (the cost per resource must
+//!   stay flat); one token over HTTPS beside one over the unix socket
+//!   (`crates/provider/benches/terraform_runs.rs`);
 //! - fake-lxd beside the real LXD 5.0.2 daemon: token create+delete pairs per second and the
 //!   listing of 1000 pending tokens (`fakes/lxd/benches/vs_real_daemon.rs`);
 //! - fake-oci under 100 concurrent signed clients: requests per second, errors, lost tokens
@@ -253,11 +255,33 @@ fn slope(points: &[(f64, f64)]) -> f64 {
     cov / var
 }
 
-/// The scale of `lxd_trust_token`: the growth of the marginal cost per resource from 10..100 to
-/// 100..1000 (1 when flat, about 11 when the time grows with the square of the count).
-fn scale(r: &Results, run: &str) -> Option<(Vec<(f64, f64)>, f64)> {
+/// The types measured at 10, 100 and 1000, by run.
+const SCALED: &[(&str, &[&str])] = &[
+    ("apply", &["lxd_trust_token", "oci_identity_auth_token"]),
+    (
+        "plan_refresh",
+        &[
+            "lxd_trust_token",
+            "oci_identity_auth_token",
+            "oci_identity_auth_tokens",
+        ],
+    ),
+];
+
+/// How the table names a type: data sources as such.
+fn label(kind: &str) -> String {
+    if kind == "oci_identity_auth_tokens" {
+        format!("data {kind}")
+    } else {
+        kind.to_owned()
+    }
+}
+
+/// The scale of `kind` in `run`: the growth of the marginal cost per resource from 10..100 to
+/// 100..1000 (1 when flat, about 10 when the time grows with the square of the count).
+fn scale(r: &Results, run: &str, kind: &str) -> Option<(Vec<(f64, f64)>, f64)> {
     let at = |n: u32| {
-        r.median(&format!("{run}/lxd_trust_token/{n}"))
+        r.median(&format!("{run}/{kind}/{n}"))
             .map(|t| (f64::from(n), t))
     };
     let points = vec![at(10)?, at(100)?, at(1000)?];
@@ -301,19 +325,26 @@ fn print_table(r: &Results, real_lxd: bool) {
             figure: ratio(more_ours, more_null),
             goal: Goal::None,
         });
-        let growth = scale(r, run);
-        rows.push(Row {
-            what: format!(
-                "{title}, lxd_trust_token 10/100/1000: per-resource cost 100..1000 over 10..100"
-            ),
-            ours: growth
-                .as_ref()
-                .map(|(points, _)| format!("{:.2} ms/res", slope(points) * 1000.0)),
-            theirs: None,
-            figure: growth.as_ref().map(|(_, g)| *g),
-            // Flat is 1; a cost that grows with the square of the count gives about 11.
-            goal: Goal::AtMost(1.5),
-        });
+        let kinds = SCALED
+            .iter()
+            .filter(|(r, _)| *r == run)
+            .flat_map(|(_, k)| *k);
+        for kind in kinds {
+            let growth = scale(r, run, kind);
+            rows.push(Row {
+                what: format!(
+                    "{title}, {} 10/100/1000: per-resource cost 100..1000 over 10..100",
+                    label(kind)
+                ),
+                ours: growth
+                    .as_ref()
+                    .map(|(points, _)| format!("{:.2} ms/res", slope(points) * 1000.0)),
+                theirs: None,
+                figure: growth.as_ref().map(|(_, g)| *g),
+                // Flat is 1; a cost that grows with the square of the count gives about 10.
+                goal: Goal::AtMost(1.5),
+            });
+        }
     }
     let https = r.estimate("first_token/https");
     let unix = r.estimate("first_token/unix");
@@ -377,10 +408,14 @@ fn print_table(r: &Results, real_lxd: bool) {
     print_oci(r);
 }
 
-/// The time of 10, 100 and 1000 `lxd_trust_token`, per resource, with the least-squares slope.
+/// The time of 10, 100 and 1000 of each scaled type, per resource, with the least-squares
+/// slope.
 fn print_scale(r: &Results) {
-    for run in ["apply", "plan_refresh"] {
-        let Some((points, growth)) = scale(r, run) else {
+    for (run, kind) in SCALED
+        .iter()
+        .flat_map(|(run, kinds)| kinds.iter().map(move |k| (*run, *k)))
+    {
+        let Some((points, growth)) = scale(r, run, kind) else {
             continue;
         };
         let each: Vec<String> = points
@@ -388,7 +423,8 @@ fn print_scale(r: &Results) {
             .map(|(n, t)| format!("N={n}: {} ({:.2} ms/res)", ms(*t), t / n * 1000.0))
             .collect();
         println!(
-            "  scale of {run}, lxd_trust_token: {}; slope {:.2} ms per resource; growth {growth:.2}x{}",
+            "  scale of {run}, {}: {}; slope {:.2} ms per resource; growth {growth:.2}x{}",
+            label(kind),
             each.join(", "),
             slope(&points) * 1000.0,
             if growth > 1.5 { " SUPER-LINEAR" } else { "" }
@@ -472,5 +508,55 @@ fn print_oci(r: &Results) {
             "  of which the client's RSA-2048 signature",
             ms(sign)
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Criterion's output for `id` with the given median, in milliseconds.
+    fn estimate(home: &Path, id: &str, median_ms: f64) {
+        let dir = home.join(id).join("new");
+        std::fs::create_dir_all(&dir).unwrap();
+        let json = serde_json::json!({
+            "median": {"point_estimate": median_ms * 1e6},
+            "median_abs_dev": {"point_estimate": 1e6},
+        });
+        std::fs::write(dir.join("estimates.json"), json.to_string()).unwrap();
+    }
+
+    #[test]
+    fn each_scaled_type_gets_its_own_slope_and_growth() {
+        let home = tempfile::tempdir().unwrap();
+        let results = Results {
+            home: home.path().to_owned(),
+            since: SystemTime::UNIX_EPOCH,
+        };
+        // Flat: 2 ms per resource throughout.
+        for (n, t) in [(10, 120.0), (100, 300.0), (1000, 2100.0)] {
+            estimate(
+                home.path(),
+                &format!("plan_refresh/oci_identity_auth_token/{n}"),
+                t,
+            );
+        }
+        // Quadratic: t = n² / 100 ms.
+        for n in [10_u32, 100, 1000] {
+            let t = f64::from(n * n) / 100.0;
+            estimate(
+                home.path(),
+                &format!("apply/oci_identity_auth_token/{n}"),
+                t,
+            );
+        }
+        let (points, flat) = scale(&results, "plan_refresh", "oci_identity_auth_token").unwrap();
+        assert!((flat - 1.0).abs() < 1e-9, "{flat}");
+        assert!((slope(&points) * 1000.0 - 2.0).abs() < 1e-9);
+        let (_, square) = scale(&results, "apply", "oci_identity_auth_token").unwrap();
+        assert!((square - 10.0).abs() < 1e-9, "{square}");
+        // Nothing measured for the data source, nor for lxd_trust_token: no figure.
+        assert!(scale(&results, "plan_refresh", "oci_identity_auth_tokens").is_none());
+        assert!(scale(&results, "apply", "lxd_trust_token").is_none());
     }
 }

@@ -1,20 +1,25 @@
-//! Terraform runs of our provider beside the Go `hashicorp/null` provider, and at scale.
+//! Terraform runs of our providers beside the Go `hashicorp/null` provider, and at scale.
 //!
-//! - `apply/{lxd_trust_token,null_resource}/N`: `terraform apply` of N resources into a fresh
-//!   state (the state file is removed and the fake reset first, outside the measurement), with
-//!   Terraform's default parallelism (10).
-//! - `plan_refresh/{lxd_trust_token,null_resource}/N`: `terraform plan -refresh-only` of a state
-//!   that holds N resources (applied once before the measurement).
+//! - `apply/{lxd_trust_token,null_resource,oci_identity_auth_token}/N`: `terraform apply` of N
+//!   resources into a fresh state (the state file is removed and the fake reset first, outside
+//!   the measurement), with Terraform's default parallelism (10).
+//! - `plan_refresh/{lxd_trust_token,null_resource,oci_identity_auth_token}/N`: `terraform plan
+//!   -refresh-only` of a state that holds N resources (applied once before the measurement).
+//! - `plan_refresh/oci_identity_auth_tokens/N`: the same of N `oci_identity_auth_tokens` data
+//!   sources, one per user, each user holding one token.
 //! - `first_token/{unix,https}`: `terraform apply` of one `lxd_trust_token` over the unix socket
 //!   and over HTTPS with a client certificate: the provider's start, its first connection, and
 //!   the first token created.
 //!
-//! N is 1 and 100 for both providers, and also 10 and 1000 for `lxd_trust_token` (the scale
-//! rows of `cargo xtask bench`); in test mode (without `--bench`) N is 1 and 2, so that a test
-//! run stays cheap.
-//! Both providers are found through `dev_overrides`, so neither pays `terraform init` or the
-//! lock file's checksum: our provider is this build's binary (release under `cargo bench`), the
-//! null provider the Go binary `cargo xtask tools` installs (`XTASK_NULL_PROVIDER_DIR`).
+//! N is 1 and 100 for both providers, and also 10 and 1000 for `lxd_trust_token` and the two
+//! OCI types (the scale rows of `cargo xtask bench`); in test mode (without `--bench`) N is 1
+//! and 2, so that a test run stays cheap.
+//! The OCI runs go to fake-oci, which allows a user two auth tokens as OCI does: the N
+//! `oci_identity_auth_token` belong to N/2 users (rounded up), registered through the fake's
+//! control with the test user's key; the test user signs every request.
+//! The providers are found through `dev_overrides`, so none pays `terraform init` or the lock
+//! file's checksum: ours are this build's binaries (release under `cargo bench`), the null
+//! provider the Go binary `cargo xtask tools` installs (`XTASK_NULL_PROVIDER_DIR`).
 //! Before the measurement each configuration runs once with `TF_LOG=trace`, and the gRPC calls
 //! Terraform made (its `GRPCProvider` trace lines) are counted by method into `rpcs.json` in
 //! the criterion directory, so that the per-resource time can be explained.
@@ -29,6 +34,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, SamplingMode, criterion_group, criterion_main};
 use fake_lxd::{ClockMode, Config, FakeLxd};
+use fake_oci::FakeOci;
 
 fn provider_binary() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_terraform-provider-lxd"))
@@ -44,7 +50,7 @@ fn test_mode() -> bool {
 fn counts(kind: Kind) -> Vec<usize> {
     match (test_mode(), kind) {
         (true, _) => vec![1, 2],
-        (false, Kind::Lxd) => vec![1, 10, 100, 1000],
+        (false, Kind::Lxd | Kind::Oci | Kind::OciData) => vec![1, 10, 100, 1000],
         (false, Kind::Null) => vec![1, 100],
     }
 }
@@ -53,6 +59,10 @@ fn counts(kind: Kind) -> Vec<usize> {
 enum Kind {
     Lxd,
     Null,
+    /// `oci_identity_auth_token`, two to a user.
+    Oci,
+    /// The `oci_identity_auth_tokens` data source, one to a user.
+    OciData,
 }
 
 impl Kind {
@@ -60,16 +70,52 @@ impl Kind {
         match self {
             Kind::Lxd => "lxd_trust_token",
             Kind::Null => "null_resource",
+            Kind::Oci => "oci_identity_auth_token",
+            Kind::OciData => "oci_identity_auth_tokens",
         }
     }
 
+    fn is_oci(self) -> bool {
+        matches!(self, Kind::Oci | Kind::OciData)
+    }
+
+    /// The users the N OCI resources or data sources belong to, distinct for each kind and N
+    /// so that the workspaces of one fake never share a user.
+    fn oci_users(self, count: usize) -> Vec<String> {
+        let (tag, users) = match self {
+            Kind::Oci => ("r", count.div_ceil(fake_oci::state::TOKENS_PER_USER)),
+            Kind::OciData => ("d", count),
+            Kind::Lxd | Kind::Null => return Vec::new(),
+        };
+        (0..users)
+            .map(|i| format!("ocid1.user.oc1..aaaabench{tag}{count}x{i}"))
+            .collect()
+    }
+
     fn main_tf(self, count: usize) -> String {
+        let users = || {
+            let list: Vec<String> = self
+                .oci_users(count)
+                .iter()
+                .map(|u| format!("    \"{u}\",\n"))
+                .collect();
+            format!("locals {{\n  users = [\n{}  ]\n}}\n\n", list.concat())
+        };
         match self {
             Kind::Lxd => format!(
                 "resource \"lxd_trust_token\" \"t\" {{\n  count = {count}\n  name  = \"bench-${{count.index}}\"\n}}\n"
             ),
             Kind::Null => format!(
                 "resource \"null_resource\" \"t\" {{\n  count    = {count}\n  triggers = {{ name = \"bench-${{count.index}}\" }}\n}}\n"
+            ),
+            Kind::Oci => format!(
+                "{}resource \"oci_identity_auth_token\" \"t\" {{\n  count       = {count}\n  user_id     = local.users[floor(count.index / {})]\n  description = \"bench-${{count.index}}\"\n}}\n",
+                users(),
+                fake_oci::state::TOKENS_PER_USER
+            ),
+            Kind::OciData => format!(
+                "{}data \"oci_identity_auth_tokens\" \"t\" {{\n  count   = {count}\n  user_id = local.users[count.index]\n}}\n",
+                users()
             ),
         }
     }
@@ -91,7 +137,7 @@ impl Workspace {
         std::fs::write(
             &rc,
             format!(
-                "provider_installation {{\n  dev_overrides {{\n    \"hashicorp/lxd\"  = \"{}\"\n    \"hashicorp/null\" = \"{}\"\n  }}\n  direct {{}}\n}}\n",
+                "provider_installation {{\n  dev_overrides {{\n    \"hashicorp/lxd\"  = \"{0}\"\n    \"hashicorp/oci\"  = \"{0}\"\n    \"hashicorp/null\" = \"{1}\"\n  }}\n  direct {{}}\n}}\n",
                 bin_dir.display(),
                 null_dir.display()
             ),
@@ -113,6 +159,18 @@ impl Workspace {
             terraform: terraform.to_owned(),
             env,
         }
+    }
+
+    /// Points our OCI provider at `fake`, signing as its test user (an OCI configuration file
+    /// in this directory).
+    fn use_oci(&mut self, fake: &FakeOci) {
+        let config = support::write_oci_config(fake, self.dir.path());
+        self.env
+            .push(("OCI_CONFIG_FILE", config.display().to_string()));
+        self.env.push((
+            "CLIENT_HOST_OVERRIDES",
+            format!("oci_identity.IdentityClient={}", fake.endpoint()),
+        ));
     }
 
     /// Forgets the previous apply: the next one starts from an empty state.
@@ -184,6 +242,98 @@ impl Workspace {
             .map(Vec::len)
             .sum()
     }
+
+    /// How many tokens the `oci_identity_auth_tokens` data sources in the state list.
+    fn listed_tokens(&self) -> usize {
+        let text = std::fs::read_to_string(self.dir.path().join("terraform.tfstate"))
+            .expect("a state file after apply");
+        let state: serde_json::Value = serde_json::from_str(&text).expect("state JSON");
+        state["resources"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|r| r["type"] == "oci_identity_auth_tokens")
+            .filter_map(|r| r["instances"].as_array())
+            .flatten()
+            .filter_map(|i| i["attributes"]["tokens"].as_array())
+            .map(Vec::len)
+            .sum()
+    }
+}
+
+/// A fake-oci on the wall clock (the provider signs with it).
+fn start_oci(rt: &tokio::runtime::Runtime) -> FakeOci {
+    rt.block_on(FakeOci::start(fake_oci::Config {
+        clock: fake_oci::ClockMode::System,
+        ..fake_oci::Config::for_testing()
+    }))
+    .expect("start fake-oci")
+}
+
+/// How many auth tokens `fake` holds.
+fn oci_tokens(fake: &FakeOci) -> usize {
+    fake.control().state()["tokens"]
+        .as_array()
+        .map_or(0, Vec::len)
+}
+
+/// A client of `fake` signing as its test user.
+fn oci_client(fake: &FakeOci) -> oci_client::Client {
+    let id = fake.test_identity();
+    let settings = oci_client::Settings {
+        tenancy_ocid: Some(id.tenancy),
+        user_ocid: Some(id.user),
+        fingerprint: Some(id.fingerprint),
+        private_key: Some(oci_client::SecretString::from(id.private_key_pem)),
+        endpoint: Some(fake.endpoint()),
+        ..Default::default()
+    };
+    let env = oci_client::Environment {
+        var: &|_| None,
+        read_file: &|_| Err(std::io::Error::other("no files")),
+        home: None,
+    };
+    let credentials = oci_client::config::resolve(&settings, &env).expect("OCI credentials");
+    oci_client::Client::new(
+        &credentials,
+        oci_client::RetryPolicy::default(),
+        std::sync::Arc::new(oci_client::SystemClock),
+    )
+    .expect("OCI client")
+}
+
+/// The workspace of N resources (or data sources) of `kind`. For the OCI kinds their users are
+/// registered with `oci` first and the provider pointed at it; each user of the data sources
+/// gets one token, made by a client, so that each data source has one to list.
+fn workspace(
+    terraform: &Path,
+    null_dir: &Path,
+    lxd_dir: &Path,
+    oci: &FakeOci,
+    rt: &tokio::runtime::Runtime,
+    kind: Kind,
+    count: usize,
+) -> Workspace {
+    let mut ws = Workspace::new(terraform, &kind.main_tf(count), null_dir, lxd_dir);
+    if !kind.is_oci() {
+        return ws;
+    }
+    let tenancy = oci.test_identity().tenancy;
+    let users = kind.oci_users(count);
+    for user in &users {
+        oci.control()
+            .add_user(&tenancy, user, fake_oci::TEST_PUBLIC_KEY)
+            .expect("register a user");
+    }
+    if kind == Kind::OciData {
+        let client = oci_client(oci);
+        for user in &users {
+            rt.block_on(client.create_auth_token(user, "bench"))
+                .expect("a token for the data source to list");
+        }
+    }
+    ws.use_oci(oci);
+    ws
 }
 
 /// A fake-lxd on its unix socket, in the directory `LXD_DIR` names.
@@ -255,24 +405,35 @@ fn benches(c: &mut Criterion) {
         .expect("tokio runtime");
     let rpcs = std::cell::RefCell::new(RpcCounts::default());
 
-    // Refresh-only plans first, each of a state applied once; this fake keeps its tokens.
+    // Refresh-only plans first, each of a state applied once; these fakes keep their tokens.
     // Each workspace is made when its benchmark runs, not when a filter leaves it out.
     let plans = Fake::start(&rt);
+    let plans_oci = start_oci(&rt);
     let mut group = c.benchmark_group("plan_refresh");
     group.sampling_mode(SamplingMode::Flat);
-    for kind in [Kind::Lxd, Kind::Null] {
+    for kind in [Kind::Lxd, Kind::Null, Kind::Oci, Kind::OciData] {
         for count in counts(kind) {
             let mut ws: Option<Workspace> = None;
             group.bench_function(BenchmarkId::new(kind.resource(), count), |b| {
                 let ws = ws.get_or_insert_with(|| {
-                    let ws = Workspace::new(
+                    let ws = workspace(
                         &terraform,
-                        &kind.main_tf(count),
                         &null_dir,
                         plans.dir.path(),
+                        &plans_oci,
+                        &rt,
+                        kind,
+                        count,
                     );
                     ws.apply();
                     assert_eq!(ws.instances(), count);
+                    if kind == Kind::OciData {
+                        assert_eq!(
+                            ws.listed_tokens(),
+                            count,
+                            "each data source lists its token"
+                        );
+                    }
                     let calls = ws.count_rpcs(&["plan", "-refresh-only"]);
                     rpcs.borrow_mut().record("plan_refresh", kind, count, calls);
                     ws
@@ -283,24 +444,30 @@ fn benches(c: &mut Criterion) {
     }
     group.finish();
 
-    // Applies into a fresh state; this fake is reset before each.
+    // Applies into a fresh state; these fakes are reset before each (fake-oci keeps the users
+    // its control registered).
     let applies = Fake::start(&rt);
+    let applies_oci = start_oci(&rt);
     let fresh = |ws: &Workspace| {
         ws.fresh_state();
         applies.fake.control().reset();
+        applies_oci.control().reset();
     };
     let mut group = c.benchmark_group("apply");
     group.sampling_mode(SamplingMode::Flat);
-    for kind in [Kind::Lxd, Kind::Null] {
+    for kind in [Kind::Lxd, Kind::Null, Kind::Oci] {
         for count in counts(kind) {
             let mut ws: Option<Workspace> = None;
             group.bench_function(BenchmarkId::new(kind.resource(), count), |b| {
                 let ws = ws.get_or_insert_with(|| {
-                    let ws = Workspace::new(
+                    let ws = workspace(
                         &terraform,
-                        &kind.main_tf(count),
                         &null_dir,
                         applies.dir.path(),
+                        &applies_oci,
+                        &rt,
+                        kind,
+                        count,
                     );
                     fresh(&ws);
                     let calls = ws.count_rpcs(&["apply", "-auto-approve"]);
@@ -315,8 +482,12 @@ fn benches(c: &mut Criterion) {
                         ws.apply();
                         total += started.elapsed();
                         assert_eq!(ws.instances(), count);
-                        if kind == Kind::Lxd {
-                            assert_eq!(applies.fake.control().pending_tokens().len(), count);
+                        match kind {
+                            Kind::Lxd => {
+                                assert_eq!(applies.fake.control().pending_tokens().len(), count);
+                            }
+                            Kind::Oci => assert_eq!(oci_tokens(&applies_oci), count),
+                            Kind::Null | Kind::OciData => {}
                         }
                     }
                     total

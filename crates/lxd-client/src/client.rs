@@ -132,6 +132,16 @@ pub struct Client {
     /// One lock per token name: creates of the same name through this client run one at a
     /// time, so that a reconciliation never sees a token its neighbour is making.
     creates: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// The last listing of the trust store and the pending tokens, shared by the looks at
+    /// tokens that asked for one before it began (`listing_since`).
+    listing: tokio::sync::Mutex<Option<Arc<Listing>>>,
+}
+
+/// The trust store, then the pending tokens, listed one after the other.
+struct Listing {
+    started: Instant,
+    certificates: Vec<Certificate>,
+    tokens: Vec<PendingToken>,
 }
 
 impl std::fmt::Debug for Client {
@@ -203,6 +213,7 @@ impl Client {
             retry,
             info: tokio::sync::Mutex::new(None),
             creates: std::sync::Mutex::new(HashMap::new()),
+            listing: tokio::sync::Mutex::new(None),
         }
     }
 
@@ -314,11 +325,13 @@ impl Client {
         };
         let mut out = Vec::new();
         for ops in buckets.values() {
-            let ops: Vec<serde_json::Value> = serde_json::from_value(ops.clone())
-                .map_err(|e| malformed(200, "an operations bucket", e))?;
+            // Read in place: a bucket holds every running operation of the server.
+            let Some(ops) = ops.as_array() else {
+                return Err(malformed(200, "an operations bucket", "not a list"));
+            };
             for op in ops {
                 // Other classes (tasks, websockets) are skipped; so are join tokens, which have no request.
-                if let Ok(op) = serde_json::from_value::<OperationWire>(op)
+                if let Ok(op) = OperationWire::deserialize(op)
                     && let Some(token) = self.pending(op, typed)
                 {
                     out.push(token);
@@ -725,19 +738,18 @@ impl Client {
             Err(Error::Api { status: 404, .. }) => TokenOperation::Gone,
             Err(e) => return Err(e),
         };
-        let named = self
-            .list_certificates()
-            .await?
-            .into_iter()
+        let listing = self.listing_since(Instant::now()).await?;
+        let named = listing
+            .certificates
+            .iter()
             .filter(|c| c.name == name)
-            .map(|c| c.fingerprint)
+            .map(|c| c.fingerprint.clone())
             .collect();
-        let rivals = self
-            .list_tokens()
-            .await?
-            .into_iter()
+        let rivals = listing
+            .tokens
+            .iter()
             .filter(|t| t.name == name && t.operation_id != id)
-            .map(|t| t.operation_id)
+            .map(|t| t.operation_id.clone())
             .collect();
         Ok(TokenLook {
             operation,
@@ -745,6 +757,33 @@ impl Client {
             named,
             rivals,
         })
+    }
+
+    /// The trust store, then the pending tokens, as listed by a listing that began at or after
+    /// `since`: the one that began last when it did, else a new one.
+    ///
+    /// Each look at a token needs both whole lists, since LXD filters neither by name. Looks
+    /// that wait here while a listing runs share the next one, so Terraform's refresh of N
+    /// tokens (ten at a time) lists the server about once per wave of looks rather than once
+    /// per token. A listing never serves a look that asked before it began, so no look sees
+    /// the server as it was before its own operation was read.
+    async fn listing_since(&self, since: Instant) -> Result<Arc<Listing>, Error> {
+        let mut slot = self.listing.lock().await;
+        if let Some(listing) = slot.as_ref()
+            && listing.started >= since
+        {
+            return Ok(listing.clone());
+        }
+        let started = Instant::now();
+        let certificates = self.list_certificates().await?;
+        let tokens = self.list_tokens().await?;
+        let listing = Arc::new(Listing {
+            started,
+            certificates,
+            tokens,
+        });
+        *slot = Some(listing.clone());
+        Ok(listing)
     }
 
     /// The names of the server's projects.

@@ -395,3 +395,71 @@ fn a_fixture_lxc_config_directory() {
     );
     assert!(config.target("images", &|_| None, true).is_ok());
 }
+
+/// The `GET /1.0/operations` listings the fake has answered so far.
+fn operation_listings(fake: &FakeLxd) -> usize {
+    fake.control()
+        .requests()
+        .iter()
+        .filter(|r| r.method == "GET" && r.path == "/1.0/operations")
+        .count()
+}
+
+#[tokio::test]
+async fn looks_at_many_tokens_at_once_share_their_listings() {
+    let fake = fake(Profile::V5_0).await;
+    let client = unix(&fake);
+    let mut ids = Vec::new();
+    for n in 0..20 {
+        let name = if n % 2 == 0 { "even" } else { "odd" };
+        ids.push((
+            client.create_token(name, &[]).await.unwrap().operation_id,
+            name,
+        ));
+    }
+    let alone: Vec<_> = {
+        let mut looks = Vec::new();
+        for (id, name) in &ids {
+            looks.push(client.look_at_token(id, name).await.unwrap());
+        }
+        looks
+    };
+    let before = operation_listings(&fake);
+    let together =
+        futures::future::join_all(ids.iter().map(|(id, name)| client.look_at_token(id, name)))
+            .await;
+    let listings = operation_listings(&fake) - before;
+    assert!(
+        listings < ids.len() / 2,
+        "20 looks at once listed the tokens {listings} times"
+    );
+    for ((look, alone), (id, name)) in together.into_iter().zip(&alone).zip(&ids) {
+        let look = look.unwrap();
+        assert_eq!(look.operation, alone.operation, "{id}");
+        assert_eq!(look.named, alone.named, "{id}");
+        assert_eq!(look.rivals, alone.rivals, "{id}");
+        assert_eq!(look.rivals.len(), 9, "the other tokens named {name}");
+    }
+}
+
+#[tokio::test]
+async fn a_look_never_uses_a_listing_made_before_it() {
+    let fake = fake(Profile::V5_0).await;
+    let client = unix(&fake);
+    let ours = client.create_token("same", &[]).await.unwrap();
+    let first = client
+        .look_at_token(&ours.operation_id, "same")
+        .await
+        .unwrap();
+    assert!(first.rivals.is_empty());
+    let rival = client.create_token("same", &[]).await.unwrap();
+    let second = client
+        .look_at_token(&ours.operation_id, "same")
+        .await
+        .unwrap();
+    assert_eq!(
+        second.rivals.into_iter().collect::<Vec<_>>(),
+        vec![rival.operation_id],
+        "a token made after the last look is a rival in the next"
+    );
+}

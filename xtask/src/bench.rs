@@ -225,7 +225,7 @@ pub fn run_bench(root: &Path, only: &[String]) -> Result<()> {
             Some(t) => format!("target <= {t}x: NOT met"),
             None => "(no target)".to_owned(),
         };
-        println!("ratio ours / Go, {what:<10} {ratio:>8.2}x  {verdict}");
+        println!("ratio ours / Go, {what:<10} {ratio:>8.3}x  {verdict}");
     }
     crate::bench_suite::run(root, &[])
 }

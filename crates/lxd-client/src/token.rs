@@ -131,6 +131,32 @@ pub fn decode(token: &SecretString) -> Result<TokenData, Error> {
 mod tests {
     use super::*;
 
+    /// Equality is what the round-trip tests rely on: a token that differs in any one field,
+    /// the secret included, is a different token.
+    #[test]
+    fn tokens_differing_in_one_field_are_unequal() {
+        let base = TokenData {
+            client_name: "t".into(),
+            fingerprint: "dd90".into(),
+            addresses: vec!["127.0.0.1:8443".into()],
+            secret: SecretString::from("1cf1"),
+            expires_at: None,
+        };
+        assert_eq!(base, base.clone());
+        let changes: [fn(&mut TokenData); 5] = [
+            |t| t.client_name = "u".into(),
+            |t| t.fingerprint = "ee01".into(),
+            |t| t.addresses.push("10.0.0.1:8443".into()),
+            |t| t.secret = SecretString::from("2ab2"),
+            |t| t.expires_at = Some(OffsetDateTime::UNIX_EPOCH),
+        ];
+        for (n, change) in changes.iter().enumerate() {
+            let mut other = base.clone();
+            change(&mut other);
+            assert_ne!(base, other, "change {n}");
+        }
+    }
+
     #[test]
     fn round_trip_and_exact_layout() {
         let data = TokenData {

@@ -131,6 +131,50 @@ pub fn decode(token: &SecretString) -> Result<TokenData, Error> {
 mod tests {
     use super::*;
 
+    /// A token lacking any one of its required fields is refused, each on its own.
+    #[test]
+    fn a_token_missing_any_required_field_is_refused() {
+        let fields = [
+            ("client_name", "\"\""),
+            ("fingerprint", "\"\""),
+            ("secret", "\"\""),
+            ("addresses", "[]"),
+        ];
+        for (empty, value) in fields {
+            let mut parts = vec![
+                "\"client_name\":\"t\"".to_owned(),
+                "\"fingerprint\":\"dd90\"".to_owned(),
+                "\"addresses\":[\"127.0.0.1:8443\"]".to_owned(),
+                "\"secret\":\"1cf1\"".to_owned(),
+            ];
+            parts.retain(|p| !p.starts_with(&format!("\"{empty}\"")));
+            parts.push(format!("\"{empty}\":{value}"));
+            let json = format!("{{{}}}", parts.join(","));
+            let token = SecretString::from(STANDARD.encode(json));
+            let err = decode(&token).expect_err(empty);
+            assert!(err.to_string().contains("lacks"), "{empty}: {err}");
+        }
+    }
+
+    /// `Debug` names the token's public fields and never its secret.
+    #[test]
+    fn debug_shows_the_public_fields_and_not_the_secret() {
+        let data = TokenData {
+            client_name: "bench-client".into(),
+            fingerprint: "dd90aa".into(),
+            addresses: vec!["127.0.0.1:8443".into()],
+            secret: SecretString::from("s3cr3t-value"),
+            expires_at: None,
+        };
+        let text = format!("{data:?}");
+        assert!(
+            text.contains("bench-client") && text.contains("dd90aa"),
+            "{text}"
+        );
+        assert!(text.contains("127.0.0.1:8443"), "{text}");
+        assert!(!text.contains("s3cr3t-value"), "{text}");
+    }
+
     /// Equality is what the round-trip tests rely on: a token that differs in any one field,
     /// the secret included, is a different token.
     #[test]

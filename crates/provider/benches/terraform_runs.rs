@@ -277,31 +277,6 @@ fn oci_tokens(fake: &FakeOci) -> usize {
         .map_or(0, Vec::len)
 }
 
-/// A client of `fake` signing as its test user.
-fn oci_client(fake: &FakeOci) -> oci_client::Client {
-    let id = fake.test_identity();
-    let settings = oci_client::Settings {
-        tenancy_ocid: Some(id.tenancy),
-        user_ocid: Some(id.user),
-        fingerprint: Some(id.fingerprint),
-        private_key: Some(oci_client::SecretString::from(id.private_key_pem)),
-        endpoint: Some(fake.endpoint()),
-        ..Default::default()
-    };
-    let env = oci_client::Environment {
-        var: &|_| None,
-        read_file: &|_| Err(std::io::Error::other("no files")),
-        home: None,
-    };
-    let credentials = oci_client::config::resolve(&settings, &env).expect("OCI credentials");
-    oci_client::Client::new(
-        &credentials,
-        oci_client::RetryPolicy::default(),
-        std::sync::Arc::new(oci_client::SystemClock),
-    )
-    .expect("OCI client")
-}
-
 /// The workspace of N resources (or data sources) of `kind`. For the OCI kinds their users are
 /// registered with `oci` first and the provider pointed at it; each user of the data sources
 /// gets one token, made by a client, so that each data source has one to list.
@@ -326,7 +301,7 @@ fn workspace(
             .expect("register a user");
     }
     if kind == Kind::OciData {
-        let client = oci_client(oci);
+        let client = support::fakes::oci_test_client(oci);
         for user in &users {
             rt.block_on(client.create_auth_token(user, "bench"))
                 .expect("a token for the data source to list");

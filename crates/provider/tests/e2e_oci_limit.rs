@@ -5,37 +5,10 @@
 
 mod support;
 
-use std::sync::Arc;
-
 use fake_oci::{ClockMode, Config, FakeOci, TEST_PUBLIC_KEY, TEST_TENANCY};
 use support::Workspace;
 
 const OTHER_USER: &str = "ocid1.user.oc1..aaaaaaaaseconduser";
-
-/// A client of the fake signing as the test user, to make tokens behind Terraform's back.
-fn client(fake: &FakeOci) -> oci_client::Client {
-    let id = fake.test_identity();
-    let settings = oci_client::Settings {
-        tenancy_ocid: Some(id.tenancy),
-        user_ocid: Some(id.user),
-        fingerprint: Some(id.fingerprint),
-        private_key: Some(oci_client::SecretString::from(id.private_key_pem)),
-        endpoint: Some(fake.endpoint()),
-        ..Default::default()
-    };
-    let env = oci_client::Environment {
-        var: &|_| None,
-        read_file: &|_| Err(std::io::Error::other("no files")),
-        home: None,
-    };
-    let credentials = oci_client::config::resolve(&settings, &env).unwrap();
-    oci_client::Client::new(
-        &credentials,
-        oci_client::RetryPolicy::default(),
-        Arc::new(oci_client::SystemClock),
-    )
-    .unwrap()
-}
 
 fn held(fake: &FakeOci, user: &str) -> Vec<String> {
     fake.control().state()["tokens"]
@@ -87,7 +60,7 @@ async fn the_two_token_limit_is_reported_at_plan_and_at_apply() {
     ws.set("TF_VAR_user_ocid", user.clone());
     let runtime = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
-        let client = client(&fake);
+        let client = support::fakes::oci_test_client(&fake);
         let make = |user: &str, description: &str| {
             runtime
                 .block_on(client.create_auth_token(user, description))

@@ -3,8 +3,6 @@
 
 mod support;
 
-use std::sync::Arc;
-
 use fake_oci::FakeOci;
 use support::Workspace;
 
@@ -26,31 +24,6 @@ fn workspace(
     );
     ws.set("TF_VAR_tenancy_ocid", fake.test_identity().tenancy);
     ws
-}
-
-/// A client of the fake signing as the test user, to change things behind Terraform's back.
-fn client(fake: &FakeOci) -> oci_client::Client {
-    let id = fake.test_identity();
-    let settings = oci_client::Settings {
-        tenancy_ocid: Some(id.tenancy),
-        user_ocid: Some(id.user),
-        fingerprint: Some(id.fingerprint),
-        private_key: Some(oci_client::SecretString::from(id.private_key_pem)),
-        endpoint: Some(fake.endpoint()),
-        ..Default::default()
-    };
-    let env = oci_client::Environment {
-        var: &|_| None,
-        read_file: &|_| Err(std::io::Error::other("no files")),
-        home: None,
-    };
-    let credentials = oci_client::config::resolve(&settings, &env).unwrap();
-    oci_client::Client::new(
-        &credentials,
-        oci_client::RetryPolicy::default(),
-        Arc::new(oci_client::SystemClock),
-    )
-    .unwrap()
 }
 
 fn users(fake: &FakeOci) -> Vec<serde_json::Value> {
@@ -99,7 +72,7 @@ async fn seed_scenario(terraform: std::path::PathBuf) {
         assert_eq!(code, 0, "second plan not empty:\n{text}");
 
         // A second token made elsewhere; the data source pages through both, one per page.
-        let client = client(&fake);
+        let client = support::fakes::oci_test_client(&fake);
         let other = runtime
             .block_on(client.create_auth_token(&user, "made elsewhere"))
             .unwrap();

@@ -35,3 +35,29 @@ pub async fn oci(dir: &Path) -> FakeOci {
     super::write_oci_config(&fake, dir);
     fake
 }
+
+/// A client of `fake` signing as its test user, to make or change tokens behind Terraform's
+/// back.
+pub fn oci_test_client(fake: &FakeOci) -> oci_client::Client {
+    let id = fake.test_identity();
+    let settings = oci_client::Settings {
+        tenancy_ocid: Some(id.tenancy),
+        user_ocid: Some(id.user),
+        fingerprint: Some(id.fingerprint),
+        private_key: Some(oci_client::SecretString::from(id.private_key_pem)),
+        endpoint: Some(fake.endpoint()),
+        ..Default::default()
+    };
+    let env = oci_client::Environment {
+        var: &|_| None,
+        read_file: &|_| Err(std::io::Error::other("no files")),
+        home: None,
+    };
+    let credentials = oci_client::config::resolve(&settings, &env).expect("OCI credentials");
+    oci_client::Client::new(
+        &credentials,
+        oci_client::RetryPolicy::default(),
+        std::sync::Arc::new(oci_client::SystemClock),
+    )
+    .expect("OCI client")
+}

@@ -229,12 +229,16 @@ impl Workspace {
         calls
     }
 
-    /// How many resource instances the state holds.
-    fn instances(&self) -> usize {
+    /// The state file Terraform wrote.
+    fn state(&self) -> serde_json::Value {
         let text = std::fs::read_to_string(self.dir.path().join("terraform.tfstate"))
             .expect("a state file after apply");
-        let state: serde_json::Value = serde_json::from_str(&text).expect("state JSON");
-        state["resources"]
+        serde_json::from_str(&text).expect("state JSON")
+    }
+
+    /// How many resource instances the state holds.
+    fn instances(&self) -> usize {
+        self.state()["resources"]
             .as_array()
             .into_iter()
             .flatten()
@@ -245,10 +249,7 @@ impl Workspace {
 
     /// How many tokens the `oci_identity_auth_tokens` data sources in the state list.
     fn listed_tokens(&self) -> usize {
-        let text = std::fs::read_to_string(self.dir.path().join("terraform.tfstate"))
-            .expect("a state file after apply");
-        let state: serde_json::Value = serde_json::from_str(&text).expect("state JSON");
-        state["resources"]
+        self.state()["resources"]
             .as_array()
             .into_iter()
             .flatten()

@@ -255,7 +255,7 @@ fn slope(points: &[(f64, f64)]) -> f64 {
     cov / var
 }
 
-/// The types measured at 10, 100 and 1000, by run.
+/// The types measured at 10, 100 and 1000, by run, beside `null_resource`.
 const SCALED: &[(&str, &[&str])] = &[
     ("apply", &["lxd_trust_token", "oci_identity_auth_token"]),
     (
@@ -329,18 +329,26 @@ fn print_table(r: &Results, real_lxd: bool) {
             .iter()
             .filter(|(r, _)| *r == run)
             .flat_map(|(_, k)| *k);
+        let terraform = scale(r, run, "null_resource");
         for kind in kinds {
             let growth = scale(r, run, kind);
+            let shown = |s: &Option<(Vec<(f64, f64)>, f64)>| {
+                s.as_ref()
+                    .map(|(points, g)| format!("{:.2} ms/res {g:.2}x", slope(points) * 1000.0))
+            };
             rows.push(Row {
                 what: format!(
-                    "{title}, {} 10/100/1000: per-resource cost 100..1000 over 10..100",
+                    "{title}, {} vs null_resource 10/100/1000: growth of the per-resource cost",
                     label(kind)
                 ),
-                ours: growth
+                ours: shown(&growth),
+                theirs: shown(&terraform),
+                // Terraform's own cost per resource grows with the count (its graph and state
+                // are walked per resource); what a provider adds is the growth beyond it.
+                figure: growth
                     .as_ref()
-                    .map(|(points, _)| format!("{:.2} ms/res", slope(points) * 1000.0)),
-                theirs: None,
-                figure: growth.as_ref().map(|(_, g)| *g),
+                    .zip(terraform.as_ref())
+                    .map(|((_, ours), (_, theirs))| ours / theirs),
                 // Flat is 1; a cost that grows with the square of the count gives about 10.
                 goal: Goal::AtMost(1.5),
             });
@@ -411,10 +419,12 @@ fn print_table(r: &Results, real_lxd: bool) {
 /// The time of 10, 100 and 1000 of each scaled type, per resource, with the least-squares
 /// slope.
 fn print_scale(r: &Results) {
-    for (run, kind) in SCALED
-        .iter()
-        .flat_map(|(run, kinds)| kinds.iter().map(move |k| (*run, *k)))
-    {
+    for (run, kind) in SCALED.iter().flat_map(|(run, kinds)| {
+        kinds
+            .iter()
+            .chain(&["null_resource"])
+            .map(move |k| (*run, *k))
+    }) {
         let Some((points, growth)) = scale(r, run, kind) else {
             continue;
         };

@@ -126,6 +126,8 @@ struct RequestWire {
 /// A client of one LXD server.
 pub struct Client {
     target: Target,
+    /// The open connections to `target`.
+    pool: transport::Pool,
     retry: RetryPolicy,
     /// `GET /1.0`, kept until the client's trust changes.
     info: tokio::sync::Mutex<Option<ServerInfo>>,
@@ -209,6 +211,7 @@ fn metadata(reply: &Reply) -> Result<serde_json::Value, Error> {
 impl Client {
     pub fn new(target: Target, retry: RetryPolicy) -> Client {
         Client {
+            pool: transport::Pool::new(&target),
             target,
             retry,
             info: tokio::sync::Mutex::new(None),
@@ -230,6 +233,7 @@ impl Client {
         let bytes = body.map(|b| serde_json::to_vec(b).unwrap_or_default());
         transport::send(
             &self.target,
+            &self.pool,
             method,
             path,
             bytes,

@@ -1,4 +1,5 @@
-//! One HTTP/1.1 exchange with LXD over its unix socket or over HTTPS with a client certificate.
+//! HTTP/1.1 exchanges with LXD over its unix socket or over HTTPS with a client certificate,
+//! on connections each client keeps open between its requests.
 //!
 //! Server identity over HTTPS is either a pinned certificate fingerprint (what `lxc` stores in
 //! `servercerts/`), a CA, or — only when asked for explicitly — any certificate.
@@ -9,12 +10,16 @@ use std::time::Duration;
 
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Bytes;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client as LegacyClient;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 use sha2::{Digest, Sha256};
-use tokio::net::{TcpStream, UnixStream};
+use tokio::net::UnixStream;
 
 use crate::error::Error;
 use crate::secret::{ExposeSecret, SecretString};
@@ -243,28 +248,130 @@ pub struct Reply {
     pub body: Bytes,
 }
 
-async fn exchange<S>(io: S, req: hyper::Request<Full<Bytes>>, target: &str) -> Result<Reply, Error>
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let connect = |e: &dyn std::fmt::Display| Error::Connect {
-        target: target.to_owned(),
-        message: e.to_string(),
+/// The connections of one client, kept open between its requests (HTTP/1.1 keep-alive), so
+/// that a run of requests pays one TCP connection and one TLS handshake, not one per request.
+/// A request whose pooled connection the server closed before it was written is sent again on
+/// a new connection (hyper-util's pool does that, and only that: a request that reached the
+/// server is never sent twice by the pool).
+#[derive(Clone)]
+pub enum Pool {
+    Unix(LegacyClient<UnixConnector, Full<Bytes>>),
+    Https(LegacyClient<HttpsConnector<HttpConnector>, Full<Bytes>>),
+}
+
+/// How long an unused connection stays open. LXD's own HTTP server keeps idle connections
+/// longer; a provider process rarely waits this long between two requests.
+const IDLE: Duration = Duration::from_secs(30);
+
+impl Pool {
+    pub fn new(target: &Target) -> Pool {
+        let mut builder = LegacyClient::builder(TokioExecutor::new());
+        builder
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(IDLE);
+        match target {
+            Target::Unix(path) => Pool::Unix(builder.build(UnixConnector {
+                path: Arc::new(path.clone()),
+            })),
+            Target::Https { tls, .. } => {
+                let mut http = HttpConnector::new();
+                http.enforce_http(false);
+                http.set_nodelay(true);
+                // The builder sets ALPN itself (HTTP/1.1 only) and refuses a config with it.
+                let mut config = (**tls).clone();
+                config.alpn_protocols.clear();
+                let https = hyper_rustls::HttpsConnectorBuilder::new()
+                    .with_tls_config(config)
+                    .https_only()
+                    .enable_http1()
+                    .wrap_connector(http);
+                Pool::Https(builder.build(https))
+            }
+        }
+    }
+}
+
+/// Connects to LXD's unix socket, whatever the request's URI names.
+#[derive(Clone)]
+pub struct UnixConnector {
+    path: Arc<PathBuf>,
+}
+
+impl tower_service::Service<hyper::Uri> for UnixConnector {
+    type Response = TokioIo<UnixStream>;
+    type Error = std::io::Error;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: hyper::Uri) -> Self::Future {
+        let path = self.path.clone();
+        Box::pin(async move { UnixStream::connect(path.as_path()).await.map(TokioIo::new) })
+    }
+}
+
+/// The error and its causes, outermost first: hyper-util's own message ("client error
+/// (Connect)") says nothing without them.
+fn chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let more = cause.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+async fn exchange(
+    pool: &Pool,
+    req: hyper::Request<Full<Bytes>>,
+    target: &Target,
+    name: &str,
+) -> Result<Reply, Error> {
+    let sent = match pool {
+        Pool::Unix(client) => client.request(req).await,
+        Pool::Https(client) => client.request(req).await,
     };
-    let (mut sender, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(io))
-            .await
-            .map_err(|e| connect(&e))?;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    let resp = sender
-        .send_request(req)
-        .await
-        .map_err(|e| Error::Interrupted {
-            target: target.to_owned(),
-            message: e.to_string(),
-        })?;
+    let resp = match sent {
+        Ok(resp) => resp,
+        // No connection could be made: the request never left.
+        Err(e) if e.is_connect() => {
+            if let Target::Https {
+                pinned: Some(expected),
+                seen,
+                ..
+            } = target
+                && let Some(actual) = seen.lock().unwrap_or_else(|e| e.into_inner()).clone()
+                && &actual != expected
+            {
+                return Err(Error::ServerCertificate {
+                    expected: expected.clone(),
+                    actual,
+                });
+            }
+            return Err(Error::Connect {
+                target: name.to_owned(),
+                message: chain(&e),
+            });
+        }
+        Err(e) => {
+            return Err(Error::Interrupted {
+                target: name.to_owned(),
+                message: chain(&e),
+            });
+        }
+    };
     let status = resp.status().as_u16();
     let location = resp
         .headers()
@@ -280,7 +387,7 @@ where
     // redirect); following one could send a create, or a credential, somewhere else.
     if resp.status().is_redirection() {
         return Err(Error::Redirect {
-            target: target.to_owned(),
+            target: name.to_owned(),
             status,
             location,
         });
@@ -305,7 +412,7 @@ where
             } else {
                 // The server answered already: whatever the request did is done.
                 Error::Interrupted {
-                    target: target.to_owned(),
+                    target: name.to_owned(),
                     message: e.to_string(),
                 }
             }
@@ -318,22 +425,23 @@ where
     })
 }
 
-/// Sends one request, within `timeout`.
+/// Sends one request on one of `pool`'s connections to `target`, within `timeout`.
 pub async fn send(
     target: &Target,
+    pool: &Pool,
     method: &str,
     path: &str,
     body: Option<Vec<u8>>,
     timeout: Duration,
 ) -> Result<Reply, Error> {
     let name = target.name();
-    let host = match target {
-        Target::Unix(_) => "lxd".to_owned(),
-        Target::Https { address, .. } => address.clone(),
+    let (host, uri) = match target {
+        Target::Unix(_) => ("lxd".to_owned(), format!("http://lxd{path}")),
+        Target::Https { address, .. } => (address.clone(), format!("https://{address}{path}")),
     };
     let mut builder = hyper::Request::builder()
         .method(method)
-        .uri(path)
+        .uri(uri)
         .header("host", host)
         .header("user-agent", "terraform-provider-lxd-rs");
     if body.is_some() {
@@ -342,61 +450,7 @@ pub async fn send(
     let req = builder
         .body(Full::new(Bytes::from(body.unwrap_or_default())))
         .map_err(|e| Error::Config(e.to_string()))?;
-    let work = async {
-        match target {
-            Target::Unix(path) => {
-                let stream = UnixStream::connect(path)
-                    .await
-                    .map_err(|e| Error::Connect {
-                        target: name.clone(),
-                        message: e.to_string(),
-                    })?;
-                exchange(stream, req, &name).await
-            }
-            Target::Https {
-                address,
-                tls,
-                pinned,
-                seen,
-            } => {
-                let tcp =
-                    TcpStream::connect(address.as_str())
-                        .await
-                        .map_err(|e| Error::Connect {
-                            target: name.clone(),
-                            message: e.to_string(),
-                        })?;
-                let host = address
-                    .rsplit_once(':')
-                    .map_or(address.as_str(), |(h, _)| h)
-                    .trim_matches(['[', ']'])
-                    .to_owned();
-                let server_name =
-                    ServerName::try_from(host).map_err(|e| Error::Config(e.to_string()))?;
-                let connector = tokio_rustls::TlsConnector::from(tls.clone());
-                let stream = match connector.connect(server_name, tcp).await {
-                    Ok(s) => s,
-                    Err(e) => {
-                        let actual = seen.lock().unwrap_or_else(|e| e.into_inner()).clone();
-                        return Err(match (pinned, actual) {
-                            (Some(expected), Some(actual)) if &actual != expected => {
-                                Error::ServerCertificate {
-                                    expected: expected.clone(),
-                                    actual,
-                                }
-                            }
-                            _ => Error::Connect {
-                                target: name.clone(),
-                                message: e.to_string(),
-                            },
-                        });
-                    }
-                };
-                exchange(stream, req, &name).await
-            }
-        }
-    };
-    tokio::time::timeout(timeout, work)
+    tokio::time::timeout(timeout, exchange(pool, req, target, &name))
         .await
         .map_err(|_| Error::Timeout {
             target: name.clone(),

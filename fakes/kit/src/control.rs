@@ -81,6 +81,11 @@ impl<A: Controlled> Control<A> {
         self.app.kit().requests()
     }
 
+    /// How many connections the fake has served since it started.
+    pub fn connections(&self) -> usize {
+        self.app.kit().connections()
+    }
+
     pub fn add_fault(&self, rule: Rule) {
         self.app.kit().add_fault(rule);
     }

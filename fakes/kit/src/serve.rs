@@ -41,6 +41,8 @@ pub struct Kit {
     log: Mutex<Vec<RequestRecord>>,
     inflight: AtomicUsize,
     idle: tokio::sync::Notify,
+    /// Connections served since the start (after the TLS handshake on HTTPS).
+    connections: AtomicUsize,
 }
 
 impl Kit {
@@ -51,6 +53,7 @@ impl Kit {
             log: Mutex::new(Vec::new()),
             inflight: AtomicUsize::new(0),
             idle: tokio::sync::Notify::new(),
+            connections: AtomicUsize::new(0),
         }
     }
 
@@ -75,6 +78,12 @@ impl Kit {
     }
 
     /// How many API requests are being handled (a delayed one included).
+    /// How many connections the fake has served: clients that keep theirs open between
+    /// requests make fewer than they send requests.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+
     pub fn in_flight(&self) -> usize {
         self.inflight.load(Ordering::SeqCst)
     }
@@ -171,6 +180,7 @@ impl<A: Api> Service<A> {
         I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
         X: Clone + Send + Sync + 'static,
     {
+        self.app.kit().connections.fetch_add(1, Ordering::SeqCst);
         let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
             req.extensions_mut().insert(extension.clone());
             self.clone().handle(req)
@@ -305,6 +315,11 @@ pub async fn accept_tcp<A: Api, X, F>(
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
+        // Go's net package turns Nagle's algorithm off on every TCP connection, so LXD's and
+        // OCI's servers send each write at once. With it on, a reply or a session ticket
+        // written in two parts waits for the client's delayed ACK (40 ms on Linux) on a
+        // connection the client keeps open.
+        let _ = stream.set_nodelay(true);
         let service = service.clone();
         let tls = tls.clone();
         let extension = extension.clone();

@@ -140,6 +140,15 @@ pub struct Client {
 }
 
 /// The trust store, then the pending tokens, listed one after the other.
+/// What the server holds under one name (`Client::named_now`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Named {
+    /// The trust store's certificates of that name.
+    pub identities: Vec<Certificate>,
+    /// The operation ids of the pending tokens of that name.
+    pub tokens: BTreeSet<String>,
+}
+
 struct Listing {
     started: Instant,
     certificates: Vec<Certificate>,
@@ -760,6 +769,28 @@ impl Client {
             server_time,
             named,
             rivals,
+        })
+    }
+
+    /// The identities named `name` in the trust store and the pending tokens of that name, from
+    /// a listing of the server that began after this call: what a new token of that name
+    /// must be told apart from later. Calls and looks that wait while a listing runs share the
+    /// next one, so N creates at once list the server about once per wave, not once each.
+    pub async fn named_now(&self, name: &str) -> Result<Named, Error> {
+        let listing = self.listing_since(Instant::now()).await?;
+        Ok(Named {
+            identities: listing
+                .certificates
+                .iter()
+                .filter(|c| c.name == name)
+                .cloned()
+                .collect(),
+            tokens: listing
+                .tokens
+                .iter()
+                .filter(|t| t.name == name)
+                .map(|t| t.operation_id.clone())
+                .collect(),
         })
     }
 

@@ -463,3 +463,40 @@ async fn a_look_never_uses_a_listing_made_before_it() {
         "a token made after the last look is a rival in the next"
     );
 }
+
+#[tokio::test]
+async fn named_now_sees_the_server_as_it_is_and_shares_listings_with_its_neighbours() {
+    let fake = fake(Profile::V5_0).await;
+    let client = unix(&fake);
+    let empty = client.named_now("ci").await.unwrap();
+    assert!(empty.identities.is_empty() && empty.tokens.is_empty());
+    let token = client.create_token("ci", &[]).await.unwrap();
+    client.create_token("other", &[]).await.unwrap();
+    // A listing made before the token existed is never used again for a later call.
+    let named = client.named_now("ci").await.unwrap();
+    assert_eq!(
+        named.tokens.iter().collect::<Vec<_>>(),
+        [&token.operation_id]
+    );
+    let cert = ClientCert::generate("ci");
+    let (status, error, _) = fake
+        .control()
+        .consume(token.token.expose_secret(), Some(&cert));
+    assert_eq!(status, 201, "{error:?}");
+    let named = client.named_now("ci").await.unwrap();
+    assert!(named.tokens.is_empty(), "the token was used");
+    assert_eq!(named.identities.len(), 1);
+    assert_eq!(named.identities[0].name, "ci");
+
+    let before = operation_listings(&fake);
+    let names: Vec<String> = (0..20).map(|n| format!("t{n}")).collect();
+    let together = futures::future::join_all(names.iter().map(|name| client.named_now(name))).await;
+    let listings = operation_listings(&fake) - before;
+    assert!(
+        listings < names.len() / 2,
+        "20 calls at once listed the tokens {listings} times"
+    );
+    for named in together {
+        assert!(named.unwrap().tokens.is_empty());
+    }
+}

@@ -59,34 +59,29 @@ async fn preflight(
             return Err(missing);
         }
     }
-    let certificates = client
-        .list_certificates()
+    // One listing of the trust store and the pending tokens, shared with the creates and looks
+    // waiting at the same time (Terraform applies ten at once), so that an apply lists the
+    // server about once per wave of creates rather than twice per create.
+    let named = client
+        .named_now(&config.name)
         .await
-        .map_err(|e| failed("Failed to read the trust store", &e))?;
+        .map_err(|e| failed("Failed to list the trust store and the trust tokens", &e))?;
     let kind = client
         .server_kind()
         .await
         .map_err(|e| failed("Failed to read the server's version", &e))?;
     if m::enforces_unique_names(&kind.server, &kind.version)
-        && let Some(taken) = certificates.iter().find(|c| c.name == config.name)
+        && let Some(taken) = named.identities.first()
     {
         return Err(vec![m::name_taken(&config.name, &taken.fingerprint)]);
     }
-    let rivals = client
-        .list_tokens()
-        .await
-        .map_err(|e| failed("Failed to list the trust tokens", &e))?
-        .into_iter()
-        .filter(|t| t.name == config.name)
-        .map(|t| t.operation_id)
-        .collect();
     Ok(Baseline {
-        named: certificates
+        named: named
+            .identities
             .into_iter()
-            .filter(|c| c.name == config.name)
             .map(|c| c.fingerprint)
             .collect(),
-        rivals,
+        rivals: named.tokens,
         expires_at: None,
     })
 }

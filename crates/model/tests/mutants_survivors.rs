@@ -472,3 +472,61 @@ fn a_user_waits_twenty_minutes_and_an_unknown_email_is_left_to_the_server() {
     .unwrap();
     assert_eq!(config.email, None);
 }
+
+#[test]
+fn an_ocid_is_at_most_255_characters_and_has_a_unique_id() {
+    let of_length = |n: usize| format!("ocid1.user.oc1..{}", "a".repeat(n - 16));
+    assert_eq!(model::ocid::problem(&of_length(255), &["user"]), None);
+    assert!(model::ocid::problem(&of_length(256), &["user"]).is_some());
+    for bad in ["ocid1.user.oc1..", "ocid1.user..x.y", "ocid1..oc1..y"] {
+        assert!(
+            model::ocid::problem(bad, &[]).is_some(),
+            "{bad:?} was accepted"
+        );
+    }
+}
+
+#[test]
+fn an_invalid_ocid_is_quoted_whole_when_short_and_cut_at_80_characters_when_long() {
+    let detail = |text: &str| {
+        model::ocid::check("user_id", text, &["user"])
+            .expect("an error")
+            .detail
+    };
+    assert!(detail("a/b").ends_with("got \"a/b\"."), "{}", detail("a/b"));
+    let long = format!("ocid1/{}", "x".repeat(300));
+    let shown = detail(&long);
+    assert!(shown.contains(&format!("\"{}…\"", &long[..80])), "{shown}");
+    assert!(!shown.contains(&long[..81]), "{shown}");
+}
+
+#[test]
+fn an_import_id_is_unescaped_to_its_last_character() {
+    let (user, token) = oci::parse_import_id(
+        "users/ocid1.user.oc1..ab%2Dcd/authTokens/ocid1.credential.oc1..tok%5Fen",
+    )
+    .unwrap();
+    assert_eq!(user, "ocid1.user.oc1..ab-cd");
+    assert_eq!(token, "ocid1.credential.oc1..tok_en");
+}
+
+#[test]
+fn the_limit_error_counts_only_the_tokens_still_held() {
+    use model::oci_token_limit::{HeldToken, Replacing, check};
+    let token = |id: &str, state: &str| HeldToken {
+        id: id.into(),
+        description: id.into(),
+        lifecycle_state: state.into(),
+    };
+    let tokens = [
+        token("a", "ACTIVE"),
+        token("b", "ACTIVE"),
+        token("c", "DELETED"),
+    ];
+    let error = check("ocid1.user.oc1..u", &tokens, &Replacing::Nothing, None).expect("exceeds");
+    assert!(
+        error.detail.contains("already holds 2,"),
+        "{}",
+        error.detail
+    );
+}

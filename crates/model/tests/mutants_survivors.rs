@@ -530,3 +530,37 @@ fn the_limit_error_counts_only_the_tokens_still_held() {
         error.detail
     );
 }
+
+#[test]
+fn a_replacement_frees_its_slot_only_when_terraform_surely_destroys_first() {
+    use model::oci_token_limit::{HeldToken, Replacing, Verdict, check, verdict};
+    let token = |id: &str, state: &str| HeldToken {
+        id: id.into(),
+        description: id.into(),
+        lifecycle_state: state.into(),
+    };
+    let full = [token("a", "ACTIVE"), token("b", "ACTIVE")];
+    let replacing_a = Replacing::Token("a".into());
+    // Destroy-before-create said outright: the replaced token's slot is free.
+    assert_eq!(verdict(&full, &replacing_a, Some(false)), Verdict::Fits);
+    // Terraform's default, which `create_before_destroy` may still change: it may not be.
+    assert_eq!(verdict(&full, &replacing_a, None), Verdict::MayExceed);
+    assert_eq!(verdict(&full, &replacing_a, Some(true)), Verdict::Exceeds);
+
+    let warning = |tokens: &[HeldToken], replacing: &Replacing, cbd: Option<bool>| {
+        check("ocid1.user.oc1..u", tokens, replacing, cbd)
+            .expect("a warning")
+            .detail
+    };
+    // A tainted replacement may free a slot: the warning says so.
+    let tainted = warning(&full, &Replacing::Unknown, None);
+    assert!(tainted.contains("tainted"), "{tainted}");
+    // Replacing a token the user does not hold, destroy-first: only the INACTIVE token may
+    // count, and the warning says that, not that the create replaces something.
+    let mixed = [token("a", "ACTIVE"), token("b", "INACTIVE")];
+    let other = warning(&mixed, &Replacing::Token("z".into()), Some(false));
+    assert!(other.contains("not ACTIVE"), "{other}");
+    assert!(!other.contains("replaces z"), "{other}");
+    let default = warning(&full, &replacing_a, None);
+    assert!(default.contains("replaces a"), "{default}");
+}

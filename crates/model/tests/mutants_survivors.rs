@@ -564,3 +564,79 @@ fn a_replacement_frees_its_slot_only_when_terraform_surely_destroys_first() {
     let default = warning(&full, &replacing_a, None);
     assert!(default.contains("replaces a"), "{default}");
 }
+
+#[test]
+fn unknowns_are_found_at_any_depth() {
+    use std::collections::BTreeMap;
+    let map = |v: Value| Value::Map(BTreeMap::from([("k".to_owned(), v)]));
+    assert!(Value::List(vec![Value::string("a"), Value::Unknown]).contains_unknown());
+    assert!(Value::Set(vec![Value::Unknown]).contains_unknown());
+    assert!(map(Value::Unknown).contains_unknown());
+    assert!(Value::object([("a", Value::List(vec![Value::Unknown]))]).contains_unknown());
+    assert!(!Value::object([("a", map(Value::string("x")))]).contains_unknown());
+}
+
+#[test]
+fn values_conform_to_their_types_and_blocks_only() {
+    use model::value::{conforms, conforms_block};
+    use std::collections::BTreeMap;
+    let strings = AttrType::Map(Box::new(AttrType::String));
+    let map = |v: Value| Value::Map(BTreeMap::from([("k".to_owned(), v)]));
+    assert!(conforms(&strings, &map(Value::string("v"))));
+    assert!(!conforms(&strings, &map(Value::Bool(true))));
+    assert!(!conforms(&AttrType::String, &Value::Bool(true)));
+    let pair = AttrType::Object(vec![("a", AttrType::String), ("b", AttrType::Bool)]);
+    assert!(conforms(
+        &pair,
+        &Value::object([("a", Value::string("x")), ("b", Value::Bool(true))])
+    ));
+    // The right attribute names with a wrong type, and the right types with a missing name.
+    assert!(!conforms(
+        &pair,
+        &Value::object([("a", Value::string("x")), ("b", Value::string("y"))])
+    ));
+    assert!(!conforms(
+        &pair,
+        &Value::object([("a", Value::string("x"))])
+    ));
+
+    let single = Block {
+        description: "",
+        attributes: vec![attr("name", Presence::Required)],
+        blocks: vec![NestedBlock {
+            type_name: "inner",
+            nesting: Nesting::Single,
+            block: Block {
+                description: "",
+                attributes: vec![attr("value", Presence::Required)],
+                blocks: Vec::new(),
+            },
+            min_items: 0,
+            max_items: 1,
+            description: "",
+            force_new: false,
+        }],
+    };
+    let with_inner = |name: Value, inner: Value| Value::object([("name", name), ("inner", inner)]);
+    let inner = Value::object([("value", Value::string("v"))]);
+    assert!(conforms_block(
+        &single,
+        &with_inner(Value::string("n"), inner.clone())
+    ));
+    assert!(conforms_block(
+        &single,
+        &with_inner(Value::string("n"), Value::Null)
+    ));
+    // A good attribute does not make up for a bad block, nor the other way round.
+    assert!(!conforms_block(
+        &single,
+        &with_inner(
+            Value::string("n"),
+            Value::object([("value", Value::Bool(true))])
+        )
+    ));
+    assert!(!conforms_block(
+        &single,
+        &with_inner(Value::Bool(true), inner)
+    ));
+}

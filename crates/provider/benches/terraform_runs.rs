@@ -9,7 +9,7 @@
 //!   sources, one per user, each user holding one token.
 //! - `first_token/{unix,https}`: `terraform apply` of one `lxd_trust_token` over the unix socket
 //!   and over HTTPS with a client certificate: the provider's start, its first connection, and
-//!   the first token created.
+//!   the first token created. Both name their remote in a `provider "lxd"` block.
 //!
 //! N is 1, 10, 100 and 1000 for every type (the scale rows of `cargo xtask bench`, where
 //! `null_resource` shows how Terraform's own cost per resource grows with the count); in test
@@ -512,6 +512,14 @@ fn first_token_workspace(
 ) -> Workspace {
     let ws = Workspace::new(terraform, &Kind::Lxd.main_tf(1), null_dir, fake.dir.path());
     if transport == "unix" {
+        // A provider block on both sides, so that both pay Terraform's provider-configuration
+        // round trip and the difference is the transport alone.
+        let main_tf = format!(
+            "provider \"lxd\" {{\n  remote {{\n    name    = \"local\"\n    address = \"unix://{}\"\n    default = true\n  }}\n}}\n\n{}",
+            fake.dir.path().join("unix.socket").display(),
+            Kind::Lxd.main_tf(1)
+        );
+        std::fs::write(ws.dir.path().join("main.tf"), main_tf).expect("main.tf");
         return ws;
     }
     ws.apply();

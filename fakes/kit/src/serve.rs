@@ -77,13 +77,13 @@ impl Kit {
         self.log().clear();
     }
 
-    /// How many API requests are being handled (a delayed one included).
     /// How many connections the fake has served: clients that keep theirs open between
     /// requests make fewer than they send requests.
     pub fn connections(&self) -> usize {
         self.connections.load(Ordering::SeqCst)
     }
 
+    /// How many API requests are being handled (a delayed one included).
     pub fn in_flight(&self) -> usize {
         self.inflight.load(Ordering::SeqCst)
     }

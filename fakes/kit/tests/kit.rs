@@ -302,3 +302,109 @@ async fn the_control_api_wants_the_token_and_steers_the_clock() {
         serde_json::json!([{"method": "POST", "path": "/count", "query": null, "transport": "tcp", "status": 200}])
     );
 }
+
+#[test]
+fn a_system_clock_moves_forward_by_what_advance_adds() {
+    let clock = fake_kit::Clock::new(ClockMode::System);
+    let before = OffsetDateTime::now_utc();
+    clock.advance(time::Duration::days(1));
+    let now = clock.now();
+    assert!(now >= before + time::Duration::days(1), "{now} vs {before}");
+    assert!(now <= OffsetDateTime::now_utc() + time::Duration::days(1));
+    let manual = fake_kit::Clock::new(ClockMode::Manual(TEST_EPOCH));
+    manual.advance(time::Duration::SECOND);
+    assert_eq!(manual.now(), TEST_EPOCH + time::Duration::SECOND);
+}
+
+#[tokio::test]
+async fn the_control_counts_connections_clears_faults_and_waits_for_idle() {
+    let fake = start(OnHangup::Cancel).await;
+    let control = Control::new(fake.toy.clone());
+    let url = format!("{}/count", fake.api);
+    // Two clients, two connections; one client's second request reuses its connection.
+    let first = reqwest::Client::new();
+    first.post(&url).send().await.unwrap();
+    first.post(&url).send().await.unwrap();
+    reqwest::Client::new().post(&url).send().await.unwrap();
+    assert_eq!(control.connections(), 2);
+
+    control.add_fault(fault(
+        "*",
+        "/**",
+        None,
+        Action::Status {
+            status: 503,
+            body: None,
+            headers: None,
+        },
+    ));
+    assert_eq!(first.post(&url).send().await.unwrap().status(), 503);
+    control.clear_faults();
+    assert_eq!(first.post(&url).send().await.unwrap().status(), 200);
+
+    // `idle` returns only once the held request is done.
+    let held = tokio::spawn(first.post(format!("{}/hold", fake.api)).send());
+    while fake.toy.kit.in_flight() == 0 {
+        tokio::task::yield_now().await;
+    }
+    let idle = tokio::spawn({
+        let control = control.clone();
+        async move { control.idle().await }
+    });
+    tokio::task::yield_now().await;
+    assert!(!idle.is_finished(), "idle waits for the held request");
+    fake.toy.release.notify_waiters();
+    idle.await.unwrap();
+    assert_eq!(fake.toy.kit.in_flight(), 0);
+    assert_eq!(held.await.unwrap().unwrap().status(), 200);
+}
+
+#[tokio::test]
+async fn the_control_api_resets_and_clears_faults_over_http() {
+    let fake = start(OnHangup::Cancel).await;
+    let client = reqwest::Client::new();
+    let url = format!("{}/count", fake.api);
+    client.post(&url).send().await.unwrap();
+    let control = |method: reqwest::Method, path: &str| {
+        client
+            .request(method, format!("{}/_fake/{path}", fake.control))
+            .bearer_auth(&fake.token)
+    };
+    let added = control(reqwest::Method::POST, "faults")
+        .json(&serde_json::json!({"method": "*", "path": "/**", "action": {"status": 500}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(added.status(), 204);
+    assert_eq!(client.post(&url).send().await.unwrap().status(), 500);
+    let cleared = control(reqwest::Method::DELETE, "faults")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cleared.status(), 204);
+    assert_eq!(
+        client
+            .post(&url)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        "2"
+    );
+    let reset = control(reqwest::Method::POST, "reset")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reset.status(), 204);
+    assert_eq!(fake.toy.count.load(Ordering::SeqCst), 0);
+    let requests: serde_json::Value = control(reqwest::Method::GET, "requests")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(requests, serde_json::json!([]));
+}

@@ -15,6 +15,7 @@ use axum::routing::{get, post};
 use rand::Rng;
 use serde::Deserialize;
 use serde_json::json;
+use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 use tokio::net::TcpListener;
 
@@ -245,7 +246,7 @@ async fn authorise(expected: &str, req: Request, next: Next) -> Response {
 
 /// Compares without stopping at the first difference, so timing does not tell a prefix.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.ct_eq(b).into()
 }
 
 fn random_token() -> String {
@@ -279,6 +280,23 @@ mod tests {
         assert!(!constant_time_eq(b"Bearer abd", b"Bearer abc"));
         assert!(!constant_time_eq(b"Bearer ab", b"Bearer abc"));
         assert!(!constant_time_eq(b"", b"Bearer abc"));
+        // Two differences that cancel out under xor-folding still differ.
+        assert!(!constant_time_eq(b"Bearer abc", b"Bearer bac"));
+    }
+
+    #[test]
+    fn the_ready_line_adds_the_control_url_and_token() {
+        let line = ready_line(
+            "http://127.0.0.1:1",
+            "tok",
+            serde_json::json!({"endpoint": "x"}),
+        );
+        let parsed: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(
+            parsed,
+            serde_json::json!({"endpoint": "x", "control": "http://127.0.0.1:1", "control_token": "tok"})
+        );
+        assert!(!line.contains('\n'));
     }
 
     #[test]

@@ -91,6 +91,8 @@ mod tests {
             "/20160918/users/*/authTokens",
             "/20160918/users/u1/authTokens/t1"
         ));
+        assert!(!path_matches("/1.0/certificates", "/1.0/operations"));
+        assert!(!path_matches("/a/*/c", "/a/b/d"));
     }
 
     #[test]

@@ -316,35 +316,11 @@ pub async fn not_found(State(app): State<Arc<AppState>>, headers: HeaderMap) -> 
     )
 }
 
-/// A query parameter, percent-decoded.
+/// A query parameter, decoded as a form value (`%XX` and `+`).
 fn query_param(uri: &Uri, name: &str) -> Option<String> {
-    uri.query()?.split('&').find_map(|pair| {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        (key == name).then(|| percent_decode(value))
-    })
-}
-
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut idx = 0;
-    while idx < bytes.len() {
-        match (bytes[idx], text.get(idx + 1..idx + 3)) {
-            (b'%', Some(hex)) if u8::from_str_radix(hex, 16).is_ok() => {
-                out.push(u8::from_str_radix(hex, 16).unwrap_or_default());
-                idx += 3;
-            }
-            (b'+', _) => {
-                out.push(b' ');
-                idx += 1;
-            }
-            (b, _) => {
-                out.push(b);
-                idx += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    form_urlencoded::parse(uri.query()?.as_bytes())
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value.into_owned())
 }
 
 fn with_next_page(mut response: Response, next: Option<String>) -> Response {

@@ -844,6 +844,25 @@ async fn users_lifecycle_and_the_token_rule() {
     )
     .await;
     assert_eq!(named.body.as_array().unwrap().len(), 1);
+    // Query values are form-decoded; a malformed escape stays as it is.
+    for (query, matches) in [
+        ("%61lic%65", 1),
+        ("alic", 0),
+        ("alice%zz", 0),
+        ("alice%", 0),
+    ] {
+        let named = send(
+            &signer,
+            "GET",
+            &format!("{}?compartmentId={tenancy}&name={query}", users_url(&fake)),
+            None,
+            &[],
+            TEST_EPOCH,
+        )
+        .await;
+        assert_eq!(named.status, 200, "{query}");
+        assert_eq!(named.body.as_array().unwrap().len(), matches, "{query}");
+    }
 
     // A token blocks the delete until it is gone.
     let tokens = tokens_url(&fake, &id);

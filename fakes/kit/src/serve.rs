@@ -372,3 +372,16 @@ impl Drop for Tasks {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::DropConnection;
+
+    #[test]
+    fn a_dropped_connection_says_why() {
+        assert_eq!(
+            DropConnection.to_string(),
+            "connection dropped by an injected fault"
+        );
+    }
+}

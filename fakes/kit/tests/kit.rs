@@ -408,3 +408,86 @@ async fn the_control_api_resets_and_clears_faults_over_http() {
         .unwrap();
     assert_eq!(requests, serde_json::json!([]));
 }
+
+/// Who called: the fingerprint of the client certificate, if any, as the extension says.
+async fn whoami(axum::Extension(caller): axum::Extension<Option<String>>) -> String {
+    caller.unwrap_or_else(|| "anonymous".to_owned())
+}
+
+/// The toy behind TLS that asks for client certificates without requiring them, and on a unix
+/// socket; each request carries the client certificate's fingerprint.
+#[tokio::test]
+async fn tls_takes_any_client_certificate_or_none_and_unix_sockets_serve() {
+    let identity = fake_kit::tls::server_identity(&fake_kit::tls::ServerCert {
+        names: &["localhost"],
+        organization: None,
+        common_name: None,
+        p384: false,
+        client_certs: true,
+        alpn: false,
+    })
+    .unwrap();
+    let toy = Arc::new(Toy {
+        kit: Kit::new(ClockMode::Manual(TEST_EPOCH)),
+        count: AtomicU64::new(0),
+        ticks: AtomicU64::new(0),
+        release: tokio::sync::Notify::new(),
+    });
+    let router = Router::new().route("/whoami", axum::routing::get(whoami));
+    let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .unwrap();
+    let api = format!(
+        "https://localhost:{}",
+        listener.local_addr().unwrap().port()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("unix.socket");
+    let unix = tokio::net::UnixListener::bind(&socket).unwrap();
+    let mut tasks = Tasks::default();
+    tasks.spawn(fake_kit::serve::accept_tcp(
+        listener,
+        Some(tokio_rustls::TlsAcceptor::from(identity.config.clone())),
+        Service::new(toy.clone(), router.clone(), Some("https"), OnHangup::Cancel),
+        |der: Option<&[u8]>| der.map(fake_kit::tls::fingerprint),
+    ));
+    tasks.spawn(fake_kit::serve::accept_unix(
+        unix,
+        Service::new(toy.clone(), router, Some("unix"), OnHangup::Cancel),
+        Some("local".to_owned()),
+    ));
+
+    let server_cert = reqwest::Certificate::from_pem(identity.cert_pem.as_bytes()).unwrap();
+    let client = fake_kit::tls::ClientCert::generate("joiner");
+    let with_cert = reqwest::Client::builder()
+        .add_root_certificate(server_cert.clone())
+        .identity(
+            reqwest::Identity::from_pem(
+                format!("{}{}", client.cert_pem, client.key_pem).as_bytes(),
+            )
+            .unwrap(),
+        )
+        .build()
+        .unwrap();
+    let reply = with_cert.get(format!("{api}/whoami")).send().await.unwrap();
+    assert_eq!(reply.text().await.unwrap(), client.fingerprint);
+    let without = reqwest::Client::builder()
+        .add_root_certificate(server_cert)
+        .build()
+        .unwrap();
+    let reply = without.get(format!("{api}/whoami")).send().await.unwrap();
+    assert_eq!(reply.text().await.unwrap(), "anonymous");
+
+    let mut stream = tokio::net::UnixStream::connect(&socket).await.unwrap();
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    stream
+        .write_all(b"GET /whoami HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).await.unwrap();
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    assert!(reply.ends_with("local"), "{reply}");
+    let transports: Vec<_> = toy.kit.requests().iter().map(|r| r.transport).collect();
+    assert_eq!(transports, [Some("https"), Some("https"), Some("unix")]);
+}

@@ -176,3 +176,62 @@ fn clone(v: &Vector) -> Vector {
         body: v.body.clone(),
     }
 }
+
+fn check_at(vector: &Vector, now: time::OffsetDateTime) -> Result<(), AuthError> {
+    let req = SignedRequest {
+        method: &vector.method,
+        target: &vector.target,
+        headers: vector.headers.clone(),
+        body: &vector.body,
+    };
+    verify(&req, |_| Some(key()), now).map(|_| ())
+}
+
+#[test]
+fn another_algorithm_or_version_is_refused() {
+    let vector = &vectors("doc_vectors.json")[0];
+    let auth = |headers: &[(String, String)]| {
+        headers
+            .iter()
+            .find(|(n, _)| n == "authorization")
+            .unwrap()
+            .1
+            .clone()
+    };
+    let original = auth(&vector.headers);
+    assert!(original.contains(r#"algorithm="rsa-sha256""#), "{original}");
+    assert!(original.contains(r#"version="1""#), "{original}");
+    for (from, to) in [
+        (r#"algorithm="rsa-sha256""#, r#"algorithm="rsa-sha512""#),
+        (r#"version="1""#, r#"version="2""#),
+    ] {
+        let mut headers = vector.headers.clone();
+        for (n, v) in &mut headers {
+            if n == "authorization" {
+                *v = v.replace(from, to);
+            }
+        }
+        let changed = Vector {
+            headers,
+            ..clone(vector)
+        };
+        assert_eq!(check(&changed), Err(AuthError::Algorithm), "{to}");
+    }
+}
+
+#[test]
+fn dates_up_to_five_minutes_off_are_accepted() {
+    let vector = &vectors("doc_vectors.json")[0];
+    let date = vector
+        .headers
+        .iter()
+        .find(|(n, _)| n == "date")
+        .map(|(_, v)| parse_http_date(v).unwrap())
+        .unwrap();
+    let five = time::Duration::minutes(5);
+    let second = time::Duration::SECOND;
+    assert_eq!(check_at(vector, date + five), Ok(()));
+    assert_eq!(check_at(vector, date - five), Ok(()));
+    assert_eq!(check_at(vector, date + five + second), Err(AuthError::Date));
+    assert_eq!(check_at(vector, date - five - second), Err(AuthError::Date));
+}

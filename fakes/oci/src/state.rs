@@ -975,4 +975,63 @@ mod tests {
         assert!(text.contains("<redacted>"), "{text}");
         assert!(!text.contains(&secret), "{text}");
     }
+    #[test]
+    fn a_remembered_create_shows_its_token_id_only() {
+        let mut state = State::new(0);
+        state.users.insert(
+            "u".to_owned(),
+            User {
+                tenancy: "t".to_owned(),
+                keys: BTreeMap::new(),
+            },
+        );
+        let (response, _) = state
+            .create("u", "d", Some("retry"), b"{}", OffsetDateTime::UNIX_EPOCH)
+            .expect("a token");
+        let id = response["id"].as_str().expect("an id");
+        let secret = response["token"].as_str().expect("the secret");
+        let text = format!("{:?}", state.retries);
+        assert!(text.contains("Retried") && text.contains(id), "{text}");
+        assert!(!text.contains(secret), "{text}");
+    }
+
+    #[test]
+    fn an_unknown_user_has_no_tokens() {
+        let mut state = State::new(0);
+        let now = OffsetDateTime::UNIX_EPOCH;
+        assert!(matches!(
+            state.create("nobody", "d", None, b"{}", now),
+            Err(ApiError::NotFound)
+        ));
+        assert!(matches!(state.list("nobody"), Err(ApiError::NotFound)));
+        assert!(state.tokens.is_empty());
+    }
+
+    #[test]
+    fn request_ids_are_upper_hex_and_follow_the_seed() {
+        let first = |seed: u64| {
+            let mut state = State::new(seed);
+            (state.request_id(), state.request_id())
+        };
+        let (a, b) = first(1);
+        assert_eq!(a.len(), 32);
+        assert!(
+            a.chars()
+                .all(|c| c.is_ascii_digit() || ('A'..='F').contains(&c)),
+            "{a}"
+        );
+        assert_ne!(a, b);
+        assert_eq!(first(1), first(1));
+        let reseeded = |seed: u64| {
+            let mut state = State::new(99);
+            state.request_id();
+            state.reseed(seed);
+            state.request_id()
+        };
+        assert_eq!(reseeded(1), a);
+        for (x, y) in [(1, 3), (4, 8)] {
+            assert_ne!(first(x).0, first(y).0, "{x} {y}");
+            assert_ne!(reseeded(x), reseeded(y), "{x} {y}");
+        }
+    }
 }

@@ -786,6 +786,15 @@ mod tests {
         for huge in ["1e20", "inf", "1e400", "18446744073709551616"] {
             assert_eq!(parse_retry_after(huge), Some(MAX_RETRY_AFTER), "{huge}");
         }
+        // The cap is one day.
+        assert_eq!(
+            parse_retry_after("86399"),
+            Some(Duration::from_secs(86_399))
+        );
+        assert_eq!(
+            parse_retry_after("100000"),
+            Some(Duration::from_secs(86_400))
+        );
         for junk in ["", "-1", "NaN", "soon", "Wed, 21 Oct 2015 07:28:00 GMT"] {
             assert_eq!(parse_retry_after(junk), None, "{junk}");
         }

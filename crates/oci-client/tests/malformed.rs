@@ -226,3 +226,37 @@ async fn a_dead_server_is_a_connect_error() {
         "{err:?}"
     );
 }
+
+#[tokio::test]
+async fn replies_up_to_sixteen_mebibytes_are_read_and_no_larger() {
+    const LIMIT: usize = 16 * 1024 * 1024;
+    let padded = |len: usize| {
+        let mut body = vec![b' '; len];
+        body[0] = b'[';
+        body[len - 1] = b']';
+        body
+    };
+    for (len, fits) in [(LIMIT, true), (LIMIT + 1, false)] {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .respond_with(ResponseTemplate::new(200).set_body_raw(padded(len), "application/json"))
+            .mount(&server)
+            .await;
+        let listed = client(&server.uri()).list_auth_tokens(USER).await;
+        match (listed, fits) {
+            (Ok(tokens), true) => assert!(tokens.is_empty()),
+            (Err(Error::TooLarge(_)), false) => {}
+            (other, _) => panic!("{len} bytes: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_client_shows_its_endpoint_and_not_its_key() {
+    let client = client("https://identity.example.test");
+    assert_eq!(client.endpoint(), "https://identity.example.test/");
+    let text = format!("{client:?}");
+    assert!(text.starts_with("Client {"), "{text}");
+    assert!(text.contains("https://identity.example.test/"), "{text}");
+    assert!(!text.contains("PRIVATE KEY"), "{text}");
+}

@@ -259,4 +259,7 @@ fn a_client_shows_its_endpoint_and_not_its_key() {
     assert!(text.starts_with("Client {"), "{text}");
     assert!(text.contains("https://identity.example.test/"), "{text}");
     assert!(!text.contains("PRIVATE KEY"), "{text}");
+    assert!(!client.plain_http_to_remote());
+    assert!(crate::client("http://identity.example.test").plain_http_to_remote());
+    assert!(!crate::client("http://127.0.0.1:1").plain_http_to_remote());
 }

@@ -801,6 +801,38 @@ mod tests {
     }
 
     #[test]
+    fn backoff_doubles_from_the_base_with_jitter_up_to_the_maximum() {
+        let settings = crate::Settings {
+            tenancy_ocid: Some("ocid1.tenancy.oc1..t".into()),
+            user_ocid: Some("ocid1.user.oc1..u".into()),
+            private_key: Some(SecretString::from(include_str!(
+                "../../../fixtures/oci/keys/test_user_key.pem"
+            ))),
+            endpoint: Some("http://127.0.0.1:1".into()),
+            ..crate::Settings::default()
+        };
+        let env = crate::Environment {
+            var: &|_| None,
+            read_file: &|_| Err(std::io::ErrorKind::NotFound.into()),
+            home: None,
+        };
+        let credentials = crate::config::resolve(&settings, &env).unwrap();
+        let retry = RetryPolicy {
+            base_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_millis(1000),
+            ..RetryPolicy::default()
+        };
+        let client = Client::new(&credentials, retry, Arc::new(SystemClock)).unwrap();
+        for _ in 0..20 {
+            for (attempts, full) in [(0, 100), (1, 200), (3, 800), (4, 1000), (40, 1000)] {
+                let wait = client.backoff(attempts);
+                let full = Duration::from_millis(full);
+                assert!(wait >= full / 2 && wait <= full, "{attempts}: {wait:?}");
+            }
+        }
+    }
+
+    #[test]
     fn scaling_never_overflows() {
         assert_eq!(scaled(Duration::MAX, 1.0), Duration::MAX);
         assert_eq!(scaled(Duration::from_secs(2), 0.5), Duration::from_secs(1));

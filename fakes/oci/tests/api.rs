@@ -288,6 +288,10 @@ async fn retry_token_replays_the_first_create() {
         "the replay is the first response, secret included"
     );
     assert_eq!(
+        first.headers["etag"], second.headers["etag"],
+        "and carries the token's etag"
+    );
+    assert_eq!(
         fake.control().state()["tokens"].as_array().unwrap().len(),
         1
     );
@@ -943,6 +947,11 @@ async fn lists_page_when_a_page_size_is_set() {
     fake.control().set_page_size(None);
     let all = send(&signer, "GET", &url, None, &[], TEST_EPOCH).await;
     assert_eq!(all.body.as_array().unwrap().len(), 2);
+    // A page size of 0 means no paging.
+    fake.control().set_page_size(Some(0));
+    let all = send(&signer, "GET", &url, None, &[], TEST_EPOCH).await;
+    assert_eq!(all.body.as_array().unwrap().len(), 2);
+    assert!(!all.headers.contains_key("opc-next-page"));
     assert!(!all.headers.contains_key("opc-next-page"));
 }
 

@@ -1198,3 +1198,127 @@ async fn injected_server_errors_carry_the_services_codes() {
         assert_eq!(r.body["code"], code);
     }
 }
+
+/// Users of one tenancy are out of reach of another's callers; updates honour `if-match`;
+/// a user create replays under its retry token; a user waiting for reads turns on the N-th.
+#[tokio::test]
+async fn users_are_kept_per_tenancy_and_guarded_by_etags_and_retry_tokens() {
+    let (fake, signer) = fake().await;
+    let tenancy = fake.test_identity().tenancy;
+    fake.control()
+        .set_lifecycle(Delay::Reads(2), Delay::Immediate);
+    let body = format!(r#"{{"compartmentId": "{tenancy}", "name": "alice", "description": "d"}}"#);
+    let retry = [("opc-retry-token", "user-1")];
+    let created = send(
+        &signer,
+        "POST",
+        &users_url(&fake),
+        Some(&body),
+        &retry,
+        TEST_EPOCH,
+    )
+    .await;
+    assert_eq!(created.status, 200, "{}", created.body);
+    let replayed = send(
+        &signer,
+        "POST",
+        &users_url(&fake),
+        Some(&body),
+        &retry,
+        TEST_EPOCH,
+    )
+    .await;
+    assert_eq!(replayed.status, 200);
+    assert_eq!(replayed.body, created.body);
+    assert_eq!(replayed.headers["etag"], created.headers["etag"]);
+    let other_body = body.replace("alice", "bob");
+    let reused = send(
+        &signer,
+        "POST",
+        &users_url(&fake),
+        Some(&other_body),
+        &retry,
+        TEST_EPOCH,
+    )
+    .await;
+    assert_eq!(reused.status, 409);
+    assert_eq!(reused.body["code"], "InvalidatedRetryToken");
+
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    let user_url = format!("{}/{id}", users_url(&fake));
+    let first = send(&signer, "GET", &user_url, None, &[], TEST_EPOCH).await;
+    assert_eq!(first.body["lifecycleState"], "CREATING");
+    let second = send(&signer, "GET", &user_url, None, &[], TEST_EPOCH).await;
+    assert_eq!(second.body["lifecycleState"], "ACTIVE");
+
+    // An etag that is not the user's is refused; the user's own is taken.
+    let update = Some(r#"{"description": "e"}"#);
+    let stale = send(
+        &signer,
+        "PUT",
+        &user_url,
+        update,
+        &[("if-match", "stale")],
+        TEST_EPOCH,
+    )
+    .await;
+    assert_eq!(stale.status, 412);
+    let etag = second.headers["etag"].to_str().unwrap().to_owned();
+    let fresh = send(
+        &signer,
+        "PUT",
+        &user_url,
+        update,
+        &[("if-match", &etag)],
+        TEST_EPOCH,
+    )
+    .await;
+    assert_eq!(fresh.status, 200, "{}", fresh.body);
+    assert_eq!(fresh.body["description"], "e");
+
+    // A caller of another tenancy neither sees nor changes alice.
+    let other_tenancy = "ocid1.tenancy.oc1..other";
+    let outsider = "ocid1.user.oc1..outsider";
+    let fingerprint = fake
+        .control()
+        .add_user(other_tenancy, outsider, fake_oci::TEST_PUBLIC_KEY)
+        .unwrap();
+    let stranger = common::Signer::new(
+        other_tenancy,
+        outsider,
+        &fingerprint,
+        fake_oci::TEST_PRIVATE_KEY,
+    );
+    for (method, body) in [("GET", None), ("PUT", update), ("DELETE", None)] {
+        let r = send(&stranger, method, &user_url, body, &[], TEST_EPOCH).await;
+        assert_eq!(r.status, 404, "{method}: {}", r.body);
+    }
+    let theirs = send(
+        &stranger,
+        "GET",
+        &format!("{}?compartmentId={other_tenancy}", users_url(&fake)),
+        None,
+        &[],
+        TEST_EPOCH,
+    )
+    .await;
+    assert_eq!(theirs.status, 200);
+    assert!(
+        !theirs.body.to_string().contains("alice"),
+        "{}",
+        theirs.body
+    );
+    let ours = send(
+        &stranger,
+        "GET",
+        &format!("{}?compartmentId={tenancy}", users_url(&fake)),
+        None,
+        &[],
+        TEST_EPOCH,
+    )
+    .await;
+    assert_eq!(ours.status, 404);
+    let still = send(&signer, "GET", &user_url, None, &[], TEST_EPOCH).await;
+    assert_eq!(still.status, 200);
+    assert_eq!(still.body["description"], "e");
+}

@@ -183,6 +183,19 @@ async fn a_new_token_missing_from_lists_is_looked_for_again_within_240_s() {
 }
 
 #[tokio::test]
+async fn a_later_create_does_not_forget_an_earlier_one_within_240_s() {
+    let s = Setup::new().await;
+    s.fake.control().set_list_lag(2);
+    let first = s.client.create_auth_token(&s.user, "first").await.unwrap();
+    s.advance(Duration::from_secs(100));
+    s.client.create_auth_token(&s.user, "second").await.unwrap();
+    s.advance(Duration::from_secs(100));
+    let found = s.client.get_auth_token(&s.user, &first.id).await.unwrap();
+    assert_eq!(found.map(|t| t.id), Some(first.id.clone()));
+    assert_eq!(s.lists(), 3, "two lists without it, then the one with it");
+}
+
+#[tokio::test]
 async fn after_240_s_a_token_missing_from_the_list_is_gone() {
     let s = Setup::new().await;
     s.fake.control().set_list_lag(2);

@@ -852,10 +852,6 @@ impl State {
         }
         snapshot
     }
-
-    pub fn tokens(&self) -> &[Token] {
-        &self.tokens
-    }
 }
 
 /// A user as the Users API shows it.

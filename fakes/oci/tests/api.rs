@@ -1322,3 +1322,94 @@ async fn users_are_kept_per_tenancy_and_guarded_by_etags_and_retry_tokens() {
     assert_eq!(still.status, 200);
     assert_eq!(still.body["description"], "e");
 }
+
+/// Users' transitions follow the clock and pokes as tokens' do, tokens first; a deleted user
+/// is swept away, a live one stays; the state shows the Users API's view once it is used.
+#[tokio::test]
+async fn user_transitions_follow_the_clock_and_pokes() {
+    let (fake, signer) = fake().await;
+    let tenancy = fake.test_identity().tenancy;
+    assert!(fake.control().state().get("user_profiles").is_none());
+    let create_user = |name: &'static str| {
+        let body =
+            format!(r#"{{"compartmentId": "{tenancy}", "name": "{name}", "description": "d"}}"#);
+        let url = users_url(&fake);
+        let signer = &signer;
+        async move { send(signer, "POST", &url, Some(&body), &[], TEST_EPOCH).await }
+    };
+    let get = |id: &str| {
+        let url = format!("{}/{id}", users_url(&fake));
+        let signer = &signer;
+        async move { send(signer, "GET", &url, None, &[], TEST_EPOCH).await }
+    };
+
+    // Seconds: done once the clock has moved that far.
+    fake.control()
+        .set_lifecycle(Delay::Seconds(10.0), Delay::Immediate);
+    let timed = create_user("timed").await;
+    assert_eq!(timed.body["lifecycleState"], "CREATING");
+    assert!(fake.control().state().get("user_profiles").is_some());
+    let timed = timed.body["id"].as_str().unwrap().to_owned();
+    fake.control().advance(std::time::Duration::from_secs(9));
+    assert_eq!(get(&timed).await.body["lifecycleState"], "CREATING");
+    fake.control().advance(std::time::Duration::from_secs(1));
+    assert_eq!(get(&timed).await.body["lifecycleState"], "ACTIVE");
+
+    // Manual: one poke completes a token before any user, then one user at a time.
+    fake.control().set_lifecycle(Delay::Manual, Delay::Manual);
+    let first = create_user("first").await.body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let second = create_user("second").await.body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let token = send(
+        &signer,
+        "POST",
+        &tokens_url(&fake, TEST_USER),
+        Some(r#"{"description": "t"}"#),
+        &[],
+        TEST_EPOCH,
+    )
+    .await;
+    assert_eq!(token.body["lifecycleState"], "CREATING");
+    let states = || async {
+        (
+            get(&first).await.body["lifecycleState"].clone(),
+            get(&second).await.body["lifecycleState"].clone(),
+        )
+    };
+    assert_eq!(fake.control().poke(false), 1);
+    assert_eq!(states().await, ("CREATING".into(), "CREATING".into()));
+    assert_eq!(fake.control().state()["tokens"][0]["state"], "ACTIVE");
+    assert_eq!(fake.control().poke(false), 1);
+    let (a, b) = states().await;
+    assert_ne!(a, b, "one user at a time");
+    assert_eq!(fake.control().poke(false), 1);
+    assert_eq!(states().await, ("ACTIVE".into(), "ACTIVE".into()));
+    assert_eq!(fake.control().poke(false), 0);
+
+    // A delete with a stale etag is refused; a deleted user is swept, the others stay.
+    fake.control()
+        .set_lifecycle(Delay::Immediate, Delay::Immediate);
+    let url = format!("{}/{first}", users_url(&fake));
+    let stale = send(
+        &signer,
+        "DELETE",
+        &url,
+        None,
+        &[("if-match", "stale")],
+        TEST_EPOCH,
+    )
+    .await;
+    assert_eq!(stale.status, 412);
+    let deleted = send(&signer, "DELETE", &url, None, &[], TEST_EPOCH).await;
+    assert_eq!(deleted.status, 204, "{}", deleted.body);
+    fake.control().advance(std::time::Duration::from_secs(1));
+    assert_eq!(get(&first).await.status, 404);
+    assert_eq!(get(&second).await.status, 200);
+    assert_eq!(get(&timed).await.status, 200);
+    assert!(fake.control().state()["users"].get(&first).is_none());
+}

@@ -780,7 +780,16 @@ mod tests {
     }
 
     #[test]
+    fn a_lone_quote_hides_the_rest() {
+        let custom = <serde_json::Error as serde::de::Error>::custom;
+        assert_eq!(without_values(&custom("bad \"se cret")), "bad \"…");
+        assert_eq!(without_values(&custom("a \"x\" b")), "a \"…\" b");
+        assert_eq!(without_values(&custom("no quotes")), "no quotes");
+    }
+
+    #[test]
     fn retry_after_is_clamped() {
+        assert_eq!(parse_retry_after("0"), Some(Duration::ZERO));
         assert_eq!(parse_retry_after("0.5"), Some(Duration::from_millis(500)));
         assert_eq!(parse_retry_after(" 3 "), Some(Duration::from_secs(3)));
         for huge in ["1e20", "inf", "1e400", "18446744073709551616"] {

@@ -1293,6 +1293,20 @@ async fn users_are_kept_per_tenancy_and_guarded_by_etags_and_retry_tokens() {
         let r = send(&stranger, method, &user_url, body, &[], TEST_EPOCH).await;
         assert_eq!(r.status, 404, "{method}: {}", r.body);
     }
+    let tokens = send(
+        &stranger,
+        "GET",
+        &tokens_url(&fake, TEST_USER),
+        None,
+        &[],
+        TEST_EPOCH,
+    )
+    .await;
+    assert_eq!(
+        tokens.status, 404,
+        "another tenancy's user's tokens: {}",
+        tokens.body
+    );
     let theirs = send(
         &stranger,
         "GET",

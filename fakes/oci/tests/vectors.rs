@@ -235,3 +235,21 @@ fn dates_up_to_five_minutes_off_are_accepted() {
     assert_eq!(check_at(vector, date + five + second), Err(AuthError::Date));
     assert_eq!(check_at(vector, date - five - second), Err(AuthError::Date));
 }
+
+#[test]
+fn a_session_key_id_without_a_token_is_malformed() {
+    let vector = &vectors("doc_vectors.json")[0];
+    let mut headers = vector.headers.clone();
+    for (n, v) in &mut headers {
+        if n == "authorization" {
+            let start = v.find("keyId=\"").unwrap() + "keyId=\"".len();
+            let end = start + v[start..].find('"').unwrap();
+            v.replace_range(start..end, "ST$");
+        }
+    }
+    let changed = Vector {
+        headers,
+        ..clone(vector)
+    };
+    assert_eq!(check(&changed), Err(AuthError::Malformed));
+}

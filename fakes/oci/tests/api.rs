@@ -1427,3 +1427,26 @@ async fn user_transitions_follow_the_clock_and_pokes() {
     assert_eq!(get(&timed).await.status, 200);
     assert!(fake.control().state()["users"].get(&first).is_none());
 }
+
+/// `shutdown` returns once the requests in flight are done, and not before.
+#[tokio::test]
+async fn shutdown_waits_for_the_requests_in_flight() {
+    use fake_kit::Api;
+    let (fake, signer) = fake().await;
+    fake.control().add_fault(Rule {
+        method: "GET".into(),
+        path: "/20160918/users/*/authTokens".into(),
+        times: Some(1),
+        action: Action::Delay { delay_ms: 1000 },
+    });
+    let control = fake.control();
+    let url = tokens_url(&fake, TEST_USER);
+    let held = tokio::spawn(async move { send(&signer, "GET", &url, None, &[], TEST_EPOCH).await });
+    while control.app.kit().in_flight() == 0 {
+        tokio::task::yield_now().await;
+    }
+    fake.shutdown().await;
+    assert_eq!(control.app.kit().in_flight(), 0);
+    assert_eq!(control.requests().len(), 1, "the held request finished");
+    assert_eq!(held.await.unwrap().status, 200);
+}

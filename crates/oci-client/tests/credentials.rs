@@ -289,6 +289,44 @@ fn debug_output_hides_the_key() {
     let text = format!("{creds:?} {:?} {:?}", creds.signer(), explicit());
     assert!(!text.contains("PRIVATE KEY"), "{text}");
     assert!(!text.contains(&key("test_user_key.pem")[40..80]));
+    let shown = format!("{creds:?}");
+    assert!(shown.starts_with("Credentials {"), "{shown}");
+    assert!(
+        shown.contains(&creds.tenancy) && shown.contains(&creds.user),
+        "{shown}"
+    );
+}
+
+#[test]
+fn comments_and_blank_lines_of_the_config_file_are_skipped() {
+    let text = "\n# region = commented-out\n[DEFAULT]\n\n; user = commented-out\nregion = us-phoenix-1\n  # tenancy = x\n";
+    let profile = oci_client::config::parse_profile(text, "DEFAULT").unwrap();
+    assert_eq!(
+        profile.get("region").map(String::as_str),
+        Some("us-phoenix-1")
+    );
+    assert!(
+        profile.get("user").is_none() && profile.get("tenancy").is_none(),
+        "{profile:?}"
+    );
+    assert!(
+        profile
+            .keys()
+            .all(|k| !k.starts_with('#') && !k.starts_with(';')),
+        "{profile:?}"
+    );
+}
+
+#[test]
+fn an_empty_environment_variable_counts_as_unset() {
+    // SAFETY: nextest runs each test in its own process, and this test starts no thread.
+    unsafe {
+        std::env::set_var("OCI_CLIENT_TEST_EMPTY", "");
+        std::env::set_var("OCI_CLIENT_TEST_SET", "x");
+    }
+    let env = oci_client::Environment::process();
+    assert_eq!((env.var)("OCI_CLIENT_TEST_EMPTY"), None);
+    assert_eq!((env.var)("OCI_CLIENT_TEST_SET").as_deref(), Some("x"));
 }
 
 #[test]

@@ -263,3 +263,52 @@ fn a_client_shows_its_endpoint_and_not_its_key() {
     assert!(crate::client("http://identity.example.test").plain_http_to_remote());
     assert!(!crate::client("http://127.0.0.1:1").plain_http_to_remote());
 }
+
+/// A server that sends `[`, `len - 2` spaces and `]` chunked, without a content-length.
+async fn chunked_server(len: usize) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut request = [0u8; 8192];
+                let _ = stream.read(&mut request).await;
+                let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n";
+                if stream.write_all(head.as_bytes()).await.is_err() {
+                    return;
+                }
+                let mut body = vec![b' '; len];
+                body[0] = b'[';
+                body[len - 1] = b']';
+                for chunk in body.chunks(64 * 1024) {
+                    let framed =
+                        [format!("{:x}\r\n", chunk.len()).as_bytes(), chunk, b"\r\n"].concat();
+                    if stream.write_all(&framed).await.is_err() {
+                        return;
+                    }
+                }
+                let _ = stream.write_all(b"0\r\n\r\n").await;
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn chunked_replies_up_to_sixteen_mebibytes_are_read_and_no_larger() {
+    const LIMIT: usize = 16 * 1024 * 1024;
+    let tokens = client(&chunked_server(LIMIT).await)
+        .list_auth_tokens(USER)
+        .await
+        .unwrap();
+    assert!(tokens.is_empty());
+    let err = client(&chunked_server(LIMIT + 1).await)
+        .list_auth_tokens(USER)
+        .await
+        .unwrap_err();
+    match err {
+        Error::TooLarge(n) => assert!(n > LIMIT as u64 && n <= 2 * LIMIT as u64, "{n}"),
+        other => panic!("{other:?}"),
+    }
+}

@@ -107,6 +107,9 @@ async fn a_session_profile_signs_with_st_dollar_token() {
         assert!(!shown.contains(&token), "{shown}");
         assert!(!shown.contains(token.split('.').nth(1).unwrap()), "{shown}");
     }
+    let session = format!("{:?}", creds.session.as_ref().unwrap());
+    assert!(session.starts_with("Session {"), "{session}");
+    assert!(session.contains("<redacted>"), "{session}");
 
     let client = Client::new(&creds, fast_retries(), Arc::new(FixedClock(TEST_EPOCH))).unwrap();
     assert!(!format!("{client:?}").contains(&token));

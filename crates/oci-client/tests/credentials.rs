@@ -306,7 +306,7 @@ fn comments_and_blank_lines_of_the_config_file_are_skipped() {
         Some("us-phoenix-1")
     );
     assert!(
-        profile.get("user").is_none() && profile.get("tenancy").is_none(),
+        !profile.contains_key("user") && !profile.contains_key("tenancy"),
         "{profile:?}"
     );
     assert!(

@@ -431,3 +431,75 @@ fn other_authentication_from_the_environment_is_refused_by_name() {
     );
     assert!(err.to_string().contains("auth"), "{err}");
 }
+
+#[test]
+fn a_profile_that_holds_a_session_signs_with_a_key_given_any_way() {
+    let config = "[DEFAULT]\nsecurity_token_file=/x\n".to_owned();
+    let files = [
+        ("/home/u/.oci/config", config),
+        ("/home/u/key.pem", key("test_user_key.pem")),
+    ];
+    let without_key = || Settings {
+        private_key: None,
+        ..explicit()
+    };
+    let pem = key("test_user_key.pem");
+    let given: [(Settings, &[(&str, &str)]); 4] = [
+        (explicit(), &[]),
+        (
+            Settings {
+                private_key_path: Some("/home/u/key.pem".into()),
+                ..without_key()
+            },
+            &[],
+        ),
+        (without_key(), &[("OCI_PRIVATE_KEY", pem.as_str())]),
+        (
+            without_key(),
+            &[("OCI_PRIVATE_KEY_PATH", "/home/u/key.pem")],
+        ),
+    ];
+    for (i, (settings, vars)) in given.iter().enumerate() {
+        let creds = check(settings, vars, &files);
+        assert!(creds.is_ok(), "{i}: {:?}", creds.err());
+    }
+}
+
+#[test]
+fn a_named_profile_must_exist_and_an_unnamed_one_may_be_missing() {
+    let config = "[OTHER]\nregion=eu-frankfurt-1\n".to_owned();
+    let files = [("/home/u/.oci/config", config)];
+    // No profile named and no DEFAULT section: the explicit settings are enough.
+    assert!(check(&explicit(), &[], &files).is_ok());
+    let named = Settings {
+        config_file_profile: Some("MISSING".into()),
+        ..explicit()
+    };
+    let err = check(&named, &[], &files).unwrap_err();
+    assert!(err.to_string().contains("\"MISSING\" is not in"), "{err}");
+    let err = check(&named, &[], &[]).unwrap_err();
+    assert!(err.to_string().contains("cannot be read"), "{err}");
+}
+
+#[test]
+fn a_config_file_named_by_a_tilde_is_read_from_home() {
+    let config = "[DEFAULT]\nregion=eu-frankfurt-1\n".to_owned();
+    let settings = Settings {
+        region: None,
+        ..explicit()
+    };
+    let creds = check(
+        &settings,
+        &[("OCI_CONFIG_FILE", "~")],
+        &[("/home/u", config.clone())],
+    )
+    .unwrap();
+    assert_eq!(creds.region.as_deref(), Some("eu-frankfurt-1"));
+    let creds = check(
+        &settings,
+        &[("OCI_CONFIG_FILE", "~/elsewhere")],
+        &[("/home/u/elsewhere", config)],
+    )
+    .unwrap();
+    assert_eq!(creds.region.as_deref(), Some("eu-frankfurt-1"));
+}

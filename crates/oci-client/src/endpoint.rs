@@ -124,6 +124,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_override_carries_no_user_password_query_or_fragment() {
+        assert!(check_override("http://127.0.0.1:1/x").is_ok());
+        for bad in [
+            "http://user@127.0.0.1:1",
+            "http://:secret@127.0.0.1:1",
+            "http://user:secret@127.0.0.1:1",
+            "http://127.0.0.1:1/?q=1",
+            "http://127.0.0.1:1/#f",
+        ] {
+            let err = check_override(bad).unwrap_err();
+            assert!(
+                err.to_string().contains("no user, query or fragment"),
+                "{bad}: {err}"
+            );
+        }
+    }
+
+    #[test]
     fn regions() {
         assert_eq!(
             for_region("us-ashburn-1").unwrap(),

@@ -1419,6 +1419,13 @@ async fn user_transitions_follow_the_clock_and_pokes() {
     )
     .await;
     assert_eq!(stale.status, 412);
+    fake.control()
+        .issue_session(
+            TEST_USER,
+            fake_oci::TEST_PUBLIC_KEY,
+            std::time::Duration::from_secs(600),
+        )
+        .unwrap();
     let deleted = send(&signer, "DELETE", &url, None, &[], TEST_EPOCH).await;
     assert_eq!(deleted.status, 204, "{}", deleted.body);
     fake.control().advance(std::time::Duration::from_secs(1));
@@ -1426,6 +1433,11 @@ async fn user_transitions_follow_the_clock_and_pokes() {
     assert_eq!(get(&second).await.status, 200);
     assert_eq!(get(&timed).await.status, 200);
     assert!(fake.control().state()["users"].get(&first).is_none());
+    assert_eq!(
+        fake.control().state()["sessions"],
+        1,
+        "the sweep keeps the sessions of the users that stay"
+    );
 }
 
 /// `shutdown` returns once the requests in flight are done, and not before.

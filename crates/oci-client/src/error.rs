@@ -128,3 +128,35 @@ impl Error {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn service(status: u16, code: &str) -> Error {
+        Error::Service {
+            status,
+            code: code.to_owned(),
+            message: String::new(),
+            request_id: String::new(),
+        }
+    }
+
+    #[test]
+    fn the_token_limit_is_told_by_status_and_code() {
+        for (status, code, limit, maybe) in [
+            (400, "LimitExceeded", true, true),
+            (409, "LimitExceeded", true, true),
+            (400, "InvalidParameter", false, false),
+            (409, "Conflict", false, true),
+            (409, "IncorrectState", false, false),
+            (409, "LockConflict", false, false),
+            (409, "InvalidatedRetryToken", false, false),
+            (500, "LimitExceeded", false, false),
+        ] {
+            let err = service(status, code);
+            assert_eq!(err.is_limit_exceeded(), limit, "{status} {code}");
+            assert_eq!(err.may_be_token_limit(), maybe, "{status} {code}");
+        }
+    }
+}

@@ -118,6 +118,21 @@ mod tests {
         }
         let long = format!("ocid1.user.oc1..{}", "a".repeat(MAX_OCID_LEN));
         assert!(check_ocid("user_id", &long).is_err());
+        // 255 characters exactly is still an OCID.
+        let prefix = "ocid1.user.oc1..";
+        let longest = format!("{prefix}{}", "a".repeat(255 - prefix.len()));
+        assert!(check_ocid("user_id", &longest).is_ok());
+        assert!(check_ocid("user_id", &format!("{longest}a")).is_err());
+    }
+
+    #[test]
+    fn ids_are_cut_after_80_characters_only() {
+        assert_eq!(shown(&"a".repeat(80)), format!("{:?}", "a".repeat(80)));
+        assert_eq!(
+            shown(&"a".repeat(81)),
+            format!("{:?}", format!("{}…", "a".repeat(80)))
+        );
+        assert_eq!(shown("ab"), "\"ab\"");
     }
 
     #[test]

@@ -48,6 +48,11 @@ fn check(file: &str) -> usize {
             parts.next().unwrap(),
             key.clone(),
         );
+        let shown = format!("{signer:?}");
+        assert!(
+            shown.starts_with("Signer {") && shown.contains(key_id),
+            "an API-key signer shows its key id: {shown}"
+        );
         let url = reqwest::Url::parse(v["url"].as_str().unwrap()).unwrap();
         let host = match url.port() {
             Some(port) => format!("{}:{port}", url.host_str().unwrap()),

@@ -259,3 +259,61 @@ async fn an_untrusted_https_certificate_is_refused() {
         "nothing reached the API"
     );
 }
+
+#[tokio::test]
+async fn users_are_created_read_listed_updated_and_deleted() {
+    let (fake, client, _) = setup().await;
+    let tenancy = fake.test_identity().tenancy;
+    let created = client
+        .create_user(&tenancy, "alice", "first", Some("a@example.com"))
+        .await
+        .unwrap();
+    assert_eq!(created.name, "alice");
+    assert_eq!(created.compartment_id, tenancy);
+    assert_eq!(created.description, "first");
+    assert_eq!(created.email.as_deref(), Some("a@example.com"));
+    assert_eq!(created.lifecycle_state, "ACTIVE");
+    assert_eq!(created.time_created, TEST_EPOCH);
+    assert!(created.etag.is_some());
+
+    let read = client.get_user(&created.id).await.unwrap().unwrap();
+    assert_eq!(read.id, created.id);
+    assert_eq!(read.name, "alice");
+    let listed = client.list_users(&tenancy).await.unwrap();
+    assert!(
+        listed
+            .iter()
+            .any(|u| u.id == created.id && u.name == "alice")
+    );
+
+    let updated = client
+        .update_user(&created.id, "second", Some("b@example.com"))
+        .await
+        .unwrap();
+    assert_eq!(updated.description, "second");
+    assert_eq!(updated.email.as_deref(), Some("b@example.com"));
+    assert_eq!(updated.name, "alice");
+    let kept = client
+        .update_user(&created.id, "third", None)
+        .await
+        .unwrap();
+    assert_eq!(
+        kept.email.as_deref(),
+        Some("b@example.com"),
+        "no email keeps it"
+    );
+
+    client.delete_user(&created.id).await.unwrap();
+    assert!(client.get_user(&created.id).await.unwrap().is_none());
+    client.delete_user(&created.id).await.unwrap();
+    assert!(
+        !client
+            .list_users(&tenancy)
+            .await
+            .unwrap()
+            .iter()
+            .any(|u| u.id == created.id)
+    );
+    let err = client.get_user("not an ocid").await.unwrap_err();
+    assert!(err.to_string().contains("user_id"), "{err}");
+}

@@ -74,6 +74,15 @@ fn every_key_format_loads() {
             ..explicit()
         };
         assert!(check(&settings, &[], &[]).is_ok(), "{file}");
+        // Text around the PEM block (as in a file with notes) does not matter.
+        let noted = Settings {
+            private_key: Some(SecretString::from(format!(
+                "a note\n{}\ntrailing\n",
+                key(file)
+            ))),
+            ..explicit()
+        };
+        assert!(check(&noted, &[], &[]).is_ok(), "{file} with notes");
     }
     let encrypted = Settings {
         private_key: Some(SecretString::from(key("test_user_key_encrypted.pem"))),

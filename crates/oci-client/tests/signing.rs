@@ -48,6 +48,7 @@ fn check(file: &str) -> usize {
             parts.next().unwrap(),
             key.clone(),
         );
+        assert!(!signer.is_session());
         let shown = format!("{signer:?}");
         assert!(
             shown.starts_with("Signer {") && shown.contains(key_id),

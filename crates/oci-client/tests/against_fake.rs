@@ -276,6 +276,19 @@ async fn users_are_created_read_listed_updated_and_deleted() {
     assert_eq!(created.time_created, TEST_EPOCH);
     assert!(created.etag.is_some());
 
+    // Only a 404 is "no such user"; another refusal is an error.
+    fake.control().add_fault(fake_oci::faults::Rule {
+        method: "GET".into(),
+        path: "/20160918/users/*".into(),
+        times: Some(1),
+        action: fake_oci::faults::Action::Status {
+            status: 401,
+            body: None,
+            headers: None,
+        },
+    });
+    let refused = client.get_user(&created.id).await.unwrap_err();
+    assert_eq!(refused.status(), Some(401), "{refused}");
     let read = client.get_user(&created.id).await.unwrap().unwrap();
     assert_eq!(read.id, created.id);
     assert_eq!(read.name, "alice");

@@ -316,6 +316,18 @@ async fn users_are_created_read_listed_updated_and_deleted() {
         "no email keeps it"
     );
 
+    fake.control().add_fault(fake_oci::faults::Rule {
+        method: "DELETE".into(),
+        path: "/20160918/users/*".into(),
+        times: Some(1),
+        action: fake_oci::faults::Action::Status {
+            status: 401,
+            body: None,
+            headers: None,
+        },
+    });
+    let refused = client.delete_user(&created.id).await.unwrap_err();
+    assert_eq!(refused.status(), Some(401), "{refused}");
     client.delete_user(&created.id).await.unwrap();
     assert!(client.get_user(&created.id).await.unwrap().is_none());
     client.delete_user(&created.id).await.unwrap();

@@ -312,3 +312,40 @@ async fn chunked_replies_up_to_sixteen_mebibytes_are_read_and_no_larger() {
         other => panic!("{other:?}"),
     }
 }
+
+/// The error `err` is, or the last one of the retries it ended.
+fn last(err: &Error) -> &Error {
+    match err {
+        Error::RetriesExhausted { last, .. } => last,
+        other => other,
+    }
+}
+
+#[tokio::test]
+async fn a_body_that_stalls_times_out_and_one_cut_short_is_a_connection_error() {
+    let stalled = lying_server(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 10\r\n\r\n[",
+    )
+    .await;
+    let err = client(&stalled).list_auth_tokens(USER).await.unwrap_err();
+    assert!(matches!(last(&err), Error::Timeout { .. }), "{err:?}");
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let mut request = [0u8; 8192];
+            let _ = stream.read(&mut request).await;
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 10\r\n\r\n[")
+                .await;
+            // Dropping the stream closes the connection with the body cut short.
+        }
+    });
+    let err = client(&format!("http://{addr}"))
+        .list_auth_tokens(USER)
+        .await
+        .unwrap_err();
+    assert!(matches!(last(&err), Error::Connect { .. }), "{err:?}");
+}

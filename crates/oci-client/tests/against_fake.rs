@@ -277,16 +277,7 @@ async fn users_are_created_read_listed_updated_and_deleted() {
     assert!(created.etag.is_some());
 
     // Only a 404 is "no such user"; another refusal is an error.
-    fake.control().add_fault(fake_oci::faults::Rule {
-        method: "GET".into(),
-        path: "/20160918/users/*".into(),
-        times: Some(1),
-        action: fake_oci::faults::Action::Status {
-            status: 401,
-            body: None,
-            headers: None,
-        },
-    });
+    refuse_once(&fake, "GET");
     let refused = client.get_user(&created.id).await.unwrap_err();
     assert_eq!(refused.status(), Some(401), "{refused}");
     let read = client.get_user(&created.id).await.unwrap().unwrap();
@@ -316,16 +307,7 @@ async fn users_are_created_read_listed_updated_and_deleted() {
         "no email keeps it"
     );
 
-    fake.control().add_fault(fake_oci::faults::Rule {
-        method: "DELETE".into(),
-        path: "/20160918/users/*".into(),
-        times: Some(1),
-        action: fake_oci::faults::Action::Status {
-            status: 401,
-            body: None,
-            headers: None,
-        },
-    });
+    refuse_once(&fake, "DELETE");
     let refused = client.delete_user(&created.id).await.unwrap_err();
     assert_eq!(refused.status(), Some(401), "{refused}");
     client.delete_user(&created.id).await.unwrap();
@@ -341,4 +323,18 @@ async fn users_are_created_read_listed_updated_and_deleted() {
     );
     let err = client.get_user("not an ocid").await.unwrap_err();
     assert!(err.to_string().contains("user_id"), "{err}");
+}
+
+/// Makes the fake answer the next `method` on a user with a 401.
+fn refuse_once(fake: &FakeOci, method: &str) {
+    fake.control().add_fault(fake_oci::faults::Rule {
+        method: method.into(),
+        path: "/20160918/users/*".into(),
+        times: Some(1),
+        action: fake_oci::faults::Action::Status {
+            status: 401,
+            body: None,
+            headers: None,
+        },
+    });
 }

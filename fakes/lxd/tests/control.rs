@@ -31,16 +31,19 @@ async fn the_control_routes_consume_restart_and_configure() {
     let pending = fake.control().pending_tokens();
     assert_eq!(pending.len(), 1);
     let token = pending[0].1.clone();
-    let consumed: serde_json::Value = call(
-        reqwest::Method::POST,
-        "consume",
-        serde_json::json!({"token": token}),
-    )
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
+    let consume = || async {
+        call(
+            reqwest::Method::POST,
+            "consume",
+            serde_json::json!({"token": token}),
+        )
+        .await
+        .unwrap()
+        .json::<serde_json::Value>()
+        .await
+        .unwrap()
+    };
+    let consumed = consume().await;
     assert_eq!(consumed["status"], 201, "{consumed}");
     assert!(consumed["error"].is_null());
     let fingerprint = consumed["fingerprint"].as_str().unwrap().to_owned();
@@ -53,16 +56,7 @@ async fn the_control_routes_consume_restart_and_configure() {
         fake.control().certificates()
     );
     assert!(fake.control().pending_tokens().is_empty());
-    let again: serde_json::Value = call(
-        reqwest::Method::POST,
-        "consume",
-        serde_json::json!({"token": token}),
-    )
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
+    let again = consume().await;
     assert_eq!(again["status"], 403, "{again}");
     assert!(again["error"].is_string());
 

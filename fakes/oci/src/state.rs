@@ -952,8 +952,8 @@ pub fn token_json(token: &Token, with_secret: bool) -> serde_json::Value {
 mod tests {
     use super::*;
 
-    #[test]
-    fn debug_output_never_shows_a_secret() {
+    /// A state with one user, `u` of tenancy `t`.
+    fn with_user_u() -> State {
         let mut state = State::new(0);
         state.users.insert(
             "u".to_owned(),
@@ -962,6 +962,12 @@ mod tests {
                 keys: BTreeMap::new(),
             },
         );
+        state
+    }
+
+    #[test]
+    fn debug_output_never_shows_a_secret() {
+        let mut state = with_user_u();
         let now = OffsetDateTime::UNIX_EPOCH;
         let (response, _) = state
             .create("u", "d", Some("retry"), b"{}", now)
@@ -971,16 +977,10 @@ mod tests {
         assert!(text.contains("<redacted>"), "{text}");
         assert!(!text.contains(&secret), "{text}");
     }
+
     #[test]
     fn a_remembered_create_shows_its_token_id_only() {
-        let mut state = State::new(0);
-        state.users.insert(
-            "u".to_owned(),
-            User {
-                tenancy: "t".to_owned(),
-                keys: BTreeMap::new(),
-            },
-        );
+        let mut state = with_user_u();
         let (response, _) = state
             .create("u", "d", Some("retry"), b"{}", OffsetDateTime::UNIX_EPOCH)
             .expect("a token");

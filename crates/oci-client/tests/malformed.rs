@@ -121,24 +121,40 @@ async fn wrong_content_type_is_judged_by_the_body() {
     check(reply, |e| matches!(e, Error::Malformed { .. })).await;
 }
 
-/// A server that answers every connection with `head` and then holds the connection open
-/// without sending the promised body.
-async fn lying_server(head: &'static str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+/// A plain TCP server on loopback that reads each request (one read) and hands the connection
+/// to `answer`, which writes whatever raw reply the test needs.
+async fn raw_server<F, Fut>(answer: F) -> String
+where
+    F: Fn(tokio::net::TcpStream) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    use tokio::io::AsyncReadExt;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    let answer = std::sync::Arc::new(answer);
     tokio::spawn(async move {
         while let Ok((mut stream, _)) = listener.accept().await {
+            let answer = answer.clone();
             tokio::spawn(async move {
                 let mut request = [0u8; 8192];
                 let _ = stream.read(&mut request).await;
-                let _ = stream.write_all(head.as_bytes()).await;
-                // Hold the connection until the client hangs up.
-                let _ = stream.read(&mut request).await;
+                answer(stream).await;
             });
         }
     });
     format!("http://{addr}")
+}
+
+/// A server that answers every connection with `head` and then holds the connection open
+/// without sending the promised body.
+async fn lying_server(head: &'static str) -> String {
+    raw_server(move |mut stream| async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let _ = stream.write_all(head.as_bytes()).await;
+        // Hold the connection until the client hangs up.
+        let _ = stream.read(&mut [0u8; 8192]).await;
+    })
+    .await
 }
 
 #[tokio::test]
@@ -266,33 +282,24 @@ fn a_client_shows_its_endpoint_and_not_its_key() {
 
 /// A server that sends `[`, `len - 2` spaces and `]` chunked, without a content-length.
 async fn chunked_server(len: usize) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut request = [0u8; 8192];
-                let _ = stream.read(&mut request).await;
-                let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n";
-                if stream.write_all(head.as_bytes()).await.is_err() {
-                    return;
-                }
-                let mut body = vec![b' '; len];
-                body[0] = b'[';
-                body[len - 1] = b']';
-                for chunk in body.chunks(64 * 1024) {
-                    let framed =
-                        [format!("{:x}\r\n", chunk.len()).as_bytes(), chunk, b"\r\n"].concat();
-                    if stream.write_all(&framed).await.is_err() {
-                        return;
-                    }
-                }
-                let _ = stream.write_all(b"0\r\n\r\n").await;
-            });
+    raw_server(move |mut stream| async move {
+        use tokio::io::AsyncWriteExt;
+        let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n";
+        if stream.write_all(head.as_bytes()).await.is_err() {
+            return;
         }
-    });
-    format!("http://{addr}")
+        let mut body = vec![b' '; len];
+        body[0] = b'[';
+        body[len - 1] = b']';
+        for chunk in body.chunks(64 * 1024) {
+            let framed = [format!("{:x}\r\n", chunk.len()).as_bytes(), chunk, b"\r\n"].concat();
+            if stream.write_all(&framed).await.is_err() {
+                return;
+            }
+        }
+        let _ = stream.write_all(b"0\r\n\r\n").await;
+    })
+    .await
 }
 
 #[tokio::test]
@@ -330,22 +337,16 @@ async fn a_body_that_stalls_times_out_and_one_cut_short_is_a_connection_error() 
     let err = client(&stalled).list_auth_tokens(USER).await.unwrap_err();
     assert!(matches!(last(&err), Error::Timeout { .. }), "{err:?}");
 
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            let mut request = [0u8; 8192];
-            let _ = stream.read(&mut request).await;
-            let _ = stream
-                .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 10\r\n\r\n[")
-                .await;
-            // Dropping the stream closes the connection with the body cut short.
-        }
-    });
-    let err = client(&format!("http://{addr}"))
-        .list_auth_tokens(USER)
-        .await
-        .unwrap_err();
+    let cut = raw_server(|mut stream| async move {
+        use tokio::io::AsyncWriteExt;
+        let _ = stream
+            .write_all(
+                b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 10\r\n\r\n[",
+            )
+            .await;
+        // Dropping the stream closes the connection with the body cut short.
+    })
+    .await;
+    let err = client(&cut).list_auth_tokens(USER).await.unwrap_err();
     assert!(matches!(last(&err), Error::Connect { .. }), "{err:?}");
 }

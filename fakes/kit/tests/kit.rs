@@ -25,6 +25,18 @@ struct Toy {
     release: tokio::sync::Notify,
 }
 
+impl Toy {
+    /// A toy at zero on a manual clock at the test epoch.
+    fn new() -> Arc<Toy> {
+        Arc::new(Toy {
+            kit: Kit::new(ClockMode::Manual(TEST_EPOCH)),
+            count: AtomicU64::new(0),
+            ticks: AtomicU64::new(0),
+            release: tokio::sync::Notify::new(),
+        })
+    }
+}
+
 impl Api for Toy {
     fn kit(&self) -> &Kit {
         &self.kit
@@ -76,12 +88,7 @@ struct Running {
 }
 
 async fn start(on_hangup: OnHangup) -> Running {
-    let toy = Arc::new(Toy {
-        kit: Kit::new(ClockMode::Manual(TEST_EPOCH)),
-        count: AtomicU64::new(0),
-        ticks: AtomicU64::new(0),
-        release: tokio::sync::Notify::new(),
-    });
+    let toy = Toy::new();
     let router = Router::new()
         .route("/count", post(count))
         .route("/hold", post(hold))
@@ -427,12 +434,7 @@ async fn tls_takes_any_client_certificate_or_none_and_unix_sockets_serve() {
         alpn: false,
     })
     .unwrap();
-    let toy = Arc::new(Toy {
-        kit: Kit::new(ClockMode::Manual(TEST_EPOCH)),
-        count: AtomicU64::new(0),
-        ticks: AtomicU64::new(0),
-        release: tokio::sync::Notify::new(),
-    });
+    let toy = Toy::new();
     let router = Router::new().route("/whoami", axum::routing::get(whoami));
     let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
         .await

@@ -996,6 +996,81 @@ mod tests {
     }
 
     #[test]
+    fn serde_errors_keep_their_words_and_lose_the_quoted_value() {
+        assert_eq!(
+            scrub(r#"invalid type: string "hunter2", expected u64 at line 1 column 9"#),
+            r#"invalid type: string "…", expected u64 at line 1 column 9"#
+        );
+        // The first and the last quote bound what goes, whatever lies between.
+        assert_eq!(scrub(r#"a "x" b "y" c"#), r#"a "…" c"#);
+        // With no pair of quotes there is nothing to take.
+        for kept in ["EOF while parsing a value", r#"one " quote"#, ""] {
+            assert_eq!(scrub(kept), kept);
+        }
+    }
+
+    #[test]
+    fn a_client_shows_its_target_and_nothing_else() {
+        let client = Client::new(
+            Target::Unix("/run/lxd/unix.socket".into()),
+            RetryPolicy::default(),
+        );
+        let shown = format!("{client:?}");
+        assert!(shown.starts_with("Client {"), "{shown}");
+        assert!(shown.contains("/run/lxd/unix.socket"), "{shown}");
+        assert!(shown.ends_with(".. }"), "{shown}");
+    }
+
+    #[test]
+    fn backoff_doubles_from_the_base_up_to_the_cap_with_jitter_below() {
+        let client = Client::new(
+            Target::Unix("/run/lxd/unix.socket".into()),
+            RetryPolicy {
+                base_backoff: Duration::from_millis(100),
+                max_backoff: Duration::from_secs(1),
+                ..RetryPolicy::default()
+            },
+        );
+        let ms = Duration::from_millis;
+        for (attempt, full) in [
+            (0, ms(100)),
+            (1, ms(200)),
+            (3, ms(800)),
+            (4, ms(1000)),
+            (40, ms(1000)),
+        ] {
+            let waits: Vec<Duration> = (0..64).map(|_| client.backoff(attempt)).collect();
+            for wait in &waits {
+                assert!(
+                    *wait >= full / 2 && *wait <= full,
+                    "attempt {attempt}: {wait:?}"
+                );
+            }
+            // Jitter takes off up to half: 64 draws are never all the full wait.
+            assert!(
+                waits.iter().any(|w| *w < full),
+                "attempt {attempt}: no jitter"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn the_lock_of_a_name_nobody_creates_any_more_is_dropped() {
+        let fake = fake_lxd::FakeLxd::start(fake_lxd::Config::for_testing())
+            .await
+            .unwrap();
+        let client = Client::new(
+            Target::Unix(fake.unix_socket().to_owned()),
+            RetryPolicy::default(),
+        );
+        for name in ["a", "b", "c", "c"] {
+            client.create_token(name, &[]).await.unwrap();
+        }
+        let names: Vec<String> = client.creates.lock().unwrap().keys().cloned().collect();
+        assert_eq!(names, ["c"], "only the last create's lock is left");
+    }
+
+    #[test]
     fn path_segments_never_walk() {
         for (input, encoded) in [
             (".", "%2E"),

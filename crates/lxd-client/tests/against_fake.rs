@@ -500,3 +500,81 @@ async fn named_now_sees_the_server_as_it_is_and_shares_listings_with_its_neighbo
         assert!(named.unwrap().tokens.is_empty());
     }
 }
+
+fn deletes(fake: &FakeLxd) -> usize {
+    fake.control()
+        .requests()
+        .iter()
+        .filter(|r| r.method == "DELETE")
+        .count()
+}
+
+/// The revoke reaches the server, which cancels the token, and the answer is lost: the
+/// revoke is sent again, and its 404 means the first one did it.
+#[tokio::test]
+async fn a_revoke_whose_answer_is_lost_is_sent_again_and_counts_as_done() {
+    let fake = fake(Profile::V5_0).await;
+    let client = unix(&fake);
+    let token = client.create_token("lost-answer", &[]).await.unwrap();
+    fake.control().add_fault(Rule {
+        method: "DELETE".into(),
+        path: "/1.0/operations/*".into(),
+        times: Some(1),
+        action: Action::Reset {
+            reset: ResetWhen::After,
+        },
+    });
+    assert!(client.revoke(&token.operation_id).await.unwrap());
+    assert_eq!(deletes(&fake), 2, "sent again after the lost answer");
+    assert!(fake.control().pending_tokens().is_empty());
+}
+
+/// A refusal is an answer, not a reason to try again; a server that keeps failing is tried
+/// until the deadline and no longer.
+#[tokio::test]
+async fn a_revoke_stops_at_a_refusal_and_at_the_deadline() {
+    let fake = fake(Profile::V5_0).await;
+    let client = unix(&fake);
+    let token = client.create_token("refused", &[]).await.unwrap();
+    fake.control().add_fault(Rule {
+        method: "DELETE".into(),
+        path: "/1.0/operations/*".into(),
+        times: Some(1),
+        action: Action::Status {
+            status: 403,
+            body: None,
+            headers: None,
+        },
+    });
+    let err = client.revoke(&token.operation_id).await.unwrap_err();
+    assert!(matches!(err, Error::Api { status: 403, .. }), "{err}");
+    assert_eq!(deletes(&fake), 1, "a 403 is not retried");
+
+    fake.control().add_fault(Rule {
+        method: "DELETE".into(),
+        path: "/1.0/operations/*".into(),
+        times: None,
+        action: Action::Status {
+            status: 503,
+            body: None,
+            headers: None,
+        },
+    });
+    let started = std::time::Instant::now();
+    let err = tokio::time::timeout(Duration::from_secs(10), client.revoke(&token.operation_id))
+        .await
+        .expect("the revoke gave up at its deadline")
+        .unwrap_err();
+    assert!(matches!(err, Error::Api { status: 503, .. }), "{err}");
+    assert!(
+        started.elapsed() >= fast().deadline,
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(deletes(&fake) > 2, "retried until the deadline");
+    assert_eq!(
+        fake.control().pending_tokens().len(),
+        1,
+        "nothing was cancelled"
+    );
+}

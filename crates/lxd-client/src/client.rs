@@ -525,29 +525,31 @@ impl Client {
             // Not even the deadline decides before the request had its time to act: a sole
             // candidate seen earlier may be another client's token, with ours still on its way.
             let settled = Instant::now() >= settled_at;
-            match candidates.len() {
-                0 => {}
-                1 if settled => return Ok(candidates.remove(0)),
-                n if n > 1 && settled => {
-                    return Err(Error::AmbiguousCreate {
-                        name: create.name.to_owned(),
-                        candidates: candidates.into_iter().map(|t| t.operation_id).collect(),
-                        cause: Box::new(error),
-                    });
+            if settled {
+                match candidates.len() {
+                    0 if out_of_time => {
+                        return Err(Error::RetriesExhausted {
+                            attempts: create.attempts,
+                            last: Box::new(error),
+                        });
+                    }
+                    0 => {}
+                    1 => return Ok(candidates.remove(0)),
+                    _ => {
+                        return Err(Error::AmbiguousCreate {
+                            name: create.name.to_owned(),
+                            candidates: candidates.into_iter().map(|t| t.operation_id).collect(),
+                            cause: Box::new(error),
+                        });
+                    }
                 }
-                _ => {}
             }
-            if out_of_time && settled {
-                return Err(Error::RetriesExhausted {
-                    attempts: create.attempts,
-                    last: Box::new(error),
-                });
-            }
-            let until_settled = settled_at.saturating_duration_since(Instant::now());
-            let wait = if settled || until_settled.is_zero() {
+            // Before the request has had its time, the next look comes when it has, not a
+            // whole backoff later.
+            let wait = if settled {
                 wait
             } else {
-                wait.min(until_settled)
+                wait.min(settled_at.saturating_duration_since(Instant::now()))
             };
             tokio::time::sleep(wait).await;
         }

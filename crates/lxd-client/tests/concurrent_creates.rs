@@ -440,3 +440,66 @@ fn overlapping_shard(cases: u32) {
         })?;
     });
 }
+
+/// The answer of a create is lost after the server made the token: the client adopts it as
+/// soon as the request has had its time to act, not a whole backoff later.
+#[tokio::test]
+async fn a_sole_candidate_is_adopted_when_the_request_has_had_its_time() {
+    let fake = FakeLxd::start(Config::for_testing()).await.unwrap();
+    let proxy = Proxy::start(fake.unix_socket());
+    let ours = Client::new(
+        Target::Unix(proxy.socket().to_owned()),
+        RetryPolicy {
+            deadline: Duration::from_secs(60),
+            base_backoff: Duration::from_secs(10),
+            max_backoff: Duration::from_secs(10),
+            request_timeout: Duration::from_millis(300),
+            create_attempts: 3,
+        },
+    );
+    proxy.fault(Fault::DropAfter);
+    let started = std::time::Instant::now();
+    let token = ours.create_token("lost", &[]).await.unwrap();
+    // The first look comes before the request's 300 ms are up; the next would be a backoff
+    // of at least 10 s later if it were not brought forward.
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(pending(&fake), BTreeSet::from([token.operation_id]));
+    no_deletes(&fake);
+}
+
+/// A create that never reached the server is watched for until the deadline, with looks
+/// that back off, and ends with nothing made and nothing revoked.
+#[tokio::test]
+async fn a_watch_for_nothing_backs_off_until_the_deadline() {
+    let fake = FakeLxd::start(Config::for_testing()).await.unwrap();
+    let proxy = Proxy::start(fake.unix_socket());
+    let ours = Client::new(
+        Target::Unix(proxy.socket().to_owned()),
+        RetryPolicy {
+            base_backoff: Duration::from_millis(20),
+            max_backoff: Duration::from_secs(1),
+            ..retry(Duration::from_millis(1200), Duration::from_millis(50))
+        },
+    );
+    proxy.fault(Fault::DropBefore);
+    let err = ours.create_token("nothing", &[]).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::RetriesExhausted { attempts: 1, .. }),
+        "{err:?}"
+    );
+    let looks = proxy
+        .log()
+        .iter()
+        .skip_while(|e| e.method != "POST")
+        .filter(|e| e.method == "GET")
+        .count();
+    // Waits that double from 20 ms (2 × 20, 4 × 20, …, each jittered by up to half) fill
+    // 1.2 s in at most 8 looks; a backoff that stayed at 20 ms would take 60 or more.
+    assert!((2..=12).contains(&looks), "{looks} looks");
+    assert!(pending(&fake).is_empty());
+    no_deletes(&fake);
+}

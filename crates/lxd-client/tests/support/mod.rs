@@ -98,7 +98,7 @@ impl Drop for Proxy {
 }
 
 #[derive(Debug)]
-struct Dropped;
+pub struct Dropped;
 
 impl std::fmt::Display for Dropped {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -174,7 +174,7 @@ impl Proxy {
     }
 }
 
-async fn forward(
+pub async fn forward(
     upstream: &Path,
     parts: &http::request::Parts,
     body: Bytes,

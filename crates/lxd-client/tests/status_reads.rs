@@ -27,6 +27,14 @@ fn not_found() -> (u16, String) {
 
 /// A server answering each path (without its query) from `routes`, with a `Date`.
 async fn canned(routes: BTreeMap<&'static str, (u16, String)>) -> (tempfile::TempDir, Client) {
+    canned_dated(routes, || DATE.to_owned()).await
+}
+
+/// As `canned`, with the `Date` that `date` gives at each answer.
+async fn canned_dated(
+    routes: BTreeMap<&'static str, (u16, String)>,
+    date: fn() -> String,
+) -> (tempfile::TempDir, Client) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("unix.socket");
     let listener = tokio::net::UnixListener::bind(&path).unwrap();
@@ -41,7 +49,8 @@ async fn canned(routes: BTreeMap<&'static str, (u16, String)>) -> (tempfile::Tem
                 let route = target.split('?').next().unwrap_or("/");
                 let (status, body) = routes.get(route).cloned().unwrap_or_else(not_found);
                 let reply = format!(
-                    "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ndate: {DATE}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ndate: {}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    date(),
                     body.len()
                 );
                 let _ = stream.write_all(reply.as_bytes()).await;
@@ -146,4 +155,62 @@ fn http_dates() {
         Some(datetime!(2026-12-03 10:05:49 UTC))
     );
     assert_eq!(parse_http_date("yesterday"), None);
+}
+
+/// The server's clock is its `Date`; when this machine's clock falls in that same second, it
+/// gives the time to the nanosecond instead.
+#[tokio::test]
+async fn the_server_time_is_its_date_or_this_clock_within_that_second() {
+    let (_dir, client) = canned(routes("[]", None)).await;
+    assert_eq!(
+        client.server_time().await.unwrap(),
+        datetime!(2026-12-03 10:05:49 UTC)
+    );
+    fn now() -> String {
+        let format = time::macros::format_description!(
+            "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+        );
+        time::OffsetDateTime::now_utc().format(format).unwrap()
+    }
+    let (_dir, client) = canned_dated(routes("[]", None), now).await;
+    // Read here, not rounded down to the `Date`'s whole second. A second may turn between
+    // the server's `Date` and this clock's reading: one look of three is enough.
+    let mut looks = Vec::new();
+    for _ in 0..3 {
+        let before = time::OffsetDateTime::now_utc();
+        let seen = client.server_time().await.unwrap();
+        let after = time::OffsetDateTime::now_utc();
+        if before <= seen && seen <= after && seen.nanosecond() != 0 {
+            return;
+        }
+        looks.push((before, seen, after));
+    }
+    panic!("never this clock's time: {looks:?}");
+}
+
+#[tokio::test]
+async fn project_names_are_the_last_segments_of_the_project_urls() {
+    let mut projects = routes("[]", None);
+    projects.insert(
+        "/1.0/projects",
+        (
+            200,
+            sync(r#"["/1.0/projects/default","/1.0/projects/web?project=x","/1.0/projects/"]"#),
+        ),
+    );
+    let (_dir, client) = canned(projects).await;
+    assert_eq!(
+        client
+            .project_names()
+            .await
+            .unwrap()
+            .into_iter()
+            .collect::<Vec<_>>(),
+        ["default", "web"]
+    );
+    let mut projects = routes("[]", None);
+    projects.insert("/1.0/projects", (200, sync(r#"{"default":1}"#)));
+    let (_dir, client) = canned(projects).await;
+    let err = client.project_names().await.unwrap_err();
+    assert!(matches!(err, Error::Malformed { .. }), "{err:?}");
 }

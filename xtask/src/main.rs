@@ -42,11 +42,14 @@ Commands:
                       build of terraform-provider-lxd and terraform-provider-oci
   demo                apply the seed examples with real Terraform against both fakes, then destroy
   docs [--check]      regenerate docs/ and examples/ from the model schema (--check: fail when stale)
-  mutants [--in-diff [BASE]] [-p CRATE]... [-f FILE]...
+  mutants [--in-diff [BASE]] [-p CRATE]... [-f FILE]... [-j N] [--iterate] [-- TEST-ARGS]
                       mutation testing (cargo-mutants, each crate against its own tests, with
                       nextest): the crates given, or those changed since BASE (default: the merge
-                      base with main); --in-diff mutates only the changed lines; prints caught,
-                      missed, unviable and timeout per crate and fails on a missed mutant
+                      base with main); --in-diff mutates only the changed lines; -j N runs N
+                      builds and tests at once, each in its own copy of the tree; --iterate
+                      re-tests only what the crate's last run did not catch; TEST-ARGS go to
+                      nextest (a filter); prints caught, missed, unviable and timeout per crate
+                      and fails on a missed mutant
   fakes               start fake-lxd and fake-oci for the contributor loop (Ctrl-C stops them)
   install [--dir DIR] build the release binaries and install both providers into a filesystem
                       mirror (default: ~/.terraform.d/plugins), so that `terraform init` finds them

@@ -38,6 +38,13 @@ struct Args {
     in_diff: bool,
     packages: Vec<String>,
     files: Vec<String>,
+    /// Parallel builds and test runs, each in its own copy of the tree with its own target
+    /// directory (one first build each); 1 builds in the workspace's target directory.
+    jobs: u32,
+    /// Re-test only what the last run of that crate did not catch.
+    iterate: bool,
+    /// Passed to the test tool: a nextest filter (`-E 'not binary(real_daemon)'`), say.
+    test_args: Vec<String>,
 }
 
 fn parse_args(args: &[String]) -> Result<Args> {
@@ -46,6 +53,9 @@ fn parse_args(args: &[String]) -> Result<Args> {
         in_diff: false,
         packages: Vec::new(),
         files: Vec::new(),
+        jobs: 1,
+        iterate: false,
+        test_args: Vec::new(),
     };
     let mut iter = args.iter().peekable();
     while let Some(arg) = iter.next() {
@@ -56,6 +66,20 @@ fn parse_args(args: &[String]) -> Result<Args> {
             }
             "-p" | "--package" => parsed.packages.push(value_of(arg, iter.next())?),
             "-f" | "--file" => parsed.files.push(value_of(arg, iter.next())?),
+            "-j" | "--jobs" => {
+                let value = value_of(arg, iter.next())?;
+                parsed.jobs = value
+                    .parse()
+                    .ok()
+                    .filter(|jobs| (1..=64).contains(jobs))
+                    .with_context(|| {
+                        format!("`{arg}` takes a number of jobs from 1 to 64, not `{value}`")
+                    })?;
+            }
+            "--iterate" => parsed.iterate = true,
+            "--" => {
+                parsed.test_args = iter.by_ref().cloned().collect();
+            }
             other => bail!("unknown argument `{other}` for `cargo xtask mutants`"),
         }
     }
@@ -151,20 +175,27 @@ pub fn run_mutants(root: &Path, args: &[String]) -> Result<()> {
     let mut summaries = Vec::new();
     for package in &packages {
         let out_dir = out_root.join(package);
-        let _ = std::fs::remove_dir_all(out_dir.join("mutants.out"));
+        if !args.iterate {
+            let _ = std::fs::remove_dir_all(out_dir.join("mutants.out"));
+        }
         let mut cmd = Command::new(&bin);
         cmd.arg("mutants")
-            .args([
-                "--package",
-                package,
-                "--test-tool",
-                "nextest",
-                "--jobs",
-                "1",
-            ])
+            .args(["--package", package, "--test-tool", "nextest", "--jobs"])
+            .arg(args.jobs.to_string())
             .arg("--output")
-            .arg(&out_dir)
-            .env("CARGO_TARGET_DIR", target_dir(root))
+            .arg(&out_dir);
+        if args.jobs == 1 {
+            // One build directory: it can share the workspace's build products.
+            cmd.env("CARGO_TARGET_DIR", target_dir(root));
+        } else {
+            // Jobs sharing one target directory would wait on its lock and rebuild each
+            // other's mutants: each copy of the tree keeps its own.
+            cmd.env_remove("CARGO_TARGET_DIR");
+        }
+        if args.iterate {
+            cmd.arg("--iterate");
+        }
+        cmd
             // Property tests run few cases per mutant (proptest applies `PROPTEST_CASES` over
             // each test's own count): a mutant is caught by its first failing case, and the full
             // counts made `model` alone a run of many hours (81 s of tests for each of 459).
@@ -177,6 +208,9 @@ pub fn run_mutants(root: &Path, args: &[String]) -> Result<()> {
         }
         for file in &args.files {
             cmd.args(["--file", file]);
+        }
+        if !args.test_args.is_empty() {
+            cmd.arg("--").args(&args.test_args);
         }
         let started = std::time::Instant::now();
         eprintln!("$ {cmd:?}");
@@ -425,7 +459,28 @@ mod tests {
         let parsed = args(&["--in-diff", "origin/main"]).unwrap();
         assert_eq!(parsed.base.as_deref(), Some("origin/main"));
         assert!(args(&["-p"]).is_err());
-        assert!(args(&["--jobs", "2"]).is_err());
+        assert!(!parsed.iterate && parsed.jobs == 1 && parsed.test_args.is_empty());
+        let parsed = args(&[
+            "-j",
+            "2",
+            "--iterate",
+            "-p",
+            "fake-lxd",
+            "--",
+            "-E",
+            "not binary(real_daemon)",
+            "-p",
+        ])
+        .unwrap();
+        assert_eq!((parsed.jobs, parsed.iterate), (2, true));
+        assert_eq!(parsed.packages, ["fake-lxd"]);
+        assert_eq!(parsed.test_args, ["-E", "not binary(real_daemon)", "-p"]);
+        for bad in ["0", "65", "two", "-1"] {
+            let err = args(&["--jobs", bad]).err().unwrap().to_string();
+            assert!(err.contains("--jobs") && err.contains(bad), "{err}");
+        }
+        assert!(args(&["--jobs"]).is_err());
+        assert!(args(&["--shard", "1/2"]).is_err());
     }
 
     #[test]

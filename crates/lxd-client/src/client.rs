@@ -1073,6 +1073,123 @@ mod tests {
     }
 
     #[test]
+    fn refusals_a_user_can_act_on_say_what_to_do() {
+        use Generation::{Incus, Password, TrustToken};
+        let cases: &[(u16, &str, Generation, Option<&str>)] = &[
+            (
+                400,
+                "Cannot join: the server isn't listening on network",
+                Incus,
+                Some("incus config set core.https_address"),
+            ),
+            (
+                400,
+                "server not listening on network",
+                Incus,
+                Some("incus config set core.https_address"),
+            ),
+            (
+                400,
+                "the server isn't listening on network",
+                Password,
+                Some("lxc config set core.https_address"),
+            ),
+            (
+                400,
+                "not listening on network",
+                TrustToken,
+                Some("lxc config set core.https_address"),
+            ),
+            (400, "bad request", Incus, None),
+            (
+                403,
+                "not authorized",
+                Password,
+                Some("not trusted by the server"),
+            ),
+            (
+                403,
+                "Token has expired",
+                TrustToken,
+                Some("the token expired"),
+            ),
+            (500, "Token has expired", Incus, Some("the token expired")),
+            (
+                403,
+                "No matching certificate add operation found",
+                Password,
+                Some("already used, revoked or lost"),
+            ),
+            (403, "forbidden", Password, None),
+            (
+                409,
+                "Certificate entry already exists",
+                TrustToken,
+                Some("already has a client of this name"),
+            ),
+            (
+                409,
+                "Client is already trusted",
+                Password,
+                Some("already trusted by the server"),
+            ),
+            (
+                400,
+                "Client is already trusted",
+                Incus,
+                Some("already trusted by the server"),
+            ),
+            (409, "conflict", Password, None),
+            (
+                501,
+                "Password authentication is not supported",
+                Password,
+                Some("no longer takes passwords"),
+            ),
+            (
+                501,
+                "Password authentication is not supported",
+                TrustToken,
+                None,
+            ),
+            (501, "not implemented", Password, None),
+        ];
+        for (status, message, generation, hint) in cases {
+            let refused = explain(
+                Error::Api {
+                    status: *status,
+                    message: (*message).to_owned(),
+                },
+                *generation,
+            );
+            match (hint, &refused) {
+                (
+                    Some(hint),
+                    Error::Refused {
+                        status: s,
+                        message: m,
+                    },
+                ) => {
+                    assert_eq!(s, status);
+                    assert!(m.starts_with(message) && m.contains(hint), "{m}");
+                }
+                (
+                    None,
+                    Error::Api {
+                        status: s,
+                        message: m,
+                    },
+                ) => {
+                    assert_eq!((s, m.as_str()), (status, *message));
+                }
+                _ => panic!("{status} {message} {generation:?}: {refused:?}"),
+            }
+        }
+        let other = explain(Error::BadOperationId("x".into()), Password);
+        assert!(matches!(other, Error::BadOperationId(_)));
+    }
+
+    #[test]
     fn path_segments_never_walk() {
         for (input, encoded) in [
             (".", "%2E"),

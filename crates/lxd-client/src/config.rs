@@ -265,7 +265,21 @@ fn write_private(path: &Path, contents: &str) -> Result<(), Error> {
 mod discovery_tests {
     use std::path::{Path, PathBuf};
 
-    use super::{config_dir_in, local_socket_in};
+    use super::{config_dir, config_dir_in, local_socket, local_socket_in};
+
+    #[test]
+    fn the_public_lookup_takes_the_variables_and_the_home_it_is_given() {
+        let conf = vars(&[("LXD_CONF", "/etc/lxc-conf")]);
+        assert_eq!(
+            config_dir(&conf, Some(Path::new("/home/u"))),
+            Some(PathBuf::from("/etc/lxc-conf"))
+        );
+        assert_eq!(config_dir(&vars(&[]), None), None, "no home, no variable");
+        assert_eq!(
+            local_socket(&vars(&[("LXD_DIR", "/tmp/lxd-dir")])),
+            PathBuf::from("/tmp/lxd-dir/unix.socket")
+        );
+    }
 
     fn vars(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
         move |name| {

@@ -111,3 +111,47 @@ impl Error {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Error;
+
+    fn exhausted(last: Error) -> Error {
+        Error::RetriesExhausted {
+            attempts: 3,
+            last: Box::new(last),
+        }
+    }
+
+    fn timeout() -> Error {
+        Error::Timeout {
+            target: "lxd".into(),
+        }
+    }
+
+    fn connect() -> Error {
+        Error::Connect {
+            target: "lxd".into(),
+            message: "refused".into(),
+        }
+    }
+
+    #[test]
+    fn retries_exhausted_is_what_its_last_failure_was() {
+        assert!(exhausted(timeout()).is_ambiguous());
+        assert!(!exhausted(connect()).is_ambiguous());
+        assert!(connect().is_unsent() && !timeout().is_unsent());
+        assert!(
+            !exhausted(connect()).is_unsent(),
+            "only a bare connect failure"
+        );
+        let redirect = Error::Redirect {
+            target: "lxd".into(),
+            status: 307,
+            location: None,
+        };
+        assert_eq!(redirect.status(), Some(307));
+        assert_eq!(exhausted(redirect).status(), Some(307));
+        assert_eq!(exhausted(timeout()).status(), None);
+    }
+}

@@ -164,5 +164,7 @@ mod tests {
         let hidden = info(json!({"auth": "untrusted"}));
         assert!(hidden.issues_tokens());
         assert_eq!(hidden.describe(), "the server");
+        let unversioned = info(json!({"auth": "trusted", "environment": {"server": "lxd"}}));
+        assert_eq!(unversioned.describe(), "lxd");
     }
 }

@@ -176,3 +176,19 @@ async fn redirects_are_refused_not_followed() {
         assert!(!err.is_ambiguous() && !err.is_transient());
     }
 }
+
+#[tokio::test]
+async fn replies_up_to_32_mib_are_read_and_longer_ones_refused() {
+    // A long reply LXD could give (many operations), well over a mebibyte.
+    let pad = "x".repeat(3 * 1024 * 1024);
+    let body = format!(
+        r#"{{"type":"sync","metadata":{{"auth":"trusted","api_extensions":["certificate_token"],"environment":{{"server":"lxd","server_version":"{pad}"}}}}}}"#
+    );
+    let (_dir, client) = canned(http("200 OK", "application/json", &body)).await;
+    let info = client.server_info().await.unwrap();
+    assert!(info.trusted && info.issues_tokens());
+    let reply =
+        b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 33554433\r\n\r\n{"
+            .to_vec();
+    check(reply, |e| matches!(e, Error::TooLarge(33_554_433))).await;
+}

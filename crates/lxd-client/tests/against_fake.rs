@@ -148,8 +148,18 @@ async fn joining_over_https_with_a_token_in_both_profiles() {
             Some(&identity(&cert)),
         )
         .unwrap();
-        let remote = Client::new(target, fast());
+        assert_eq!(target.seen_fingerprint(), None, "no connection yet");
+        let remote = Client::new(target.clone(), fast());
         assert!(!remote.server_info().await.unwrap().trusted);
+        assert_eq!(
+            target.seen_fingerprint().as_deref(),
+            Some(fake.server_fingerprint()),
+            "the certificate of the last connection"
+        );
+        assert_eq!(
+            Target::Unix(fake.unix_socket().to_owned()).seen_fingerprint(),
+            None
+        );
         remote.consume_token(&token.token).await.unwrap();
         let state = fake.control().state();
         assert_eq!(

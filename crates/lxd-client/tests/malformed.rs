@@ -156,6 +156,11 @@ async fn garbage_instead_of_http_and_a_dead_socket() {
         matches!(&err, Error::RetriesExhausted { last, .. } if matches!(**last, Error::Connect { .. })),
         "{err:?}"
     );
+    // The error names the socket and keeps the cause hyper wraps.
+    let text = err.to_string();
+    assert!(text.contains("cannot reach LXD at unix:"), "{text}");
+    assert!(text.contains("nothing.socket"), "{text}");
+    assert!(text.contains("No such file or directory"), "{text}");
 }
 
 #[tokio::test]
@@ -191,4 +196,30 @@ async fn replies_up_to_32_mib_are_read_and_longer_ones_refused() {
         b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 33554433\r\n\r\n{"
             .to_vec();
     check(reply, |e| matches!(e, Error::TooLarge(33_554_433))).await;
+}
+
+/// A reply of exactly 32 MiB is read; one byte more is refused, whether the server says its
+/// length or just sends until it closes.
+#[tokio::test]
+async fn the_32_mib_limit_is_exact() {
+    let limit = lxd_client::transport::MAX_BODY;
+    let head = r#"{"type":"sync","metadata":{"auth":"trusted","api_extensions":[],"environment":{"server":"lxd","server_version":""#;
+    let tail = r#""}}}"#;
+    let body = format!(
+        "{head}{}{tail}",
+        "x".repeat(limit - head.len() - tail.len())
+    );
+    assert_eq!(body.len(), limit);
+    let (_dir, client) = canned(http("200 OK", "application/json", &body)).await;
+    assert!(client.server_info().await.unwrap().trusted);
+
+    let mut unsized_reply =
+        b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nconnection: close\r\n\r\n".to_vec();
+    unsized_reply.extend(std::iter::repeat_n(b' ', limit + 1));
+    let (_dir, client) = canned(unsized_reply).await;
+    let err = client.server_info().await.unwrap_err();
+    assert!(
+        matches!(err, Error::TooLarge(n) if n == limit as u64 + 1),
+        "{err:?}"
+    );
 }

@@ -88,3 +88,20 @@ async fn secrets_never_reach_logs_debug_or_errors() {
         assert!(!everything.contains(secret), "a secret leaked");
     }
 }
+
+#[test]
+fn an_identity_shows_its_fingerprint_and_parses_its_key() {
+    let cert = ClientCert::generate("shown");
+    let identity = ClientIdentity {
+        cert_pem: cert.cert_pem.clone(),
+        key_pem: SecretString::from(cert.key_pem.clone()),
+    };
+    let shown = format!("{identity:?}");
+    assert!(shown.starts_with("ClientIdentity {"), "{shown}");
+    assert!(shown.contains(&cert.fingerprint), "{shown}");
+    assert!(!shown.contains("PRIVATE KEY"), "{shown}");
+    assert!(lxd_client::transport::parse_key(&identity.key_pem).is_some());
+    assert!(
+        lxd_client::transport::parse_key(&SecretString::from("not a key".to_owned())).is_none()
+    );
+}

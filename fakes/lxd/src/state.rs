@@ -900,6 +900,13 @@ mod tests {
         assert_eq!(parse_expiry("20M"), Some(time::Duration::minutes(20)));
         assert_eq!(parse_expiry("1H 30M"), Some(time::Duration::minutes(90)));
         assert_eq!(parse_expiry("0M"), Some(time::Duration::ZERO));
+        let days = time::Duration::days;
+        assert_eq!(parse_expiry("10S"), Some(time::Duration::seconds(10)));
+        assert_eq!(parse_expiry("2H"), Some(time::Duration::hours(2)));
+        assert_eq!(parse_expiry("1d"), Some(days(1)));
+        assert_eq!(parse_expiry("2w"), Some(days(14)));
+        assert_eq!(parse_expiry("1m"), Some(days(30)));
+        assert_eq!(parse_expiry("1y 1d"), Some(days(366)));
         for bad in ["bogus", "10s", "-5M", "20"] {
             assert_eq!(parse_expiry(bad), None, "{bad}");
         }
@@ -946,5 +953,66 @@ mod tests {
             !text.contains("hunter2-password") && !text.contains("a-trust-token"),
             "{text}"
         );
+        // Whether there is one is still shown, and the rest of the request as it is.
+        assert!(text.starts_with("CertificatesPost {"), "{text}");
+        assert!(text.contains(r#"password: "<redacted>""#), "{text}");
+        assert!(text.contains(r#"trust_token: "<redacted>""#), "{text}");
+        let text = format!("{:?}", CertificatesPost::default());
+        assert!(text.contains(r#"password: "<none>""#), "{text}");
+        assert!(text.contains(r#"trust_token: "<none>""#), "{text}");
+        let text = format!("{op:?}");
+        assert!(text.starts_with("Operation {"), "{text}");
+        assert!(text.contains(&op.id) && text.contains("Running"), "{text}");
+    }
+
+    /// The status codes and list buckets LXD gives its operations.
+    #[test]
+    fn operation_statuses_as_lxd_shows_them() {
+        let shown: Vec<_> = [Status::Running, Status::Cancelled, Status::Success]
+            .into_iter()
+            .map(|s| (s.code(), s.bucket()))
+            .collect();
+        assert_eq!(
+            shown,
+            [(103, "running"), (401, "cancelled"), (200, "success")]
+        );
+    }
+
+    /// A token made with no `core.remote_token_expiry` set: LXD 6 gives it fifteen days, LXD
+    /// 5.0 and Incus 6.0 none.
+    #[test]
+    fn tokens_expire_by_the_profile_default_when_no_expiry_is_set() {
+        let start = OffsetDateTime::UNIX_EPOCH;
+        for (profile, expiry) in [
+            (Profile::V5_0, None),
+            (Profile::V6, Some(start + time::Duration::days(15))),
+            (Profile::Incus6_0, None),
+        ] {
+            let mut state = State::new(profile, 1, "a:1".into(), "f".into(), start);
+            let config = [("core.https_address".to_owned(), "a:1".to_owned())];
+            assert!(state.set_config(config.into(), false).is_ok());
+            let req = CertificatesPost {
+                name: "t".into(),
+                kind: "client".into(),
+                token: true,
+                ..CertificatesPost::default()
+            };
+            if let Err(e) = state.create_token(req, start) {
+                panic!("{profile:?}: {e:?}");
+            }
+            let op = state.operations().next().unwrap();
+            assert_eq!(op.token.as_ref().unwrap().expires_at, expiry, "{profile:?}");
+        }
+    }
+
+    /// A null project list, as clients send for an unrestricted token, is an empty one.
+    #[test]
+    fn null_projects_are_no_projects() {
+        let post: CertificatesPost = serde_json::from_str(r#"{"projects":null}"#).unwrap();
+        assert!(post.projects.is_empty());
+        let post: CertificatesPost = serde_json::from_str(r#"{"projects":["a","b"]}"#).unwrap();
+        assert_eq!(post.projects, ["a", "b"]);
+        let post: CertificatesPost = serde_json::from_str("{}").unwrap();
+        assert!(post.projects.is_empty());
     }
 }

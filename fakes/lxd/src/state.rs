@@ -906,7 +906,8 @@ mod tests {
         assert_eq!(parse_expiry("1d"), Some(days(1)));
         assert_eq!(parse_expiry("2w"), Some(days(14)));
         assert_eq!(parse_expiry("1m"), Some(days(30)));
-        assert_eq!(parse_expiry("1y 1d"), Some(days(366)));
+        assert_eq!(parse_expiry("2m"), Some(days(60)));
+        assert_eq!(parse_expiry("2y 1d"), Some(days(731)));
         for bad in ["bogus", "10s", "-5M", "20"] {
             assert_eq!(parse_expiry(bad), None, "{bad}");
         }
@@ -963,6 +964,29 @@ mod tests {
         let text = format!("{op:?}");
         assert!(text.starts_with("Operation {"), "{text}");
         assert!(text.contains(&op.id) && text.contains("Running"), "{text}");
+    }
+
+    /// Reseeding makes what the fake makes up (operation ids, secrets) repeat, whatever the
+    /// seed it started with.
+    #[test]
+    fn a_reseeded_state_makes_the_same_tokens() {
+        let start = OffsetDateTime::UNIX_EPOCH;
+        let made = |seed: u64| {
+            let mut state = State::new(Profile::V5_0, seed, "a:1".into(), "f".into(), start);
+            let config = [("core.https_address".to_owned(), "a:1".to_owned())];
+            assert!(state.set_config(config.into(), false).is_ok());
+            state.reseed(7);
+            let req = CertificatesPost {
+                name: "t".into(),
+                kind: "client".into(),
+                token: true,
+                ..CertificatesPost::default()
+            };
+            assert!(state.create_token(req, start).is_ok());
+            let op = state.operations().next().unwrap();
+            (op.id.clone(), op.token.as_ref().unwrap().secret.clone())
+        };
+        assert_eq!(made(1), made(2));
     }
 
     /// The status codes and list buckets LXD gives its operations.

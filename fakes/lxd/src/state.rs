@@ -357,19 +357,12 @@ impl State {
             .collect()
     }
 
+    /// A version 4 UUID from the seeded source, so that a seed repeats the ids.
     fn uuid(&mut self) -> String {
-        let mut b: [u8; 16] = self.rng.random();
-        b[6] = (b[6] & 0x0f) | 0x40;
-        b[8] = (b[8] & 0x3f) | 0x80;
-        let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-        format!(
-            "{}-{}-{}-{}-{}",
-            &h[0..8],
-            &h[8..12],
-            &h[12..16],
-            &h[16..20],
-            &h[20..32]
-        )
+        uuid::Builder::from_random_bytes(self.rng.random())
+            .into_uuid()
+            .hyphenated()
+            .to_string()
     }
 
     pub fn is_trusted(&self, caller: &Caller) -> bool {
@@ -987,6 +980,98 @@ mod tests {
             (op.id.clone(), op.token.as_ref().unwrap().secret.clone())
         };
         assert_eq!(made(1), made(2));
+    }
+
+    fn v5_with_address() -> State {
+        let start = OffsetDateTime::UNIX_EPOCH;
+        let mut state = State::new(Profile::V5_0, 1, "a:1".into(), "f".into(), start);
+        let config = [("core.https_address".to_owned(), "a:1".to_owned())];
+        assert!(state.set_config(config.into(), false).is_ok());
+        state
+    }
+
+    fn token_request(name: &str) -> CertificatesPost {
+        CertificatesPost {
+            name: name.into(),
+            kind: "client".into(),
+            token: true,
+            ..CertificatesPost::default()
+        }
+    }
+
+    #[test]
+    fn operation_ids_are_version_4_uuids() {
+        let mut state = v5_with_address();
+        for i in 0..32 {
+            let req = token_request(&format!("t{i}"));
+            assert!(state.create_token(req, OffsetDateTime::UNIX_EPOCH).is_ok());
+        }
+        for op in state.operations() {
+            let id = uuid::Uuid::try_parse(&op.id).unwrap();
+            assert_eq!(id.get_version_num(), 4, "{}", op.id);
+            assert_eq!(id.get_variant(), uuid::Variant::RFC4122, "{}", op.id);
+            assert_eq!(id.hyphenated().to_string(), op.id);
+        }
+    }
+
+    #[test]
+    fn an_invalid_expiry_is_refused_as_lxd_refuses_it() {
+        let mut state = v5_with_address();
+        let set = |value: &str| {
+            BTreeMap::from([("core.remote_token_expiry".to_owned(), value.to_owned())])
+        };
+        assert!(state.set_config(set("1H 30M"), false).is_ok());
+        let refused = state.set_config(set("soon"), false).unwrap_err();
+        assert_eq!(refused.status, 400);
+        assert_eq!(
+            refused.text,
+            "cannot set 'core.remote_token_expiry' to 'soon': Invalid expiry expression"
+        );
+        let refused = state
+            .set_config(
+                BTreeMap::from([("core.bogus".to_owned(), "1".to_owned())]),
+                false,
+            )
+            .unwrap_err();
+        assert_eq!(refused.text, "cannot set 'core.bogus' to '1': unknown key");
+    }
+
+    /// LXD 6 and LXD 5.0 word the refusal of a token request that carries a certificate
+    /// differently.
+    #[test]
+    fn a_token_request_with_a_certificate_is_refused_in_each_profile_words() {
+        let start = OffsetDateTime::UNIX_EPOCH;
+        for (profile, text) in [
+            (Profile::V5_0, "Can't use certificate if token is requested"),
+            (Profile::V6, "Cannot use certificate if token is requested"),
+        ] {
+            let mut state = State::new(profile, 1, "a:1".into(), "f".into(), start);
+            let config = [("core.https_address".to_owned(), "a:1".to_owned())];
+            assert!(state.set_config(config.into(), false).is_ok());
+            let req = CertificatesPost {
+                certificate: "MIIB".into(),
+                ..token_request("t")
+            };
+            let refused = state.create_token(req, start).unwrap_err();
+            assert_eq!(
+                (refused.status, refused.text.as_str()),
+                (400, text),
+                "{profile:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_version_changes_with_every_operation_change() {
+        let mut state = v5_with_address();
+        let start = OffsetDateTime::UNIX_EPOCH;
+        let v0 = state.version();
+        assert!(state.create_token(token_request("t"), start).is_ok());
+        let v1 = state.version();
+        assert!(v1 > v0);
+        let id = state.operations().next().unwrap().id.clone();
+        assert!(state.cancel(&id, start).is_ok());
+        assert!(state.version() > v1);
     }
 
     /// The status codes and list buckets LXD gives its operations.

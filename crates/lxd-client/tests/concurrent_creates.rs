@@ -503,3 +503,23 @@ async fn a_watch_for_nothing_backs_off_until_the_deadline() {
     assert!(pending(&fake).is_empty());
     no_deletes(&fake);
 }
+
+/// A proxy gives up on a slow server and answers 502, then the request reaches the server
+/// after the client's request timeout: the client keeps watching until its deadline and
+/// adopts the token that appears late.
+#[tokio::test]
+async fn a_token_that_appears_after_the_settle_time_is_still_adopted() {
+    let fake = FakeLxd::start(Config::for_testing()).await.unwrap();
+    let proxy = Proxy::start(fake.unix_socket());
+    let ours = Client::new(
+        Target::Unix(proxy.socket().to_owned()),
+        retry(Duration::from_secs(5), Duration::from_millis(100)),
+    );
+    proxy.fault(Fault::BadGatewayThenForward(Duration::from_millis(600)));
+    let token = ours.create_token("late", &[]).await.unwrap();
+    proxy.idle().await;
+    let made = proxy.log().into_iter().find_map(|e| e.made);
+    assert_eq!(made.as_deref(), Some(token.operation_id.as_str()));
+    assert_eq!(pending(&fake), BTreeSet::from([token.operation_id]));
+    no_deletes(&fake);
+}

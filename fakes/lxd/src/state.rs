@@ -1071,7 +1071,12 @@ mod tests {
         assert!(v1 > v0);
         let id = state.operations().next().unwrap().id.clone();
         assert!(state.cancel(&id, start).is_ok());
-        assert!(state.version() > v1);
+        let v2 = state.version();
+        assert!(v2 > v1);
+        // The cancelled operation leaves after the retention.
+        state.tick(start + RETENTION);
+        assert_eq!(state.operations().count(), 0);
+        assert!(state.version() > v2);
     }
 
     /// The status codes and list buckets LXD gives its operations.

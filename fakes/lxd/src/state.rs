@@ -1079,6 +1079,63 @@ mod tests {
         assert!(state.version() > v2);
     }
 
+    /// The operations as a client sees them, to compare two states.
+    fn seen(state: &State) -> Vec<(String, Status, OffsetDateTime, Option<OffsetDateTime>)> {
+        state
+            .operations()
+            .map(|o| (o.id.clone(), o.status, o.created_at, o.finished_at))
+            .collect()
+    }
+
+    proptest::proptest! {
+        /// `tick` skips the sweeps that find nothing; one long tick must leave the state that
+        /// ticking at every sweep time leaves: the same tokens expired at the same sweeps.
+        #[test]
+        fn one_long_tick_does_what_a_tick_at_every_sweep_does(
+            profile in proptest::prop_oneof![
+                proptest::strategy::Just(Profile::V5_0),
+                proptest::strategy::Just(Profile::V6),
+                proptest::strategy::Just(Profile::Incus6_0),
+            ],
+            expiry in proptest::sample::select(vec!["", "1S", "30S", "60S", "90S", "2M", "1H"]),
+            // Steps of whole quarter minutes, so that tokens are often made, and expire, at
+            // sweep times.
+            steps in proptest::collection::vec(
+                (
+                    proptest::bool::ANY,
+                    proptest::strategy::Strategy::prop_map(0i64..700, |n| n * 15),
+                ),
+                1..12,
+            ),
+        ) {
+            let start = OffsetDateTime::UNIX_EPOCH;
+            let config = BTreeMap::from([
+                ("core.https_address".to_owned(), "a:1".to_owned()),
+                ("core.remote_token_expiry".to_owned(), expiry.to_owned()),
+            ]);
+            let mut jump = State::new(profile, 1, "a:1".into(), "f".into(), start);
+            let mut stepped = State::new(profile, 1, "a:1".into(), "f".into(), start);
+            proptest::prop_assert!(jump.set_config(config.clone(), false).is_ok());
+            proptest::prop_assert!(stepped.set_config(config, false).is_ok());
+            let mut now = start;
+            for (i, (create, seconds)) in steps.into_iter().enumerate() {
+                now += time::Duration::seconds(seconds);
+                jump.tick(now);
+                while stepped.next_sweep <= now {
+                    let at = stepped.next_sweep;
+                    stepped.tick(at);
+                }
+                stepped.tick(now);
+                proptest::prop_assert_eq!(seen(&jump), seen(&stepped), "at {}", now);
+                if create {
+                    let name = format!("t{i}");
+                    proptest::prop_assert!(jump.create_token(token_request(&name), now).is_ok());
+                    proptest::prop_assert!(stepped.create_token(token_request(&name), now).is_ok());
+                }
+            }
+        }
+    }
+
     /// The status codes and list buckets LXD gives its operations.
     #[test]
     fn operation_statuses_as_lxd_shows_them() {

@@ -1135,6 +1135,90 @@ mod tests {
         }
     }
 
+    fn joiner(fingerprint: &str) -> Caller {
+        Caller {
+            local: false,
+            cert: Some((fingerprint.into(), "PEM".into())),
+        }
+    }
+
+    /// The body each profile's client sends with `token`.
+    fn join(profile: Profile, token: &str) -> CertificatesPost {
+        match profile {
+            Profile::V5_0 => CertificatesPost {
+                password: token.into(),
+                ..CertificatesPost::default()
+            },
+            _ => CertificatesPost {
+                trust_token: Some(token.into()),
+                ..CertificatesPost::default()
+            },
+        }
+    }
+
+    /// A token joins its client once, under the token's name, and the certificate can then
+    /// be found by a fingerprint prefix and deleted; each profile refuses what LXD refuses.
+    #[test]
+    fn tokens_join_clients_once_in_every_profile() {
+        let start = OffsetDateTime::UNIX_EPOCH;
+        for profile in [Profile::V5_0, Profile::V6, Profile::Incus6_0] {
+            let mut state = State::new(profile, 1, "a:1".into(), "f".into(), start);
+            let config = [("core.https_address".to_owned(), "a:1".to_owned())];
+            assert!(state.set_config(config.into(), false).is_ok());
+            let op = state.create_token(token_request("joiner"), start).unwrap();
+            let token = token_string(&op, profile).unwrap();
+            let joined = state.consume(&joiner("ab12"), &join(profile, &token), start);
+            assert_eq!(joined.unwrap().fingerprint, "ab12", "{profile:?}");
+            assert_eq!(state.certificates[0].name, "joiner");
+            // Burnt: the same token again is refused, as an unknown one.
+            let again = state
+                .consume(&joiner("cd34"), &join(profile, &token), start)
+                .unwrap_err();
+            assert_eq!(
+                (again.status, again.text.as_str()),
+                (403, "No matching certificate add operation found"),
+                "{profile:?}"
+            );
+            // A trusted client presenting a token: LXD 6 looks at the token first.
+            let trusted = state
+                .consume(&joiner("ab12"), &join(profile, &token), start)
+                .unwrap_err();
+            let want = if profile == Profile::V6 { 403 } else { 400 };
+            assert_eq!(trusted.status, want, "{profile:?}: {}", trusted.text);
+            // LXD 6 refuses a password outright; Incus ignores one.
+            let password = CertificatesPost {
+                password: "p".into(),
+                ..CertificatesPost::default()
+            };
+            let refused = state
+                .consume(&joiner("ef56"), &password, start)
+                .unwrap_err();
+            let want = if profile == Profile::V6 { 501 } else { 403 };
+            assert_eq!(refused.status, want, "{profile:?}: {}", refused.text);
+
+            assert_eq!(state.certificate("ab").unwrap().name, "joiner");
+            assert_eq!(state.certificate("").unwrap_err().status, 404, "no prefix");
+            assert_eq!(state.certificate("cd").unwrap_err().status, 404);
+            assert!(state.delete_certificate("cd").is_err());
+            assert!(state.delete_certificate("ab").is_ok());
+            assert!(state.certificates.is_empty());
+        }
+    }
+
+    #[test]
+    fn a_restart_loses_pending_tokens_and_restarts_the_sweep_clock() {
+        let start = OffsetDateTime::UNIX_EPOCH;
+        let mut state = v5_with_address();
+        assert!(state.create_token(token_request("t"), start).is_ok());
+        let v = state.version();
+        let later = start + time::Duration::seconds(90);
+        state.restart(later);
+        assert_eq!(state.operations().count(), 0);
+        assert!(state.version() > v);
+        assert_eq!(state.started_at, later);
+        assert_eq!(state.next_sweep, later + time::Duration::minutes(1));
+    }
+
     /// The status codes and list buckets LXD gives its operations.
     #[test]
     fn operation_statuses_as_lxd_shows_them() {

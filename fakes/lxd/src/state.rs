@@ -920,15 +920,8 @@ mod tests {
     #[test]
     fn debug_output_never_shows_a_secret() {
         let start = OffsetDateTime::UNIX_EPOCH;
-        let mut state = State::new(Profile::V6, 1, "a:1".into(), "f".into(), start);
-        let config = [("core.https_address".to_owned(), "a:1".to_owned())];
-        assert!(state.set_config(config.into(), false).is_ok());
-        let req = CertificatesPost {
-            name: "n".into(),
-            kind: "client".into(),
-            token: true,
-            ..CertificatesPost::default()
-        };
+        let mut state = with_address(Profile::V6, 1);
+        let req = token_request("n");
         assert!(state.create_token(req, start).is_ok());
         let op = state.operations().next().expect("the token operation");
         let secret = op.token.as_ref().expect("token metadata").secret.clone();
@@ -964,16 +957,9 @@ mod tests {
     fn a_reseeded_state_makes_the_same_tokens() {
         let start = OffsetDateTime::UNIX_EPOCH;
         let made = |seed: u64| {
-            let mut state = State::new(Profile::V5_0, seed, "a:1".into(), "f".into(), start);
-            let config = [("core.https_address".to_owned(), "a:1".to_owned())];
-            assert!(state.set_config(config.into(), false).is_ok());
+            let mut state = with_address(Profile::V5_0, seed);
             state.reseed(7);
-            let req = CertificatesPost {
-                name: "t".into(),
-                kind: "client".into(),
-                token: true,
-                ..CertificatesPost::default()
-            };
+            let req = token_request("t");
             assert!(state.create_token(req, start).is_ok());
             let op = state.operations().next().unwrap();
             (op.id.clone(), op.token.as_ref().unwrap().secret.clone())
@@ -981,12 +967,17 @@ mod tests {
         assert_eq!(made(1), made(2));
     }
 
-    fn v5_with_address() -> State {
+    /// A state of `profile` from `seed`, started at the epoch, listening on `a:1`.
+    fn with_address(profile: Profile, seed: u64) -> State {
         let start = OffsetDateTime::UNIX_EPOCH;
-        let mut state = State::new(Profile::V5_0, 1, "a:1".into(), "f".into(), start);
+        let mut state = State::new(profile, seed, "a:1".into(), "f".into(), start);
         let config = [("core.https_address".to_owned(), "a:1".to_owned())];
         assert!(state.set_config(config.into(), false).is_ok());
         state
+    }
+
+    fn v5_with_address() -> State {
+        with_address(Profile::V5_0, 1)
     }
 
     fn token_request(name: &str) -> CertificatesPost {
@@ -1044,9 +1035,7 @@ mod tests {
             (Profile::V5_0, "Can't use certificate if token is requested"),
             (Profile::V6, "Cannot use certificate if token is requested"),
         ] {
-            let mut state = State::new(profile, 1, "a:1".into(), "f".into(), start);
-            let config = [("core.https_address".to_owned(), "a:1".to_owned())];
-            assert!(state.set_config(config.into(), false).is_ok());
+            let mut state = with_address(profile, 1);
             let req = CertificatesPost {
                 certificate: "MIIB".into(),
                 ..token_request("t")
@@ -1162,9 +1151,7 @@ mod tests {
     fn tokens_join_clients_once_in_every_profile() {
         let start = OffsetDateTime::UNIX_EPOCH;
         for profile in [Profile::V5_0, Profile::V6, Profile::Incus6_0] {
-            let mut state = State::new(profile, 1, "a:1".into(), "f".into(), start);
-            let config = [("core.https_address".to_owned(), "a:1".to_owned())];
-            assert!(state.set_config(config.into(), false).is_ok());
+            let mut state = with_address(profile, 1);
             let op = state.create_token(token_request("joiner"), start).unwrap();
             let token = token_string(&op, profile).unwrap();
             let joined = state.consume(&joiner("ab12"), &join(profile, &token), start);
@@ -1242,15 +1229,8 @@ mod tests {
             (Profile::V6, Some(start + time::Duration::days(15))),
             (Profile::Incus6_0, None),
         ] {
-            let mut state = State::new(profile, 1, "a:1".into(), "f".into(), start);
-            let config = [("core.https_address".to_owned(), "a:1".to_owned())];
-            assert!(state.set_config(config.into(), false).is_ok());
-            let req = CertificatesPost {
-                name: "t".into(),
-                kind: "client".into(),
-                token: true,
-                ..CertificatesPost::default()
-            };
+            let mut state = with_address(profile, 1);
+            let req = token_request("t");
             if let Err(e) = state.create_token(req, start) {
                 panic!("{profile:?}: {e:?}");
             }

@@ -519,6 +519,25 @@ fn deletes(fake: &FakeLxd) -> usize {
         .count()
 }
 
+/// A fault on the next `times` revokes (every one for `None`).
+fn on_revokes(times: Option<u32>, action: Action) -> Rule {
+    Rule {
+        method: "DELETE".into(),
+        path: "/1.0/operations/*".into(),
+        times,
+        action,
+    }
+}
+
+/// The status fault `status`, in LXD's error format.
+fn status(status: u16) -> Action {
+    Action::Status {
+        status,
+        body: None,
+        headers: None,
+    }
+}
+
 /// The revoke reaches the server, which cancels the token, and the answer is lost: the
 /// revoke is sent again, and its 404 means the first one did it.
 #[tokio::test]
@@ -526,14 +545,12 @@ async fn a_revoke_whose_answer_is_lost_is_sent_again_and_counts_as_done() {
     let fake = fake(Profile::V5_0).await;
     let client = unix(&fake);
     let token = client.create_token("lost-answer", &[]).await.unwrap();
-    fake.control().add_fault(Rule {
-        method: "DELETE".into(),
-        path: "/1.0/operations/*".into(),
-        times: Some(1),
-        action: Action::Reset {
+    fake.control().add_fault(on_revokes(
+        Some(1),
+        Action::Reset {
             reset: ResetWhen::After,
         },
-    });
+    ));
     assert!(client.revoke(&token.operation_id).await.unwrap());
     assert_eq!(deletes(&fake), 2, "sent again after the lost answer");
     assert!(fake.control().pending_tokens().is_empty());
@@ -546,30 +563,12 @@ async fn a_revoke_stops_at_a_refusal_and_at_the_deadline() {
     let fake = fake(Profile::V5_0).await;
     let client = unix(&fake);
     let token = client.create_token("refused", &[]).await.unwrap();
-    fake.control().add_fault(Rule {
-        method: "DELETE".into(),
-        path: "/1.0/operations/*".into(),
-        times: Some(1),
-        action: Action::Status {
-            status: 403,
-            body: None,
-            headers: None,
-        },
-    });
+    fake.control().add_fault(on_revokes(Some(1), status(403)));
     let err = client.revoke(&token.operation_id).await.unwrap_err();
     assert!(matches!(err, Error::Api { status: 403, .. }), "{err}");
     assert_eq!(deletes(&fake), 1, "a 403 is not retried");
 
-    fake.control().add_fault(Rule {
-        method: "DELETE".into(),
-        path: "/1.0/operations/*".into(),
-        times: None,
-        action: Action::Status {
-            status: 503,
-            body: None,
-            headers: None,
-        },
-    });
+    fake.control().add_fault(on_revokes(None, status(503)));
     let started = std::time::Instant::now();
     let err = tokio::time::timeout(Duration::from_secs(10), client.revoke(&token.operation_id))
         .await

@@ -441,22 +441,26 @@ fn overlapping_shard(cases: u32) {
     });
 }
 
+/// A fake behind the test proxy, and a client of the proxy with `retry`.
+async fn behind_proxy(retry: RetryPolicy) -> (FakeLxd, Proxy, Client) {
+    let fake = FakeLxd::start(Config::for_testing()).await.unwrap();
+    let proxy = Proxy::start(fake.unix_socket());
+    let ours = Client::new(Target::Unix(proxy.socket().to_owned()), retry);
+    (fake, proxy, ours)
+}
+
 /// The answer of a create is lost after the server made the token: the client adopts it as
 /// soon as the request has had its time to act, not a whole backoff later.
 #[tokio::test]
 async fn a_sole_candidate_is_adopted_when_the_request_has_had_its_time() {
-    let fake = FakeLxd::start(Config::for_testing()).await.unwrap();
-    let proxy = Proxy::start(fake.unix_socket());
-    let ours = Client::new(
-        Target::Unix(proxy.socket().to_owned()),
-        RetryPolicy {
-            deadline: Duration::from_secs(60),
-            base_backoff: Duration::from_secs(10),
-            max_backoff: Duration::from_secs(10),
-            request_timeout: Duration::from_millis(300),
-            create_attempts: 3,
-        },
-    );
+    let (fake, proxy, ours) = behind_proxy(RetryPolicy {
+        deadline: Duration::from_secs(60),
+        base_backoff: Duration::from_secs(10),
+        max_backoff: Duration::from_secs(10),
+        request_timeout: Duration::from_millis(300),
+        create_attempts: 3,
+    })
+    .await;
     proxy.fault(Fault::DropAfter);
     let started = std::time::Instant::now();
     let token = ours.create_token("lost", &[]).await.unwrap();
@@ -475,16 +479,12 @@ async fn a_sole_candidate_is_adopted_when_the_request_has_had_its_time() {
 /// that back off, and ends with nothing made and nothing revoked.
 #[tokio::test]
 async fn a_watch_for_nothing_backs_off_until_the_deadline() {
-    let fake = FakeLxd::start(Config::for_testing()).await.unwrap();
-    let proxy = Proxy::start(fake.unix_socket());
-    let ours = Client::new(
-        Target::Unix(proxy.socket().to_owned()),
-        RetryPolicy {
-            base_backoff: Duration::from_millis(20),
-            max_backoff: Duration::from_secs(1),
-            ..retry(Duration::from_millis(1200), Duration::from_millis(50))
-        },
-    );
+    let (fake, proxy, ours) = behind_proxy(RetryPolicy {
+        base_backoff: Duration::from_millis(20),
+        max_backoff: Duration::from_secs(1),
+        ..retry(Duration::from_millis(1200), Duration::from_millis(50))
+    })
+    .await;
     proxy.fault(Fault::DropBefore);
     let err = ours.create_token("nothing", &[]).await.unwrap_err();
     assert!(
@@ -509,12 +509,8 @@ async fn a_watch_for_nothing_backs_off_until_the_deadline() {
 /// adopts the token that appears late.
 #[tokio::test]
 async fn a_token_that_appears_after_the_settle_time_is_still_adopted() {
-    let fake = FakeLxd::start(Config::for_testing()).await.unwrap();
-    let proxy = Proxy::start(fake.unix_socket());
-    let ours = Client::new(
-        Target::Unix(proxy.socket().to_owned()),
-        retry(Duration::from_secs(5), Duration::from_millis(100)),
-    );
+    let (fake, proxy, ours) =
+        behind_proxy(retry(Duration::from_secs(5), Duration::from_millis(100))).await;
     proxy.fault(Fault::BadGatewayThenForward(Duration::from_millis(600)));
     let token = ours.create_token("late", &[]).await.unwrap();
     proxy.idle().await;

@@ -1206,6 +1206,29 @@ mod tests {
         assert_eq!(state.next_sweep, later + time::Duration::minutes(1));
     }
 
+    /// What the token operation echoes of its request: LXD 5.0 keeps a password and has no
+    /// `trust_token`, LXD 6 an empty `trust_token`, Incus what was sent and no password.
+    #[test]
+    fn the_echoed_request_as_each_server_keeps_it() {
+        let start = OffsetDateTime::UNIX_EPOCH;
+        for (profile, password, trust_token) in [
+            (Profile::V5_0, "p", None),
+            (Profile::V6, "", Some("")),
+            (Profile::Incus6_0, "", Some("sent")),
+        ] {
+            let mut state = with_address(profile, 1);
+            let req = CertificatesPost {
+                password: if profile == Profile::V6 { "" } else { "p" }.into(),
+                trust_token: Some("sent".into()),
+                ..token_request("t")
+            };
+            let op = state.create_token(req, start).unwrap();
+            let echoed = &op.token.as_ref().unwrap().request;
+            assert_eq!(echoed.password, password, "{profile:?}");
+            assert_eq!(echoed.trust_token.as_deref(), trust_token, "{profile:?}");
+        }
+    }
+
     /// The status codes and list buckets LXD gives its operations.
     #[test]
     fn operation_statuses_as_lxd_shows_them() {

@@ -1229,6 +1229,32 @@ mod tests {
         }
     }
 
+    /// A token restricted to projects the server does not have cannot join its client; one
+    /// restricted to `default` can.
+    #[test]
+    fn a_token_for_a_missing_project_cannot_join() {
+        let start = OffsetDateTime::UNIX_EPOCH;
+        for (projects, joined) in [(vec!["web"], false), (vec!["default"], true)] {
+            let mut state = v5_with_address();
+            let req = CertificatesPost {
+                restricted: true,
+                projects: projects.iter().map(|p| p.to_string()).collect(),
+                ..token_request("t")
+            };
+            let op = state.create_token(req, start).unwrap();
+            let token = token_string(&op, Profile::V5_0).unwrap();
+            let result = state.consume(&joiner("ab12"), &join(Profile::V5_0, &token), start);
+            match result {
+                Ok(_) => assert!(joined, "{projects:?}"),
+                Err(e) => {
+                    assert!(!joined, "{projects:?}: {e:?}");
+                    assert_eq!((e.status, e.text.as_str()), (404, "Project not found"));
+                }
+            }
+            assert_eq!(state.certificates.len(), usize::from(joined));
+        }
+    }
+
     /// The status codes and list buckets LXD gives its operations.
     #[test]
     fn operation_statuses_as_lxd_shows_them() {

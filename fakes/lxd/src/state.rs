@@ -1255,6 +1255,24 @@ mod tests {
         }
     }
 
+    /// The token string is base64 of the join data; only LXD 6 adds an empty `type`.
+    #[test]
+    fn token_strings_carry_a_type_only_for_lxd_6() {
+        let start = OffsetDateTime::UNIX_EPOCH;
+        for profile in [Profile::V5_0, Profile::V6, Profile::Incus6_0] {
+            let mut state = with_address(profile, 1);
+            let op = state.create_token(token_request("t"), start).unwrap();
+            let json = STANDARD
+                .decode(token_string(&op, profile).unwrap())
+                .unwrap();
+            let data: serde_json::Value = serde_json::from_slice(&json).unwrap();
+            assert_eq!(data["client_name"], "t");
+            assert_eq!(data["secret"], op.token.as_ref().unwrap().secret.as_str());
+            let typed = data.as_object().unwrap().contains_key("type");
+            assert_eq!(typed, profile == Profile::V6, "{profile:?}: {data}");
+        }
+    }
+
     /// The status codes and list buckets LXD gives its operations.
     #[test]
     fn operation_statuses_as_lxd_shows_them() {

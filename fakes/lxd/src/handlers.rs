@@ -91,6 +91,10 @@ fn decode_error(body: &[u8], type_name: &str, fields: &[(&str, &str)]) -> Option
                     ));
                 }
             }
+            // Go's decoder says only this when the body stops inside a value.
+            if e.is_eof() {
+                return Some("unexpected EOF".into());
+            }
             return Some(e.to_string());
         }
     };
@@ -121,6 +125,7 @@ fn decode_error(body: &[u8], type_name: &str, fields: &[(&str, &str)]) -> Option
                     || v.as_array()
                         .is_some_and(|a| a.iter().all(|s| s.is_string()))
             }
+            map if map.starts_with("map[") => v.is_object() || v.is_null(),
             _ => true,
         };
         if !fits {
@@ -291,7 +296,12 @@ async fn put_config(app: Arc<AppState>, caller: Caller, body: Bytes, replace: bo
     if !app.lock().is_trusted(&caller) {
         return forbidden();
     }
-    if let Some(text) = decode_error(&body, "api.ServerPut", &[]) {
+    // The servers' `ServerPut.config`: LXD's holds any JSON value, Incus's only strings.
+    let config_type = match app.lock().profile {
+        Profile::Incus6_0 => "map[string]string",
+        Profile::V5_0 | Profile::V6 => "map[string]interface {}",
+    };
+    if let Some(text) = decode_error(&body, "api.ServerPut", &[("config", config_type)]) {
         return error(400, &text);
     }
     let put: ServerPut = match serde_json::from_slice(&body) {

@@ -3,6 +3,11 @@
 //! the `incus-6.0` profile), compared after normalising ids, secrets, fingerprints,
 //! certificates, addresses and times.
 //!
+//! Each daemon's normalised transcript is also kept as a snapshot (`tests/snapshots/`): the
+//! comparison checks the real daemon against it whenever the daemon is at hand, and a
+//! daemon-free test checks the fake against it on every run, so that a change to the fake's
+//! handlers fails quickly and without a daemon.
+//!
 //! Time passes differently on the two sides: a step that waits for the daemon's clock (a token
 //! expiring, the expiry sweep) polls the real daemon with a deadline and advances the fake's
 //! manual clock by the same amounts, so that the fake side never sleeps.
@@ -127,6 +132,16 @@ const STEPS: &[Step] = &[
     step("untrusted list certificates", cert("stranger"), "GET", "/1.0/certificates"),
     step("untrusted create token", cert("stranger"), "POST", CREATE)
         .body(r#"{"name":"x","type":"client","token":true}"#),
+    step("untrusted PATCH /1.0", cert("stranger"), "PATCH", "/1.0").body(r#"{"config":{}}"#),
+    step("untrusted PUT /1.0", cert("stranger"), "PUT", "/1.0").body(r#"{"config":{}}"#),
+    step("untrusted get certificate", cert("stranger"), "GET", "/1.0/certificates/{fp:stranger}"),
+    step("untrusted delete certificate", cert("stranger"), "DELETE", "/1.0/certificates/{fp:stranger}"),
+    step("untrusted get operation", cert("stranger"), "GET", UNKNOWN_OP),
+    step("untrusted wait", cert("stranger"), "GET", "/1.0/operations/38c4bd1a-6f72-4d2b-b5bf-e1d99aaf62c1/wait?timeout=0"),
+    step("untrusted revoke", cert("stranger"), "DELETE", UNKNOWN_OP),
+    step("untrusted events", cert("stranger"), "GET", "/1.0/events"),
+    step("untrusted projects", cert("stranger"), "GET", "/1.0/projects"),
+    step("untrusted default project", cert("stranger"), "GET", "/1.0/projects/default"),
     step("trusted GET /1.0", UNIX, "GET", "/1.0").keep(Keep::Status),
     // Creation, listing, reading.
     step("create plain", UNIX, "POST", CREATE)
@@ -137,6 +152,7 @@ const STEPS: &[Step] = &[
         .keep(Keep::Location),
     step("list", UNIX, "GET", "/1.0/operations").keep(Keep::WithoutTasks),
     step("list recursion=1", UNIX, "GET", "/1.0/operations?recursion=1").keep(Keep::WithoutTasks),
+    step("list recursion=0", UNIX, "GET", "/1.0/operations?recursion=0").keep(Keep::WithoutTasks),
     step("list project=default recursion=1", UNIX, "GET", "/1.0/operations?project=default&recursion=1")
         .keep(Keep::WithoutTasks),
     step("get plain", UNIX, "GET", "/1.0/operations/{id:plain}"),
@@ -174,6 +190,19 @@ const STEPS: &[Step] = &[
     step("string projects", UNIX, "POST", CREATE)
         .body(r#"{"name":"x","type":"client","token":true,"projects":"default"}"#),
     step("empty body", UNIX, "POST", CREATE).body(""),
+    step("a number among the projects", UNIX, "POST", CREATE)
+        .body(r#"{"name":"x","type":"client","token":true,"projects":["default",1]}"#),
+    step("string restricted", UNIX, "POST", CREATE)
+        .body(r#"{"name":"x","type":"client","token":true,"restricted":"yes"}"#),
+    step("number certificate", UNIX, "POST", CREATE)
+        .body(r#"{"name":"x","type":"client","token":true,"certificate":7}"#),
+    step("object type", UNIX, "POST", CREATE).body(r#"{"name":"x","type":{},"token":true}"#),
+    step("number object key", UNIX, "POST", CREATE).body("{1:2}"),
+    step("space before a bad key", UNIX, "POST", CREATE).body("{ \n x}"),
+    step("unterminated object", UNIX, "POST", CREATE).body(r#"{"name":"x""#),
+    step("string body", UNIX, "POST", CREATE).body(r#""x""#),
+    step("config as a list", UNIX, "PATCH", "/1.0").body(r#"{"config":[]}"#),
+    step("config body as a list", UNIX, "PUT", "/1.0").body("[]"),
     step("metrics type", UNIX, "POST", CREATE).body(r#"{"name":"x","type":"metrics","token":true}"#),
     step("missing type", UNIX, "POST", CREATE).body(r#"{"name":"x","token":true}"#),
     step("bogus expiry", UNIX, "PATCH", "/1.0").body(r#"{"config":{"core.remote_token_expiry":"bogus","core.https_address":"{https}"}}"#),
@@ -186,6 +215,8 @@ const STEPS: &[Step] = &[
     step("versions", UNIX, "GET", "/"),
     step("projects", UNIX, "GET", "/1.0/projects"),
     step("projects recursion=1", UNIX, "GET", "/1.0/projects?recursion=1"),
+    step("projects recursion=0", UNIX, "GET", "/1.0/projects?recursion=0"),
+    step("projects with another parameter", UNIX, "GET", "/1.0/projects?all-projects=true&recursion=1"),
     step("default project", UNIX, "GET", "/1.0/projects/default"),
     step("unknown project", UNIX, "GET", "/1.0/projects/nope"),
     step("POST operations", UNIX, "POST", "/1.0/operations").body("{}"),
@@ -204,6 +235,7 @@ const STEPS: &[Step] = &[
     step("trusted client GET /1.0", cert("alice"), "GET", "/1.0").keep(Keep::Status),
     step("certificates recursion=1", UNIX, "GET", "/1.0/certificates?recursion=1").keep(Keep::Unordered),
     step("certificates", UNIX, "GET", "/1.0/certificates").keep(Keep::Unordered),
+    step("certificates recursion=0", UNIX, "GET", "/1.0/certificates?recursion=0").keep(Keep::Unordered),
     step("get certificate", UNIX, "GET", "/1.0/certificates/{fp:alice}"),
     step("get certificate by prefix", UNIX, "GET", "/1.0/certificates/{fp12:alice}"),
     step("get unknown certificate", UNIX, "GET", "/1.0/certificates/0000000000000000"),
@@ -276,6 +308,12 @@ const STEPS: &[Step] = &[
         .until(Until::OpStatus(401)),
     step("after the sweep", UNIX, "GET", "/1.0/operations?recursion=1").keep(Keep::WithoutTasks),
     step("trust store at the end", UNIX, "GET", "/1.0/certificates?recursion=1").keep(Keep::Unordered),
+    // PUT replaces the whole configuration where PATCH merges: the expiry set here is gone
+    // after a PUT that leaves it out, so the next token has none.
+    step("set expiry 1H", UNIX, "PATCH", "/1.0").body(r#"{"config":{"core.remote_token_expiry":"1H"}}"#),
+    step("put without the expiry", UNIX, "PUT", "/1.0").body(r#"{"config":{"core.https_address":"{https}"}}"#),
+    step("create after the put", UNIX, "POST", CREATE)
+        .body(r#"{"name":"t-after-put","type":"client","token":true}"#),
 ];
 
 /// Where the table is sent.
@@ -560,6 +598,56 @@ async fn compare(real: RealDaemon, profile: Profile) {
         expected.len(),
         differences.join("\n")
     );
+    assert_transcript(real.daemon, &expected);
+}
+
+/// The outcomes as text: a `=== label` line, then the status and what was kept.
+fn transcript(outcomes: &[Outcome]) -> String {
+    let mut text = String::new();
+    for (label, status, kept) in outcomes {
+        text.push_str(&format!("=== {label}\n{status} {kept}\n"));
+    }
+    text
+}
+
+/// Checks a run's outcomes against the recorded transcript of `daemon`.
+fn assert_transcript(daemon: Daemon, outcomes: &[Outcome]) {
+    let name = match daemon {
+        Daemon::Lxd => "lxd_5_0_2",
+        Daemon::Incus => "incus_6_0",
+    };
+    insta::with_settings!({ prepend_module_to_snapshot => false, omit_expression => true }, {
+        insta::assert_snapshot!(name, transcript(outcomes));
+    });
+}
+
+/// Runs the table against a fresh fake alone and checks it against the transcript recorded
+/// from `daemon` (no daemon needed: the fake's clock is advanced).
+async fn replay(daemon: Daemon, profile: Profile) {
+    let fake = FakeLxd::start(Config {
+        profile,
+        https_address_set: false,
+        ..Config::for_testing()
+    })
+    .await
+    .expect("fake starts");
+    let target = Target {
+        daemon,
+        socket: fake.unix_socket().to_owned(),
+        https: fake.https_addr().to_string(),
+        fake: Some(fake.control()),
+    };
+    assert_transcript(daemon, &run(&target).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fake_5_0_answers_as_lxd_5_0_2_was_recorded() {
+    replay(Daemon::Lxd, Profile::V5_0).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fake_incus_6_0_answers_as_incus_6_0_was_recorded() {
+    replay(Daemon::Incus, Profile::Incus6_0).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

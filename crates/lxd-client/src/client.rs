@@ -8,6 +8,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use rand::Rng;
 use serde::Deserialize;
 use serde_json::json;
+use serde_json::value::RawValue;
 use time::OffsetDateTime;
 
 use crate::error::Error;
@@ -79,6 +80,9 @@ pub struct Certificate {
     pub fingerprint: String,
 }
 
+/// LXD's reply envelope. The metadata is kept as the reply's own text, checked for syntax
+/// but not built into a `serde_json::Value`: a listing of many tokens is read from it in place,
+/// into just the fields it needs.
 #[derive(Deserialize)]
 struct Envelope {
     #[serde(rename = "type")]
@@ -86,7 +90,7 @@ struct Envelope {
     #[serde(default)]
     error: String,
     #[serde(default)]
-    metadata: serde_json::Value,
+    metadata: Option<Box<RawValue>>,
 }
 
 #[derive(Deserialize)]
@@ -137,6 +141,9 @@ pub struct Client {
     /// The last listing of the trust store and the pending tokens, shared by the looks at
     /// tokens that asked for one before it began (`listing_since`).
     listing: tokio::sync::Mutex<Option<Arc<Listing>>>,
+    /// What each running operation seen is: a pending token's name, or `None` when it is
+    /// something else (`pending_tokens`).
+    known: std::sync::Mutex<HashMap<String, Option<String>>>,
 }
 
 /// The trust store, then the pending tokens, listed one after the other.
@@ -152,7 +159,15 @@ pub struct Named {
 struct Listing {
     started: Instant,
     certificates: Vec<Certificate>,
-    tokens: Vec<PendingToken>,
+    /// The pending tokens, by name and operation id only: looks and baselines need no more,
+    /// so no token string is built for a listing.
+    tokens: Vec<Listed>,
+}
+
+/// A pending token as a listing records it.
+struct Listed {
+    name: String,
+    operation_id: String,
 }
 
 impl std::fmt::Debug for Client {
@@ -180,6 +195,16 @@ fn scrub(text: &str) -> String {
 
 /// Turns a reply into its envelope's metadata, or a typed error.
 fn metadata(reply: &Reply) -> Result<serde_json::Value, Error> {
+    let raw = raw_metadata(reply)?;
+    match raw {
+        Some(raw) => serde_json::from_str(raw.get())
+            .map_err(|e| malformed(reply.status, "the body is not LXD's JSON envelope", e)),
+        None => Ok(serde_json::Value::Null),
+    }
+}
+
+/// Turns a reply into its envelope's metadata as sent (`None` when it has none), or a typed error.
+fn raw_metadata(reply: &Reply) -> Result<Option<Box<RawValue>>, Error> {
     let envelope: Envelope = match serde_json::from_slice(&reply.body) {
         Ok(e) => e,
         Err(err) if reply.status >= 400 => {
@@ -214,7 +239,7 @@ fn metadata(reply: &Reply) -> Result<serde_json::Value, Error> {
             message,
         });
     }
-    Ok(envelope.metadata)
+    Ok(envelope.metadata.filter(|raw| raw.get() != "null"))
 }
 
 impl Client {
@@ -226,6 +251,7 @@ impl Client {
             info: tokio::sync::Mutex::new(None),
             creates: std::sync::Mutex::new(HashMap::new()),
             listing: tokio::sync::Mutex::new(None),
+            known: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -266,12 +292,22 @@ impl Client {
 
     /// A read, retried on transient failures until the deadline.
     async fn read(&self, path: &str) -> Result<serde_json::Value, Error> {
+        match self.read_raw(path).await? {
+            Some(raw) => serde_json::from_str(raw.get())
+                .map_err(|e| malformed(200, "the body is not LXD's JSON envelope", e)),
+            None => Ok(serde_json::Value::Null),
+        }
+    }
+
+    /// A read whose metadata is kept as sent (`None` when it is absent or null), retried on
+    /// transient failures until the deadline.
+    async fn read_raw(&self, path: &str) -> Result<Option<Box<RawValue>>, Error> {
         let start = Instant::now();
         let mut attempts = 0;
         loop {
             attempts += 1;
             let result = match self.once("GET", path, None).await {
-                Ok(reply) => metadata(&reply),
+                Ok(reply) => raw_metadata(&reply),
                 Err(e) => Err(e),
             };
             match result {
@@ -303,12 +339,12 @@ impl Client {
     }
 
     fn pending(&self, op: OperationWire, typed: bool) -> Option<PendingToken> {
-        let meta = op.metadata?;
-        let request = meta.request?;
-        let secret = meta.secret.filter(|s| !s.expose_secret().is_empty())?;
-        if op.class != "token" || op.status_code != 103 {
+        if !is_pending(&op) {
             return None;
         }
+        let meta = op.metadata?;
+        let request = meta.request?;
+        let secret = meta.secret?;
         let data = TokenData {
             client_name: request.name.clone(),
             fingerprint: meta.fingerprint,
@@ -330,32 +366,37 @@ impl Client {
     /// Every pending trust token (running `token` operations of certificate requests).
     pub async fn list_tokens(&self) -> Result<Vec<PendingToken>, Error> {
         let typed = self.server_info().await?.typed_tokens();
-        let meta = self
-            .read("/1.0/operations?project=default&recursion=1")
-            .await?;
-        let Some(buckets) = meta.as_object() else {
-            return Err(malformed(200, "the operations list", "not an object"));
-        };
-        let mut out = Vec::new();
-        for ops in buckets.values() {
-            // Read in place: a bucket holds every running operation of the server.
-            let Some(ops) = ops.as_array() else {
-                return Err(malformed(200, "an operations bucket", "not a list"));
-            };
-            for op in ops {
-                // Other classes (tasks, websockets) are skipped; so are join tokens, which have no request.
-                if let Ok(op) = OperationWire::deserialize(op)
-                    && let Some(token) = self.pending(op, typed)
-                {
-                    out.push(token);
-                }
-            }
-        }
+        let mut out: Vec<PendingToken> = self
+            .token_operations()
+            .await?
+            .into_iter()
+            .filter_map(|op| self.pending(op, typed))
+            .collect();
         out.sort_by(|a, b| {
             a.created_at
                 .cmp(&b.created_at)
                 .then(a.operation_id.cmp(&b.operation_id))
         });
+        Ok(out)
+    }
+
+    /// The running token operations of the server, each read from its own part of the
+    /// listing: other classes (tasks, websockets), join tokens (which have no request) and
+    /// operations that do not read as a token are skipped.
+    async fn token_operations(&self) -> Result<Vec<OperationWire>, Error> {
+        let raw = self
+            .read_raw("/1.0/operations?project=default&recursion=1")
+            .await?;
+        let mut out = Vec::new();
+        for (_, ops) in buckets(raw.as_deref(), "not a list")? {
+            for op in ops {
+                if let Ok(op) = serde_json::from_str::<OperationWire>(op.get())
+                    && is_pending(&op)
+                {
+                    out.push(op);
+                }
+            }
+        }
         Ok(out)
     }
 
@@ -468,7 +509,10 @@ impl Client {
                 Err(e) => Err(e),
             };
             let error = match result {
-                Ok(token) => return Ok(token),
+                Ok(token) => {
+                    self.remember(&token);
+                    return Ok(token);
+                }
                 Err(e) if e.is_unsent() => e,
                 Err(e) if e.is_ambiguous() => {
                     tracing::debug!(name, attempts, error = %e, "token create may have acted; reconciling");
@@ -534,7 +578,11 @@ impl Client {
                         });
                     }
                     0 => {}
-                    1 => return Ok(candidates.remove(0)),
+                    1 => {
+                        let token = candidates.remove(0);
+                        self.remember(&token);
+                        return Ok(token);
+                    }
                     _ => {
                         return Err(Error::AmbiguousCreate {
                             name: create.name.to_owned(),
@@ -558,27 +606,95 @@ impl Client {
     /// The ids of every operation the server holds: a listing without recursion, so that the
     /// baseline a create takes costs little even with many tokens pending.
     async fn operation_ids(&self) -> Result<BTreeSet<String>, Error> {
-        let meta = self.read("/1.0/operations?project=default").await?;
-        let Some(buckets) = meta.as_object() else {
-            return Err(malformed(200, "the operations list", "not an object"));
-        };
-        let mut ids = BTreeSet::new();
-        for urls in buckets.values() {
-            let urls: Vec<String> = serde_json::from_value(urls.clone())
-                .map_err(|e| malformed(200, "an operations bucket", e))?;
+        Ok(self
+            .operation_buckets()
+            .await?
+            .into_iter()
+            .flat_map(|(_, ids)| ids)
+            .collect())
+    }
+
+    /// The ids of the server's operations by bucket (`running`, `success`, …), from a listing
+    /// without recursion.
+    async fn operation_buckets(&self) -> Result<Vec<(String, Vec<String>)>, Error> {
+        let raw = self.read_raw("/1.0/operations?project=default").await?;
+        let mut out = Vec::new();
+        for (bucket, urls) in buckets(raw.as_deref(), "not a list")? {
+            let mut ids = Vec::with_capacity(urls.len());
             for url in urls {
+                let url: String = serde_json::from_str(url.get())
+                    .map_err(|e| malformed(200, "an operations bucket", e))?;
                 let path = url.split('?').next().unwrap_or_default();
                 if let Some(id) = path.rsplit('/').next().filter(|id| !id.is_empty()) {
-                    ids.insert(id.to_owned());
+                    ids.push(id.to_owned());
+                }
+            }
+            out.push((bucket, ids));
+        }
+        Ok(out)
+    }
+
+    /// The pending tokens by name and operation id. The running operations are listed by id
+    /// (a few dozen bytes each); only when one of them is not yet known (by an earlier listing
+    /// or as this client's own token) are they listed whole, so that a listing costs about the
+    /// same with a thousand tokens pending as with ten, when the new ones are this client's.
+    /// What an operation is never changes, so what is known of an id stays true while it runs.
+    async fn pending_tokens(&self) -> Result<Vec<Listed>, Error> {
+        let running: Vec<String> = self
+            .operation_buckets()
+            .await?
+            .into_iter()
+            .filter(|(bucket, _)| bucket == "running")
+            .flat_map(|(_, ids)| ids)
+            .collect();
+        let unknown = {
+            let known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+            running.iter().any(|id| !known.contains_key(id))
+        };
+        let whole = if unknown {
+            let ops = self.token_operations().await?;
+            Some(
+                ops.into_iter()
+                    .filter_map(|op| Some((op.id, op.metadata?.request?.name)))
+                    .collect::<HashMap<String, String>>(),
+            )
+        } else {
+            None
+        };
+        let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(mut whole) = whole {
+            for id in &running {
+                if !known.contains_key(id) {
+                    known.insert(id.clone(), whole.remove(id));
                 }
             }
         }
-        Ok(ids)
+        // Only what still runs is kept, so the record never outgrows the server's listing.
+        let running_now: std::collections::HashSet<&String> = running.iter().collect();
+        known.retain(|id, _| running_now.contains(id));
+        Ok(running
+            .iter()
+            .filter_map(|id| {
+                Some(Listed {
+                    name: known.get(id)?.clone()?,
+                    operation_id: id.clone(),
+                })
+            })
+            .collect())
+    }
+
+    /// Records a token this client made, so that listings need not read it whole.
+    fn remember(&self, token: &PendingToken) {
+        self.known
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(token.operation_id.clone(), Some(token.name.clone()));
     }
 
     pub async fn list_certificates(&self) -> Result<Vec<Certificate>, Error> {
-        let meta = self.read("/1.0/certificates?recursion=1").await?;
-        serde_json::from_value(meta).map_err(|e| malformed(200, "the certificates list", e))
+        let raw = self.read_raw("/1.0/certificates?recursion=1").await?;
+        serde_json::from_str(raw.as_deref().map_or("null", RawValue::get))
+            .map_err(|e| malformed(200, "the certificates list", e))
     }
 
     /// Makes this client trusted with a trust password (LXD 5.0's `core.trust_password`).
@@ -813,7 +929,7 @@ impl Client {
         }
         let started = Instant::now();
         let certificates = self.list_certificates().await?;
-        let tokens = self.list_tokens().await?;
+        let tokens = self.pending_tokens().await?;
         let listing = Arc::new(Listing {
             started,
             certificates,
@@ -859,6 +975,39 @@ impl Client {
             Err(e) => Err(e),
         }
     }
+}
+
+/// Whether `op` holds a pending trust token: a running `token` operation of a certificate
+/// request with a secret.
+fn is_pending(op: &OperationWire) -> bool {
+    op.class == "token"
+        && op.status_code == 103
+        && op.metadata.as_ref().is_some_and(|meta| {
+            meta.request.is_some()
+                && meta
+                    .secret
+                    .as_ref()
+                    .is_some_and(|s| !s.expose_secret().is_empty())
+        })
+}
+
+/// The buckets (`running`, `success`, …) of an operations listing, each a list of its entries
+/// as sent. `not_a_list` says what a bucket that is not a list is.
+fn buckets<'a>(
+    raw: Option<&'a RawValue>,
+    not_a_list: &str,
+) -> Result<Vec<(String, Vec<&'a RawValue>)>, Error> {
+    let raw = raw.map_or("null", RawValue::get);
+    let buckets: HashMap<String, &RawValue> = serde_json::from_str(raw)
+        .map_err(|_| malformed(200, "the operations list", "not an object"))?;
+    buckets
+        .into_iter()
+        .map(|(name, bucket)| {
+            let entries = serde_json::from_str(bucket.get())
+                .map_err(|_| malformed(200, "an operations bucket", not_a_list))?;
+            Ok((name, entries))
+        })
+        .collect()
 }
 
 /// A create whose request may have acted: what its reconciliation looks for.

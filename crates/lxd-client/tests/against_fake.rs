@@ -415,6 +415,73 @@ fn operation_listings(fake: &FakeLxd) -> usize {
         .count()
 }
 
+async fn look(client: &Client, id: &str) -> lxd_client::client::TokenLook {
+    client.look_at_token(id, "same").await.unwrap()
+}
+
+/// The `GET /1.0/operations?recursion=1` listings, which send every operation whole.
+fn whole_listings(fake: &FakeLxd) -> usize {
+    fake.control()
+        .requests()
+        .iter()
+        .filter(|r| {
+            r.method == "GET"
+                && r.path == "/1.0/operations"
+                && r.query
+                    .as_deref()
+                    .is_some_and(|q| q.contains("recursion=1"))
+        })
+        .count()
+}
+
+/// A listing reads the running operations whole only when one of them is new to the client:
+/// with every pending token its own, a look lists them by id alone, so that a thousand pending
+/// tokens cost a look little. Another client's token is read whole once, and is a rival from
+/// then on until it no longer runs.
+#[tokio::test]
+async fn listings_read_tokens_whole_only_when_one_is_new_to_the_client() {
+    let fake = fake(Profile::V5_0).await;
+    let client = unix(&fake);
+    let ours = client.create_token("same", &[]).await.unwrap();
+    for n in 0..5 {
+        client.create_token(&format!("t{n}"), &[]).await.unwrap();
+    }
+    let before = whole_listings(&fake);
+    assert!(look(&client, &ours.operation_id).await.rivals.is_empty());
+    assert_eq!(
+        whole_listings(&fake),
+        before,
+        "every running token was this client's own"
+    );
+
+    let other = unix(&fake);
+    let rival = other.create_token("same", &[]).await.unwrap();
+    for round in 0..2 {
+        assert_eq!(
+            look(&client, &ours.operation_id)
+                .await
+                .rivals
+                .into_iter()
+                .collect::<Vec<_>>(),
+            vec![rival.operation_id.clone()],
+            "round {round}"
+        );
+        assert_eq!(
+            whole_listings(&fake),
+            before + 1,
+            "the other client's token is read whole once"
+        );
+    }
+    assert!(other.revoke(&rival.operation_id).await.unwrap());
+    assert!(
+        look(&client, &ours.operation_id).await.rivals.is_empty(),
+        "a revoked token is no rival"
+    );
+    let named = client.named_now("t3").await.unwrap();
+    assert_eq!(named.tokens.len(), 1, "a known token keeps its name");
+    assert_eq!(whole_listings(&fake), before + 1);
+}
+
 #[tokio::test]
 async fn looks_at_many_tokens_at_once_share_their_listings() {
     let fake = fake(Profile::V5_0).await;

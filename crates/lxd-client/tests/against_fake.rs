@@ -419,6 +419,50 @@ async fn look(client: &Client, id: &str) -> lxd_client::client::TokenLook {
     client.look_at_token(id, "same").await.unwrap()
 }
 
+/// Finished token operations stay listed for a while (LXD keeps them, and so does the fake on
+/// its manual clock) with their request and secret; neither a used nor a revoked one is a
+/// pending token, in the list or in a listing's record of a name.
+#[tokio::test]
+async fn finished_tokens_are_listed_by_the_server_but_not_pending() {
+    let fake = fake(Profile::V5_0).await;
+    let client = unix(&fake);
+    let used = client.create_token("gone", &[]).await.unwrap();
+    let revoked = client.create_token("gone", &[]).await.unwrap();
+    let pending = client.create_token("gone", &[]).await.unwrap();
+    let cert = ClientCert::generate("gone");
+    let (status, error, _) = fake
+        .control()
+        .consume(used.token.expose_secret(), Some(&cert));
+    assert_eq!(status, 201, "{error:?}");
+    assert!(client.revoke(&revoked.operation_id).await.unwrap());
+    let state = fake.control().state();
+    let listed: Vec<(&str, &str)> = state["operations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| (o["id"].as_str().unwrap(), o["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        listed.len(),
+        3,
+        "the finished operations are still listed: {listed:?}"
+    );
+    let ids: Vec<String> = client
+        .list_tokens()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.operation_id)
+        .collect();
+    assert_eq!(ids, [pending.operation_id.clone()]);
+    let other = unix(&fake);
+    let named = other.named_now("gone").await.unwrap();
+    assert_eq!(
+        named.tokens.into_iter().collect::<Vec<_>>(),
+        [pending.operation_id]
+    );
+}
+
 /// The `GET /1.0/operations?recursion=1` listings, which send every operation whole.
 fn whole_listings(fake: &FakeLxd) -> usize {
     fake.control()

@@ -454,7 +454,7 @@ async fn finished_tokens_are_listed_by_the_server_but_not_pending() {
         .into_iter()
         .map(|t| t.operation_id)
         .collect();
-    assert_eq!(ids, [pending.operation_id.clone()]);
+    assert_eq!(ids, std::slice::from_ref(&pending.operation_id));
     let other = unix(&fake);
     let named = other.named_now("gone").await.unwrap();
     assert_eq!(

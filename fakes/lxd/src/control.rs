@@ -130,13 +130,12 @@ impl Control {
         let mut state = self.app.lock();
         state.tick(now);
         let body = match state.profile {
+            // A join's type comes from the token's request: the body's `type` is not read.
             Profile::V5_0 => CertificatesPost {
-                kind: "client".into(),
                 password: token.to_owned(),
                 ..Default::default()
             },
             Profile::V6 | Profile::Incus6_0 => CertificatesPost {
-                kind: "client".into(),
                 trust_token: Some(token.to_owned()),
                 ..Default::default()
             },

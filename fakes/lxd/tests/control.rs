@@ -4,6 +4,7 @@
 mod common;
 
 use common::unix_request;
+use fake_kit::Api as _;
 use fake_lxd::{Config, FakeLxd};
 
 async fn create(fake: &FakeLxd, name: &str) -> serde_json::Value {
@@ -133,4 +134,198 @@ async fn in_process_controls_revoke_hide_extensions_and_switch_profiles() {
         fake.control().pending_tokens().is_empty(),
         "a profile switch is a restart"
     );
+}
+
+/// The pending tokens' operation ids.
+fn pending_ids(fake: &FakeLxd) -> Vec<String> {
+    fake.control()
+        .pending_tokens()
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect()
+}
+
+#[tokio::test]
+async fn reset_seed_and_clock_act_on_the_lxd_state() {
+    // A reset forgets the tokens and the trust store.
+    let fake = FakeLxd::start(Config::for_testing()).await.unwrap();
+    create(&fake, "erin").await;
+    let token = fake.control().pending_tokens()[0].1.clone();
+    assert_eq!(fake.control().consume(&token, None).0, 201);
+    create(&fake, "frank").await;
+    assert_eq!(fake.control().certificates().len(), 1);
+    assert_eq!(fake.control().pending_tokens().len(), 1);
+    fake.control().reset();
+    assert!(fake.control().certificates().is_empty());
+    assert!(fake.control().pending_tokens().is_empty());
+
+    // The same seed makes the same operation ids and secrets.
+    let other = FakeLxd::start(Config::for_testing()).await.unwrap();
+    for fake in [&fake, &other] {
+        fake.control().seed(7);
+        create(fake, "grace").await;
+    }
+    assert_eq!(pending_ids(&fake), pending_ids(&other));
+    let secret = |fake: &FakeLxd| {
+        fake_lxd::state::decode_token(&fake.control().pending_tokens()[0].1)
+            .unwrap()
+            .secret
+    };
+    assert_eq!(secret(&fake), secret(&other));
+    other.control().seed(8);
+    create(&other, "grace").await;
+    assert!(!pending_ids(&fake).contains(&pending_ids(&other)[1]));
+
+    // The clock's advance expires a token with an expiry.
+    fake.control()
+        .set_config("core.remote_token_expiry", "1H")
+        .unwrap();
+    create(&fake, "heidi").await;
+    assert_eq!(fake.control().pending_tokens().len(), 2);
+    fake.control()
+        .advance(std::time::Duration::from_secs(2 * 3600));
+    assert_eq!(
+        fake.control().pending_tokens().len(),
+        1,
+        "the token with an expiry is gone, the other stays"
+    );
+}
+
+/// Each profile's joining request field carries the token: `password` for LXD 5.0,
+/// `trust_token` for LXD 6 and Incus.
+#[tokio::test]
+async fn the_control_consumes_in_every_profile() {
+    for profile in [
+        fake_lxd::Profile::V5_0,
+        fake_lxd::Profile::V6,
+        fake_lxd::Profile::Incus6_0,
+    ] {
+        let fake = FakeLxd::start(Config {
+            profile,
+            ..Config::for_testing()
+        })
+        .await
+        .unwrap();
+        create(&fake, "ivan").await;
+        let token = fake.control().pending_tokens()[0].1.clone();
+        let (status, error, cert) = fake.control().consume(&token, None);
+        assert_eq!(status, 201, "{profile:?}: {error:?}");
+        assert_eq!(
+            fake.control().certificates(),
+            [("ivan".to_owned(), cert.fingerprint.clone())]
+        );
+    }
+}
+
+/// An injected status fault answers in LXD's error envelope, with the text given or a default.
+#[tokio::test]
+async fn faults_answer_in_lxds_error_envelope() {
+    use fake_lxd::faults::{Action, Rule};
+    let fake = FakeLxd::start(Config::for_testing()).await.unwrap();
+    for (body, text) in [
+        (
+            Some(serde_json::json!("down for maintenance")),
+            "down for maintenance",
+        ),
+        (None, "Injected fault"),
+    ] {
+        fake.control().add_fault(Rule {
+            method: "GET".into(),
+            path: "/1.0".into(),
+            times: Some(1),
+            action: Action::Status {
+                status: 503,
+                body,
+                headers: None,
+            },
+        });
+        let reply = unix_request(fake.unix_socket(), "GET", "/1.0", None).await;
+        assert_eq!(reply.status, 503);
+        assert_eq!(
+            reply.json(),
+            serde_json::json!({"type": "error", "status": "", "status_code": 0, "operation": "", "error_code": 503, "error": text, "metadata": null})
+        );
+    }
+    let reply = unix_request(fake.unix_socket(), "GET", "/1.0", None).await;
+    assert_eq!(reply.status, 200, "each fault applied once");
+}
+
+/// The certificate the fake reports is the one `GET /1.0` shows.
+#[tokio::test]
+async fn the_server_certificate_is_the_one_get_shows() {
+    let fake = FakeLxd::start(Config::for_testing()).await.unwrap();
+    let root = unix_request(fake.unix_socket(), "GET", "/1.0", None)
+        .await
+        .json();
+    let shown = root["metadata"]["environment"]["certificate"]
+        .as_str()
+        .unwrap();
+    assert!(shown.starts_with("-----BEGIN CERTIFICATE-----"), "{shown}");
+    assert_eq!(fake.server_cert_pem(), shown);
+    assert_eq!(
+        root["metadata"]["environment"]["certificate_fingerprint"],
+        fake.server_fingerprint()
+    );
+}
+
+/// Operation events reach a `/1.0/events` listener: a token's creation is one.
+#[tokio::test]
+async fn a_listener_hears_a_token_made() {
+    use futures::StreamExt as _;
+    let fake = FakeLxd::start(Config::for_testing()).await.unwrap();
+    let stream = tokio::net::UnixStream::connect(fake.unix_socket())
+        .await
+        .unwrap();
+    let (mut socket, _) =
+        tokio_tungstenite::client_async("ws://lxd/1.0/events?type=operation", stream)
+            .await
+            .unwrap();
+    let op = create(&fake, "judy").await;
+    let id = op["metadata"]["id"].as_str().unwrap();
+    let message = tokio::time::timeout(std::time::Duration::from_secs(20), socket.next())
+        .await
+        .expect("an event within 20 s")
+        .unwrap()
+        .unwrap();
+    let event: serde_json::Value = serde_json::from_str(message.to_text().unwrap()).unwrap();
+    assert_eq!(event["type"], "operation");
+    assert_eq!(event["metadata"]["id"], id);
+    assert_eq!(event["metadata"]["class"], "token");
+}
+
+/// `shutdown` waits for the requests in flight: one slowed by a delay still gets its answer
+/// before `shutdown` returns.
+#[tokio::test]
+async fn shutdown_lets_the_requests_in_flight_finish() {
+    use fake_lxd::faults::{Action, Rule};
+    let fake = FakeLxd::start(Config::for_testing()).await.unwrap();
+    fake.control().add_fault(Rule {
+        method: "GET".into(),
+        path: "/1.0".into(),
+        times: Some(1),
+        action: Action::Delay { delay_ms: 300 },
+    });
+    let socket = fake.unix_socket().to_owned();
+    let request = tokio::spawn(async move { unix_request(&socket, "GET", "/1.0", None).await });
+    let control = fake.control();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while control.app.kit().in_flight() == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the request never arrived"
+        );
+        tokio::task::yield_now().await;
+    }
+    fake.shutdown().await;
+    // The fake logs a request when it has answered it.
+    assert_eq!(
+        control
+            .requests()
+            .iter()
+            .map(|r| (r.path.as_str(), r.status))
+            .collect::<Vec<_>>(),
+        [("/1.0", Some(200))],
+        "shutdown returned before the request was answered"
+    );
+    assert_eq!(request.await.unwrap().status, 200);
 }

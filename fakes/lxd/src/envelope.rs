@@ -292,6 +292,34 @@ mod tests {
         (state, op)
     }
 
+    /// LXD 6 describes a token operation as "Certificate add token"; LXD 5.0 and Incus say
+    /// "Executing operation". An operation rendered for one profile and shown for another is
+    /// rendered again, not served from the first one's cache.
+    #[test]
+    fn each_profile_renders_its_own_words() {
+        for (profile, words) in [
+            (Profile::V5_0, "Executing operation"),
+            (Profile::V6, "Certificate add token"),
+            (Profile::Incus6_0, "Executing operation"),
+        ] {
+            let (_, op) = state(profile);
+            assert_eq!(operation_json(&op, profile)["description"], words);
+        }
+        let (_, op) = state(Profile::V5_0);
+        assert!(operation_json(&op, Profile::V5_0)["resources"].is_null());
+        let incus = operation_json(&op, Profile::Incus6_0);
+        assert_eq!(incus["resources"], serde_json::json!({}));
+        assert_eq!(
+            operation_json(&op, Profile::V6)["description"],
+            "Certificate add token"
+        );
+        assert_eq!(
+            operation_text(&op, Profile::V5_0),
+            render_operation(&op, Profile::V5_0),
+            "the first profile's text stays cached"
+        );
+    }
+
     /// The raw envelopes give the bytes the generic ones give.
     #[tokio::test]
     async fn raw_envelopes_match_the_generic_ones() {

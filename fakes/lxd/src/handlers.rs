@@ -125,15 +125,11 @@ fn decode_error(body: &[u8], type_name: &str, fields: &[(&str, &str)]) -> Option
                     || v.as_array()
                         .is_some_and(|a| a.iter().all(|s| s.is_string()))
             }
-            map if map.starts_with("map[") => v.is_object() || v.is_null(),
-            _ => true,
+            // The rest are Go maps (`map[string]string`, `map[string]interface {}`).
+            _ => v.is_object() || v.is_null(),
         };
         if !fits {
-            let shown = if v.is_array() && *go_type == "[]string" {
-                "array"
-            } else {
-                kind(v)
-            };
+            let shown = kind(v);
             let (what, field_path) = match v.as_array() {
                 Some(items) if *go_type == "[]string" => (
                     items
@@ -219,7 +215,8 @@ pub async fn root(State(app): App, Extension(caller): Extension<Caller>) -> Resp
     if incus {
         // Who Incus thinks is asking: `root` over the socket, the fingerprint over HTTPS.
         let (user, method) = match &caller.cert {
-            Some((fingerprint, _)) if !caller.local => (fingerprint.as_str(), "tls"),
+            // Only HTTPS callers carry a certificate.
+            Some((fingerprint, _)) => (fingerprint.as_str(), "tls"),
             _ => ("root", "unix"),
         };
         trusted.insert("auth_user_name".into(), json!(user));

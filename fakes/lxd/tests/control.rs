@@ -329,3 +329,28 @@ async fn shutdown_lets_the_requests_in_flight_finish() {
     );
     assert_eq!(request.await.unwrap().status, 200);
 }
+
+/// A wait with a timeout waits on the fake's clock: a token revoked while the wait runs is
+/// answered as cancelled, not as the running operation it was when the wait began.
+#[tokio::test]
+async fn a_wait_with_a_timeout_sees_the_revoke_that_ends_it() {
+    let fake = FakeLxd::start(Config::for_testing()).await.unwrap();
+    let op = create(&fake, "kim").await;
+    let id = op["metadata"]["id"].as_str().unwrap().to_owned();
+    let socket = fake.unix_socket().to_owned();
+    let path = format!("/1.0/operations/{id}/wait?timeout=30");
+    let wait = tokio::spawn(async move { unix_request(&socket, "GET", &path, None).await });
+    let control = fake.control();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while control.app.kit().in_flight() == 0 && !wait.is_finished() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the wait never arrived"
+        );
+        tokio::task::yield_now().await;
+    }
+    control.revoke(&id).unwrap();
+    let reply = wait.await.unwrap();
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.json()["metadata"]["status"], "Cancelled");
+}

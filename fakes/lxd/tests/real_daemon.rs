@@ -546,16 +546,21 @@ fn sorted(items: &serde_json::Value) -> serde_json::Value {
     )
 }
 
-/// Runs the table against the real daemon and against a fresh fake with `profile`, and
-/// fails with every step that differs.
-async fn compare(real: RealDaemon, profile: Profile) {
-    let fake = FakeLxd::start(Config {
+/// A fake of `profile` as a daemon starts: no HTTPS address set yet.
+async fn fresh_fake(profile: Profile) -> FakeLxd {
+    FakeLxd::start(Config {
         profile,
         https_address_set: false,
         ..Config::for_testing()
     })
     .await
-    .expect("fake starts");
+    .expect("fake starts")
+}
+
+/// Runs the table against the real daemon and against a fresh fake with `profile`, and
+/// fails with every step that differs.
+async fn compare(real: RealDaemon, profile: Profile) {
+    let fake = fresh_fake(profile).await;
     let real_target = Target {
         daemon: real.daemon,
         socket: real.socket(),
@@ -624,13 +629,7 @@ fn assert_transcript(daemon: Daemon, outcomes: &[Outcome]) {
 /// Runs the table against a fresh fake alone and checks it against the transcript recorded
 /// from `daemon` (no daemon needed: the fake's clock is advanced).
 async fn replay(daemon: Daemon, profile: Profile) {
-    let fake = FakeLxd::start(Config {
-        profile,
-        https_address_set: false,
-        ..Config::for_testing()
-    })
-    .await
-    .expect("fake starts");
+    let fake = fresh_fake(profile).await;
     let target = Target {
         daemon,
         socket: fake.unix_socket().to_owned(),

@@ -557,12 +557,7 @@ pub async fn wait_operation(
     Path(id): Path<String>,
     Query(q): Query<WaitQuery>,
 ) -> Response {
-    let timeout = q
-        .timeout
-        .as_deref()
-        .and_then(|t| t.parse::<i64>().ok())
-        .unwrap_or(-1);
-    let deadline = (timeout >= 0).then(|| app.clock.now() + time::Duration::seconds(timeout));
+    let deadline = wait_deadline(q.timeout.as_deref(), app.clock.now());
     loop {
         {
             let Some((state, now)) = operations_view(&app, &caller) else {
@@ -586,6 +581,16 @@ pub async fn wait_operation(
         // The fake's clock moves with the wall clock or when a test advances it: look again.
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
+}
+
+/// When a wait asked at `now` with `timeout` ends on the fake's clock: `None` (never) for an
+/// absent, negative or unreadable timeout, as LXD reads them, and for one past the calendar.
+fn wait_deadline(timeout: Option<&str>, now: time::OffsetDateTime) -> Option<time::OffsetDateTime> {
+    let timeout = timeout.and_then(|t| t.parse::<i64>().ok()).unwrap_or(-1);
+    if timeout < 0 {
+        return None;
+    }
+    now.checked_add(time::Duration::seconds(timeout))
 }
 
 pub async fn delete_operation(
@@ -721,4 +726,24 @@ pub async fn list_projects(
 /// `GET /`: the API versions, as the real daemon lists them.
 pub async fn versions() -> Response {
     sync(json!(["/1.0"]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wait_deadline;
+    use time::{Duration, OffsetDateTime};
+
+    #[test]
+    fn a_wait_ends_only_for_a_readable_timeout_of_zero_or_more() {
+        let now = OffsetDateTime::UNIX_EPOCH + Duration::days(20_000);
+        assert_eq!(wait_deadline(None, now), None);
+        assert_eq!(wait_deadline(Some("soon"), now), None);
+        assert_eq!(wait_deadline(Some("-1"), now), None);
+        assert_eq!(wait_deadline(Some("0"), now), Some(now));
+        assert_eq!(
+            wait_deadline(Some("7"), now),
+            Some(now + Duration::seconds(7))
+        );
+        assert_eq!(wait_deadline(Some(&i64::MAX.to_string()), now), None);
+    }
 }

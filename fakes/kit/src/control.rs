@@ -34,8 +34,10 @@ pub trait Controlled: Api {
     /// Reseeds the random generator behind ids and secrets.
     fn reseed(&self, seed: u64);
 
-    /// Brings the state up to `now` after the clock moved (expiries, completions).
-    fn tick(&self, now: OffsetDateTime);
+    /// Brings the state up to `now` after the clock moved (expiries, completions). A fake
+    /// whose every reader brings the state up to its clock first (fake-lxd's) keeps the
+    /// default, which does nothing.
+    fn tick(&self, _now: OffsetDateTime) {}
 }
 
 /// Test-side handle on a running fake; cheap to clone. A fake's own control handle derefs to

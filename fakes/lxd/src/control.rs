@@ -10,7 +10,6 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
-use time::OffsetDateTime;
 
 use crate::AppState;
 use crate::envelope::operation_json;
@@ -60,10 +59,6 @@ impl fake_kit::Controlled for AppState {
 
     fn reseed(&self, seed: u64) {
         self.lock().reseed(seed);
-    }
-
-    fn tick(&self, now: OffsetDateTime) {
-        self.lock().tick(now);
     }
 }
 

@@ -204,10 +204,9 @@ impl Client {
                     .unwrap_or_default(),
             });
         }
-        // reqwest takes the process's default crypto provider. ring draws its randomness from
-        // the operating system; aws-lc-rs would seed its generator from CPU jitter entropy in
-        // the first handshake, about 30 ms of CPU per provider process.
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        // reqwest takes the process's default crypto provider: aws-lc, whose random generator
+        // reads the operating system's (`AWS_LC_SYS_NO_JITTER_ENTROPY` in `.cargo/config.toml`).
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let http = reqwest::Client::builder()
             .timeout(retry.request_timeout)
             // The API never redirects, and following a redirect would re-send a signed

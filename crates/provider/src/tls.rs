@@ -7,16 +7,13 @@
 //! byte with the pinned one, and verifies the handshake signature (aws-lc-rs handles P-521).
 //!
 //! Everything else (our key, the certificate's signature, key exchange, the TLS randomness) is
-//! done with ring. The first use of aws-lc's random generator seeds it from CPU jitter entropy,
-//! which costs about 30 ms of CPU in every process; that was nine tenths of the time Terraform
-//! waited for the handshake line. Verifying a signature draws no randomness, so with ring
-//! doing the rest aws-lc's generator is never started, neither before the handshake line nor
-//! in the first TLS handshake.
+//! aws-lc's, whose random generator reads the operating system's: it is built without CPU
+//! jitter entropy (`AWS_LC_SYS_NO_JITTER_ENTROPY` in `.cargo/config.toml`), whose seeding cost
+//! about 30 ms of CPU in every process, nine tenths of the time Terraform waited for the
+//! handshake line.
 
 use std::sync::Arc;
 
-use ring::rand::{SecureRandom as _, SystemRandom};
-use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair as _};
 use rustls::DistinguishedName;
 use rustls::client::danger::HandshakeSignatureValid;
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
@@ -96,45 +93,6 @@ impl ClientCertVerifier for PinnedClientCert {
     }
 }
 
-/// Our server key: ECDSA P-256 made and used by ring, so that signing the certificate draws its
-/// randomness from the operating system and not from aws-lc's jitter-seeded generator.
-struct ServerKey {
-    pair: EcdsaKeyPair,
-    pkcs8: Vec<u8>,
-    rng: SystemRandom,
-}
-
-impl ServerKey {
-    fn generate() -> Result<ServerKey, TlsError> {
-        let rng = SystemRandom::new();
-        let generated = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng)
-            .map_err(|_| TlsError::Generate("ring could not generate a P-256 key".to_owned()))?;
-        let pkcs8 = generated.as_ref().to_vec();
-        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &pkcs8, &rng)
-            .map_err(|e| TlsError::Generate(e.to_string()))?;
-        Ok(ServerKey { pair, pkcs8, rng })
-    }
-}
-
-impl rcgen::PublicKeyData for ServerKey {
-    fn der_bytes(&self) -> &[u8] {
-        self.pair.public_key().as_ref()
-    }
-
-    fn algorithm(&self) -> &'static rcgen::SignatureAlgorithm {
-        &rcgen::PKCS_ECDSA_P256_SHA256
-    }
-}
-
-impl rcgen::SigningKey for ServerKey {
-    fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, rcgen::Error> {
-        self.pair
-            .sign(&self.rng, msg)
-            .map(|signature| signature.as_ref().to_vec())
-            .map_err(|_| rcgen::Error::RingUnspecified)
-    }
-}
-
 /// The server side of AutoMTLS: our certificate (DER, for the handshake line) and the rustls
 /// configuration that pins Terraform's certificate.
 pub struct AutoMtls {
@@ -167,40 +125,29 @@ pub fn auto_mtls(client_cert_pem: &str) -> Result<AutoMtls, TlsError> {
     params
         .distinguished_name
         .push(rcgen::DnType::OrganizationName, "HashiCorp");
-    let key = ServerKey::generate()?;
-    // rcgen would derive the serial number and the key identifier with aws-lc's SHA-256; made
-    // here with ring, aws-lc stays untouched until the first TLS handshake (and then only
-    // verifies). The serial is random, as go-plugin's is.
+    // A random serial, as go-plugin's is (rcgen would derive it from the key).
     let mut serial = [0u8; 16];
-    key.rng
-        .fill(&mut serial)
+    aws_lc_rs::rand::fill(&mut serial)
         .map_err(|_| TlsError::Generate("no randomness for the serial number".to_owned()))?;
     serial[0] &= 0x7f;
     params.serial_number = Some(rcgen::SerialNumber::from_slice(&serial));
-    let spki = rcgen::PublicKeyData::subject_public_key_info(&key);
-    params.key_identifier_method = rcgen::KeyIdMethod::PreSpecified(
-        ring::digest::digest(&ring::digest::SHA256, &spki).as_ref()[..20].to_vec(),
-    );
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
+        .map_err(|e| TlsError::Generate(e.to_string()))?;
     let cert = params
         .self_signed(&key)
         .map_err(|e| TlsError::Generate(e.to_string()))?;
     let server_cert_der = cert.der().to_vec();
-    let key_der = PrivateKeyDer::Pkcs8(key.pkcs8.into());
+    let key_der = PrivateKeyDer::Pkcs8(key.serialize_der().into());
 
-    // Terraform signs with P-521, which ring cannot verify: the verifier uses aws-lc-rs's
-    // algorithms, the connection itself ring's provider.
-    let verifier = Arc::new(PinnedClientCert::new(
-        client,
-        &rustls::crypto::aws_lc_rs::default_provider(),
-    ));
-    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| TlsError::Config(e.to_string()))?
-    .with_client_cert_verifier(verifier)
-    .with_single_cert(vec![CertificateDer::from(server_cert_der.clone())], key_der)
-    .map_err(|e| TlsError::Config(e.to_string()))?;
+    // Terraform signs with P-521, which aws-lc verifies (ring could not).
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let verifier = Arc::new(PinnedClientCert::new(client, &provider));
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError::Config(e.to_string()))?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(vec![CertificateDer::from(server_cert_der.clone())], key_der)
+        .map_err(|e| TlsError::Config(e.to_string()))?;
     config.alpn_protocols = vec![b"h2".to_vec()];
     Ok(AutoMtls {
         server_cert_der,
@@ -236,11 +183,11 @@ mod tests {
             .unwrap();
         assert_eq!(
             ski,
-            &ring::digest::digest(&ring::digest::SHA256, spki).as_ref()[..20]
+            &aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, spki).as_ref()[..20]
         );
 
-        let key = ring::signature::UnparsedPublicKey::new(
-            &ring::signature::ECDSA_P256_SHA256_ASN1,
+        let key = aws_lc_rs::signature::UnparsedPublicKey::new(
+            &aws_lc_rs::signature::ECDSA_P256_SHA256_ASN1,
             cert.public_key().subject_public_key.data.as_ref(),
         );
         key.verify(

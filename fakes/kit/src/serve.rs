@@ -47,6 +47,9 @@ pub struct Kit {
 
 impl Kit {
     pub fn new(clock: ClockMode) -> Kit {
+        // rustls in this workspace has one crypto provider, aws-lc; made the process default,
+        // it also serves the HTTPS clients (reqwest's among them) that run beside a fake.
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         Kit {
             clock: Clock::new(clock),
             faults: Mutex::new(Vec::new()),

@@ -17,6 +17,8 @@ impl Drop for Kill {
 
 /// Starts the binary on `socket` with `args`; returns it and its ready line.
 async fn start(socket: &Path, args: &[&str]) -> (Kill, serde_json::Value) {
+    // The fake runs in its own process: the test's HTTPS clients need rustls's one provider.
+    let _ = tokio_rustls::rustls::crypto::aws_lc_rs::default_provider().install_default();
     let mut child = Command::new(env!("CARGO_BIN_EXE_fake-lxd"))
         .arg("--unix")
         .arg(socket)

@@ -17,6 +17,8 @@ impl Drop for Running {
 
 /// Starts the binary with `--quickstart DIR` and `args`; returns it and its ready line.
 fn quickstart(dir: &Path, args: &[&str]) -> (Running, serde_json::Value) {
+    // The fake runs in its own process: the test's HTTPS clients need rustls's one provider.
+    let _ = tokio_rustls::rustls::crypto::aws_lc_rs::default_provider().install_default();
     let mut child = Command::new(env!("CARGO_BIN_EXE_fake-oci"))
         .args(["--listen", "127.0.0.1:0", "--quickstart"])
         .arg(dir)

@@ -7,6 +7,9 @@
 //!   -refresh-only` of a state that holds N resources (applied once before the measurement).
 //! - `plan_refresh/oci_identity_auth_tokens/N`: the same of N `oci_identity_auth_tokens` data
 //!   sources, one per user, each user holding one token.
+//! - `{apply,plan_refresh}/null_resource_sized/N` (N = 1 and 100): `null_resource` whose
+//!   triggers pad each instance's state to the size of an `lxd_trust_token`'s, measured by
+//!   applying one of each first: Terraform's own cost per resource grows with the state.
 //! - `first_token/{unix,https}`: `terraform apply` of one `lxd_trust_token` over the unix socket
 //!   and over HTTPS with a client certificate: the provider's start, its first connection, and
 //!   the first token created. Both name their remote in a `provider "lxd"` block.
@@ -50,14 +53,22 @@ fn test_mode() -> bool {
 fn counts(kind: Kind) -> Vec<usize> {
     match (test_mode(), kind) {
         (true, _) => vec![1, 2],
+        (false, Kind::NullSized) => vec![1, 100],
         (false, _) => vec![1, 10, 100, 1000],
     }
 }
+
+/// How many characters `Kind::NullSized` pads its triggers with: set once by [`state_pad`].
+static PAD: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Lxd,
     Null,
+    /// `null_resource` whose triggers make each instance's state as large as an
+    /// `lxd_trust_token`'s (its token, fingerprint, ids and private record): Terraform's own
+    /// cost per resource grows with the size of the state, whichever provider wrote it.
+    NullSized,
     /// `oci_identity_auth_token`, two to a user.
     Oci,
     /// The `oci_identity_auth_tokens` data source, one to a user.
@@ -69,6 +80,7 @@ impl Kind {
         match self {
             Kind::Lxd => "lxd_trust_token",
             Kind::Null => "null_resource",
+            Kind::NullSized => "null_resource_sized",
             Kind::Oci => "oci_identity_auth_token",
             Kind::OciData => "oci_identity_auth_tokens",
         }
@@ -84,7 +96,7 @@ impl Kind {
         let (tag, users) = match self {
             Kind::Oci => ("r", count.div_ceil(fake_oci::state::TOKENS_PER_USER)),
             Kind::OciData => ("d", count),
-            Kind::Lxd | Kind::Null => return Vec::new(),
+            Kind::Lxd | Kind::Null | Kind::NullSized => return Vec::new(),
         };
         (0..users)
             .map(|i| format!("ocid1.user.oc1..aaaabench{tag}{count}x{i}"))
@@ -106,6 +118,10 @@ impl Kind {
             ),
             Kind::Null => format!(
                 "resource \"null_resource\" \"t\" {{\n  count    = {count}\n  triggers = {{ name = \"bench-${{count.index}}\" }}\n}}\n"
+            ),
+            Kind::NullSized => format!(
+                "resource \"null_resource\" \"t\" {{\n  count    = {count}\n  triggers = {{ name = \"bench-${{count.index}}\", pad = \"{}\" }}\n}}\n",
+                "x".repeat(PAD.get().copied().unwrap_or(0))
             ),
             Kind::Oci => format!(
                 "{}resource \"oci_identity_auth_token\" \"t\" {{\n  count       = {count}\n  user_id     = local.users[floor(count.index / {})]\n  description = \"bench-${{count.index}}\"\n}}\n",
@@ -311,6 +327,26 @@ fn workspace(
     ws
 }
 
+/// The padding that makes a `null_resource` instance's state (compact JSON, private state
+/// included) as large as an `lxd_trust_token`'s: one of each is applied and their state
+/// compared.
+fn state_pad(terraform: &Path, null_dir: &Path, rt: &tokio::runtime::Runtime) -> usize {
+    let fake = Fake::start(rt);
+    let size = |kind: Kind| {
+        let ws = Workspace::new(terraform, &kind.main_tf(1), null_dir, fake.dir.path());
+        ws.apply();
+        let instance = ws.state()["resources"][0]["instances"][0].clone();
+        serde_json::to_string(&instance).expect("JSON").len()
+    };
+    let (lxd, null) = (size(Kind::Lxd), size(Kind::NullSized));
+    let pad = lxd.saturating_sub(null);
+    assert!(
+        pad > 0,
+        "a token's state ({lxd} bytes) is larger than null_resource's ({null})"
+    );
+    pad
+}
+
 /// A fake-lxd on its unix socket, in the directory `LXD_DIR` names.
 struct Fake {
     fake: FakeLxd,
@@ -386,7 +422,14 @@ fn benches(c: &mut Criterion) {
     let plans_oci = start_oci(&rt);
     let mut group = c.benchmark_group("plan_refresh");
     group.sampling_mode(SamplingMode::Flat);
-    for kind in [Kind::Lxd, Kind::Null, Kind::Oci, Kind::OciData] {
+    PAD.get_or_init(|| state_pad(&terraform, &null_dir, &rt));
+    for kind in [
+        Kind::Lxd,
+        Kind::Null,
+        Kind::NullSized,
+        Kind::Oci,
+        Kind::OciData,
+    ] {
         for count in counts(kind) {
             let mut ws: Option<Workspace> = None;
             group.bench_function(BenchmarkId::new(kind.resource(), count), |b| {
@@ -430,7 +473,7 @@ fn benches(c: &mut Criterion) {
     };
     let mut group = c.benchmark_group("apply");
     group.sampling_mode(SamplingMode::Flat);
-    for kind in [Kind::Lxd, Kind::Null, Kind::Oci] {
+    for kind in [Kind::Lxd, Kind::Null, Kind::NullSized, Kind::Oci] {
         for count in counts(kind) {
             let mut ws: Option<Workspace> = None;
             group.bench_function(BenchmarkId::new(kind.resource(), count), |b| {
@@ -462,7 +505,7 @@ fn benches(c: &mut Criterion) {
                                 assert_eq!(applies.fake.control().pending_tokens().len(), count);
                             }
                             Kind::Oci => assert_eq!(oci_tokens(&applies_oci), count),
-                            Kind::Null | Kind::OciData => {}
+                            Kind::Null | Kind::NullSized | Kind::OciData => {}
                         }
                     }
                     total
@@ -479,6 +522,9 @@ fn benches(c: &mut Criterion) {
     let first = Fake::start(&rt);
     let mut group = c.benchmark_group("first_token");
     group.sampling_mode(SamplingMode::Flat);
+    // The difference of two medians of about 100 ms is the figure: more samples than the
+    // default ten steady it (each sample is one apply).
+    group.sample_size(40);
     for transport in ["unix", "https"] {
         let mut ws: Option<Workspace> = None;
         group.bench_function(transport, |b| {

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use crate::{run, target_dir, tools};
+use crate::{run, tools};
 
 const RUNS: usize = 15;
 /// Our time to the handshake line over the Go provider's.
@@ -175,21 +175,8 @@ pub fn run_bench(root: &Path, only: &[String]) -> Result<()> {
     if !only.is_empty() {
         return crate::bench_suite::run(root, only);
     }
-    let target = target_dir(root);
-    run(
-        Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .args([
-                "build",
-                "--release",
-                "--quiet",
-                "-p",
-                "provider",
-                "--bin",
-                "terraform-provider-lxd",
-            ])
-            .env("CARGO_TARGET_DIR", &target),
-    )?;
-    let ours = target.join("release/terraform-provider-lxd");
+    // The binary as released: `cargo bench` below builds another, with the bench profile.
+    let ours = crate::release::build(root)?.join("terraform-provider-lxd");
     let go = go_provider(root)?;
     let work = root.join("target/bench");
     std::fs::create_dir_all(&work)?;

@@ -128,23 +128,106 @@ pub fn version(root: &Path) -> Result<String> {
 
 /// Builds both provider binaries with the release profile, reproducibly; returns their directory.
 ///
-/// Cargo rebuilds only what changed, so a second call is quick.
+/// On Linux with glibc the binaries are linked statically and at a fixed address (see
+/// [`STATIC_FLAGS`]). Cargo rebuilds only what changed, so a second call is quick.
 pub fn build(root: &Path) -> Result<PathBuf> {
     let target = target_dir(root);
     let cargo_home = std::env::var_os("CARGO_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
         .context("neither CARGO_HOME nor HOME is set")?;
-    run(cargo()
-        .args(["build", "--release", "--locked", "-p", "provider", "--bins"])
+    let host = host_triple()?;
+    let mut flags = remap_flags(root, &cargo_home, &target);
+    let mut cmd = cargo();
+    cmd.args(["build", "--release", "--locked", "-p", "provider", "--bins"]);
+    let out = if links_statically(&host) {
+        // With `--target`, the flags reach the binaries and their dependencies but not the build
+        // scripts and proc-macros, which must stay dynamic libraries of the host.
+        cmd.args(["--target", &host]);
+        for flag in STATIC_FLAGS {
+            flags.push('\x1f');
+            flags.push_str(flag);
+        }
+        target.join(&host).join("release")
+    } else {
+        target.join("release")
+    };
+    run(cmd
         .current_dir(root)
         .env("CARGO_TARGET_DIR", &target)
-        .env(
-            "CARGO_ENCODED_RUSTFLAGS",
-            remap_flags(root, &cargo_home, &target),
-        )
+        .env("CARGO_ENCODED_RUSTFLAGS", flags)
         .env_remove("RUSTFLAGS"))?;
-    Ok(target.join("release"))
+    if links_statically(&host) {
+        for name in PROVIDERS {
+            let bin = out.join(format!("terraform-provider-{name}"));
+            let elf = std::fs::read(&bin).with_context(|| format!("reading {}", bin.display()))?;
+            if !is_static_executable(&elf) {
+                bail!("{} is not a static executable", bin.display());
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// How the release binaries are linked on `*-linux-gnu`: glibc linked in (`crt-static`), at a
+/// fixed address (`relocation-model=static`, no PIE).
+///
+/// Like the Go providers, the binary then runs on any Linux of its architecture, whatever its
+/// glibc. Measured on the handshake with AutoMTLS: the dynamic loader's 11,300 relocations
+/// (a page copy for each page of pointers they touch) and the loading of libc, libm and
+/// libgcc_s are gone: RSS after the handshake fell from 5460 to 3920 KiB and the start by
+/// about half a millisecond. glibc's own `files` and `dns` host lookups are built into the
+/// static library, so names resolve through `/etc/hosts` and `/etc/resolv.conf` as before;
+/// NSS modules loaded from shared libraries (`mdns`, `resolve`) are skipped.
+pub const STATIC_FLAGS: [&str; 2] = ["-Ctarget-feature=+crt-static", "-Crelocation-model=static"];
+
+/// Whether the release build links statically for `triple` (see [`STATIC_FLAGS`]).
+pub fn links_statically(triple: &str) -> bool {
+    triple.ends_with("-linux-gnu")
+}
+
+/// The triple rustc builds for by default.
+fn host_triple() -> Result<String> {
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let out = Command::new(rustc)
+        .arg("-vV")
+        .output()
+        .context("could not run rustc -vV")?;
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("host: "))
+        .map(str::to_owned)
+        .context("rustc -vV names no host")
+}
+
+/// Whether `elf` is a 64-bit little-endian ELF executable at a fixed address (`ET_EXEC`) with
+/// no program interpreter (`PT_INTERP`), that is linked statically without PIE.
+///
+/// Two fields of the header and one of each program header: a crate for ELF would be the only
+/// one of its kind in xtask.
+pub fn is_static_executable(elf: &[u8]) -> bool {
+    const ET_EXEC: u16 = 2;
+    const PT_INTERP: u32 = 3;
+    fn field<const N: usize>(elf: &[u8], at: usize) -> Option<[u8; N]> {
+        elf.get(at..)?.get(..N)?.try_into().ok()
+    }
+    let u16_at = |at| field(elf, at).map(u16::from_le_bytes);
+    let u32_at = |at| field(elf, at).map(u32::from_le_bytes);
+    let u64_at = |at| field(elf, at).map(u64::from_le_bytes);
+    // Magic, ELFCLASS64, ELFDATA2LSB.
+    if elf.get(..6) != Some(b"\x7fELF\x02\x01".as_slice()) || u16_at(16) != Some(ET_EXEC) {
+        return false;
+    }
+    let (Some(phoff), Some(phentsize), Some(phnum)) = (u64_at(32), u16_at(54), u16_at(56)) else {
+        return false;
+    };
+    let Ok(phoff) = usize::try_from(phoff) else {
+        return false;
+    };
+    (0..usize::from(phnum)).all(|i| {
+        let at = phoff.saturating_add(i.saturating_mul(usize::from(phentsize)));
+        u32_at(at).is_some_and(|kind| kind != PT_INTERP)
+    })
 }
 
 /// `--remap-path-prefix` for every machine path that could reach the binary (panic locations
@@ -280,6 +363,57 @@ mod tests {
                 )
             })
             .collect()
+    }
+
+    /// A 64-bit ELF header of type `kind` followed by program headers of the given types.
+    fn elf(kind: u16, segments: &[u32]) -> Vec<u8> {
+        let mut elf = vec![0u8; 64];
+        elf[..6].copy_from_slice(b"\x7fELF\x02\x01");
+        elf[16..18].copy_from_slice(&kind.to_le_bytes());
+        elf[32..40].copy_from_slice(&64u64.to_le_bytes());
+        elf[54..56].copy_from_slice(&56u16.to_le_bytes());
+        elf[56..58].copy_from_slice(&(segments.len() as u16).to_le_bytes());
+        for segment in segments {
+            let mut header = vec![0u8; 56];
+            header[..4].copy_from_slice(&segment.to_le_bytes());
+            elf.extend(header);
+        }
+        elf
+    }
+
+    #[test]
+    fn only_a_fixed_address_executable_without_interpreter_is_static() {
+        const LOAD: u32 = 1;
+        const INTERP: u32 = 3;
+        assert!(is_static_executable(&elf(2, &[LOAD, LOAD])));
+        assert!(!is_static_executable(&elf(2, &[LOAD, INTERP, LOAD])));
+        // A position-independent executable is ET_DYN, with or without an interpreter.
+        assert!(!is_static_executable(&elf(3, &[LOAD])));
+        // Program headers past the end of the file, a 32-bit or big-endian file, not ELF.
+        let mut truncated = elf(2, &[LOAD, LOAD]);
+        truncated.truncate(64 + 56 + 2);
+        assert!(!is_static_executable(&truncated));
+        let mut big_endian = elf(2, &[LOAD]);
+        big_endian[5] = 2;
+        assert!(!is_static_executable(&big_endian));
+        assert!(!is_static_executable(b"#!/bin/sh\n"));
+        assert!(!is_static_executable(&[]));
+        // Program headers said to start at the very end of the address space.
+        let mut far = elf(2, &[LOAD]);
+        far[32..40].copy_from_slice(&u64::MAX.to_le_bytes());
+        assert!(!is_static_executable(&far));
+        // This test binary is linked the default way: dynamically, as a PIE.
+        let this = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+        assert!(!is_static_executable(&this));
+    }
+
+    #[test]
+    fn only_glibc_linux_links_statically() {
+        assert!(links_statically("x86_64-unknown-linux-gnu"));
+        assert!(links_statically("aarch64-unknown-linux-gnu"));
+        assert!(!links_statically("x86_64-unknown-linux-musl"));
+        assert!(!links_statically("aarch64-apple-darwin"));
+        assert!(!links_statically("x86_64-pc-windows-msvc"));
     }
 
     #[test]

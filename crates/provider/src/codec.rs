@@ -70,10 +70,11 @@ fn count_msgpack(mut bytes: &[u8]) -> Result<(), CodecError> {
         *bytes = rest;
         Ok(head)
     }
+    /// A big-endian length of `width` (1, 2 or 4) bytes.
     fn length(bytes: &mut &[u8], width: usize) -> Result<u64, CodecError> {
-        Ok(take(bytes, width)?
-            .iter()
-            .fold(0u64, |n, b| (n << 8) | u64::from(*b)))
+        let mut be = [0u8; 8];
+        be[8 - width..].copy_from_slice(take(bytes, width)?);
+        Ok(u64::from_be_bytes(be))
     }
     // Values still to read; each costs at least one byte, and `seen` caps the total.
     let mut pending: u64 = 1;

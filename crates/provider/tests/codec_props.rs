@@ -566,3 +566,72 @@ fn non_finite_numbers_are_errors_naming_the_attribute() {
     }
     assert!(decode_block_json(&block, br#"{"a0":1e400}"#).is_err());
 }
+
+/// A block with the string attributes `a0` and `a1`.
+fn two_strings_block() -> Block {
+    Block {
+        attributes: vec![
+            attribute("a0", AttrType::String),
+            attribute("a1", AttrType::String),
+        ],
+        blocks: Vec::new(),
+        description: "",
+    }
+}
+
+#[test]
+fn an_extension_of_every_width_is_an_unknown_and_what_follows_it_is_read() {
+    let block = two_strings_block();
+    // Extension type 0xc1 (-63, any type is an unknown) with no data, in its three headers:
+    // the type byte after the length is skipped, not read as the reserved marker 0xc1.
+    for header in [
+        &[0xc7u8, 0x00][..],
+        &[0xc8, 0x00, 0x00],
+        &[0xc9, 0, 0, 0, 0],
+    ] {
+        let mut bytes = vec![0x82, 0xa2, b'a', b'0'];
+        bytes.extend_from_slice(header);
+        bytes.push(0xc1);
+        bytes.extend_from_slice(&[0xa2, b'a', b'1', 0xa1, b'x']);
+        let decoded = decode_block(&block, &bytes).unwrap_or_else(|e| panic!("{header:x?}: {e}"));
+        assert_eq!(decoded.get("a0"), &Value::Unknown, "{header:x?}");
+        assert_eq!(decoded.get("a1"), &Value::String("x".into()), "{header:x?}");
+    }
+}
+
+#[test]
+fn a_wholly_unknown_block_decodes_to_unknown() {
+    // Terraform sends an object it cannot know yet as an extension in place of the object.
+    for bytes in [&[0xd4u8, 0x00, 0x00][..], &[0xc7, 0x00, 0x00]] {
+        assert_eq!(
+            decode_block(&two_strings_block(), bytes),
+            Ok(Value::Unknown),
+            "{bytes:x?}"
+        );
+    }
+}
+
+#[test]
+fn each_entry_of_a_map_counts_as_two_values_against_the_budget() {
+    // `{"a0": [m; k]}`, each `m` a map of three nil keys to nil values in a map16 or map32
+    // header: 1 + 7k values past the object's three. With k chosen so that 7k is over the
+    // budget and 6k is not, a map counted as less than two values an entry gets past it.
+    let k = MAX_VALUES / 13 * 2;
+    assert!(7 * k > MAX_VALUES && 6 * k < MAX_VALUES - 4);
+    for header in [&[0xdeu8, 0x00, 0x03][..], &[0xdf, 0, 0, 0, 0x03]] {
+        let mut bytes = vec![0x81, 0xa2, b'a', b'0', 0xdd];
+        bytes.extend_from_slice(&u32::try_from(k).unwrap().to_be_bytes());
+        for _ in 0..k {
+            bytes.extend_from_slice(header);
+            bytes.extend_from_slice(&[0xc0; 6]);
+        }
+        let (decoded, peak) = peak_during(|| decode_block(&strings_block(), &bytes));
+        assert_eq!(decoded, Err(CodecError::TooLarge), "{header:x?}");
+        assert!(peak < 64 * 1024, "{header:x?}: {peak} bytes");
+    }
+    // One entry in a map16 header is two values, not three: the value after it is read.
+    let bytes = [0xde, 0x00, 0x01, 0xa2, b'a', b'0', 0xa1, b'x'];
+    let decoded = decode_block(&two_strings_block(), &bytes).unwrap();
+    assert_eq!(decoded.get("a0"), &Value::String("x".into()));
+    assert_eq!(decoded.get("a1"), &Value::Null);
+}

@@ -170,11 +170,26 @@ fn walk(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-/// Runs everything, or with `only` the criterion benches named there.
+/// Runs everything, or with `only` what is named there: `handshake` (this file's measurements)
+/// and the criterion benches.
 pub fn run_bench(root: &Path, only: &[String]) -> Result<()> {
-    if !only.is_empty() {
-        return crate::bench_suite::run(root, only);
+    if only.is_empty() {
+        handshake(root)?;
+        return crate::bench_suite::run(root, &[]);
     }
+    let (ours, criterion): (Vec<String>, Vec<String>) =
+        only.iter().cloned().partition(|name| name == "handshake");
+    if !ours.is_empty() {
+        handshake(root)?;
+    }
+    if criterion.is_empty() {
+        return Ok(());
+    }
+    crate::bench_suite::run(root, &criterion)
+}
+
+/// The handshake time, RSS and size of our released binary beside the Go provider's.
+fn handshake(root: &Path) -> Result<()> {
     // The binary as released: `cargo bench` below builds another, with the bench profile.
     let ours = crate::release::build(root)?.join("terraform-provider-lxd");
     let go = go_provider(root)?;
@@ -218,9 +233,8 @@ pub fn run_bench(root: &Path, only: &[String]) -> Result<()> {
             rust.rss.total as f64 / golang.rss.total.max(1) as f64,
             Some(RSS_TARGET),
         ),
-        // What the process allocates itself, apart from the binary's and the libraries'
-        // pages, which the page cache shares (a Go binary links everything statically; ours
-        // maps glibc, which every other process on the machine maps too).
+        // What the process allocates itself, apart from the binary's pages, which the page
+        // cache shares (both binaries are linked statically).
         (
             "anon RSS",
             rust.rss.anon as f64 / golang.rss.anon.max(1) as f64,
@@ -236,5 +250,5 @@ pub fn run_bench(root: &Path, only: &[String]) -> Result<()> {
         };
         println!("ratio ours / Go, {what:<10} {ratio:>8.3}x  {verdict}");
     }
-    crate::bench_suite::run(root, &[])
+    Ok(())
 }

@@ -34,8 +34,9 @@ Commands:
                       null_resource (1, 100; and 10 to 1000 for the scale, with the same scale
                       of oci_identity_auth_token and oci_identity_auth_tokens against fake-oci),
                       the first token over HTTPS vs the unix socket, fake-lxd vs the real LXD
-                      daemon, fake-oci under 100 concurrent clients; naming criterion benches
-                      (terraform_runs, vs_real_daemon, fake_oci_concurrent) runs only those
+                      daemon, fake-oci under 100 concurrent clients; naming `handshake` or
+                      criterion benches (terraform_runs, vs_real_daemon, fake_oci_concurrent)
+                      runs only those
   conformance [--frontend CMD] [--provider-dir DIR]
                       run the conformance scenarios (fixtures/conformance) through a frontend:
                       CMD is a Terraform-compatible binary (terraform, tofu); DIR holds another

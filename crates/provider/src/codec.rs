@@ -270,12 +270,18 @@ pub fn encode(value: &Value) -> Vec<u8> {
     out
 }
 
+/// 2^63: the int64 range is [-2^63, 2^63).
+const TWO_TO_63: f64 = 9_223_372_036_854_775_808.0;
+
 fn to_mp(value: &Value) -> Mp {
     match value {
         Value::Null => Mp::Nil,
         Value::Unknown => Mp::Ext(0, vec![0]),
         Value::Bool(b) => Mp::Boolean(*b),
-        Value::Number(n) if n.fract() == 0.0 && n.abs() < 9.0e15 => Mp::Integer((*n as i64).into()),
+        // As go-cty writes numbers: one that is an int64 as an integer, any other as a float64.
+        Value::Number(n) if n.fract() == 0.0 && (-TWO_TO_63..TWO_TO_63).contains(n) => {
+            Mp::Integer((*n as i64).into())
+        }
         Value::Number(n) => Mp::F64(*n),
         Value::String(s) => Mp::String(s.as_str().into()),
         Value::List(items) | Value::Set(items) => Mp::Array(items.iter().map(to_mp).collect()),

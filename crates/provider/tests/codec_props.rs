@@ -635,3 +635,30 @@ fn each_entry_of_a_map_counts_as_two_values_against_the_budget() {
     assert_eq!(decoded.get("a0"), &Value::String("x".into()));
     assert_eq!(decoded.get("a1"), &Value::Null);
 }
+
+#[test]
+fn numbers_are_written_as_go_cty_writes_them() {
+    // An int64 as a msgpack integer, in the fewest bytes; anything else as a float64 (0xcb).
+    let two_to_63 = 9_223_372_036_854_775_808.0_f64;
+    let largest_below = two_to_63 - 1024.0;
+    for (n, first_byte) in [
+        (3.0, 0x03),
+        (-1.0, 0xff),
+        (-two_to_63, 0xd3),
+        (largest_below, 0xcf),
+        (two_to_63, 0xcb),
+        (-two_to_63 - 2048.0, 0xcb),
+        (0.5, 0xcb),
+        (1e300, 0xcb),
+    ] {
+        let bytes = encode(&Value::Number(n));
+        assert_eq!(bytes[0], first_byte, "{n}: {bytes:x?}");
+        let mut reader = bytes.as_slice();
+        let back = rmpv::decode::read_value(&mut reader).unwrap();
+        let decoded = back
+            .as_f64()
+            .or_else(|| back.as_i64().map(|i| i as f64))
+            .or_else(|| back.as_u64().map(|u| u as f64));
+        assert_eq!(decoded, Some(n), "{n}: {back:?}");
+    }
+}

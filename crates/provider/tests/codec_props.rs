@@ -662,3 +662,23 @@ fn numbers_are_written_as_go_cty_writes_them() {
         assert_eq!(decoded, Some(n), "{n}: {back:?}");
     }
 }
+
+#[test]
+fn every_kind_of_json_value_counts_against_the_budget() {
+    let block = strings_block();
+    for scalar in [
+        "true", "false", "-1", "1", "1.5", "\"s\"", "null", "[]", "{}",
+    ] {
+        let mut json = String::with_capacity(MAX_VALUES * (scalar.len() + 1) + 16);
+        json.push_str("{\"a0\":[");
+        for _ in 0..MAX_VALUES {
+            json.push_str(scalar);
+            json.push(',');
+        }
+        json.push_str(scalar);
+        json.push_str("]}");
+        let (decoded, peak) = peak_during(|| decode_block_json(&block, json.as_bytes()));
+        assert_eq!(decoded, Err(CodecError::TooLarge), "{scalar}");
+        assert!(peak < 64 * 1024, "{scalar}: {peak} bytes");
+    }
+}

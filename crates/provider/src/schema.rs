@@ -42,11 +42,8 @@ fn block(block: &Block) -> pb::schema::Block {
                     Nesting::List => pb::schema::nested_block::NestingMode::List,
                     Nesting::Set => pb::schema::nested_block::NestingMode::Set,
                 } as i32,
+                min_items: i64::from(b.min_items),
                 // Terraform wants MinItems == MaxItems for a single block: 0/0 when optional.
-                min_items: match b.nesting {
-                    Nesting::Single if b.min_items == 0 => 0,
-                    _ => i64::from(b.min_items),
-                },
                 max_items: match b.nesting {
                     Nesting::Single if b.min_items == 0 => 0,
                     _ => i64::from(b.max_items),
@@ -62,4 +59,47 @@ fn block(block: &Block) -> pb::schema::Block {
 /// `true` when the schema describes a resource (as opposed to a data source or a provider).
 pub fn is_resource(schema: &TypeSchema) -> bool {
     schema.kind == Kind::Resource
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use model::schema::NestedBlock;
+
+    fn nested(nesting: Nesting, min_items: u32, max_items: u32) -> NestedBlock {
+        NestedBlock {
+            type_name: "b",
+            nesting,
+            block: Block {
+                attributes: Vec::new(),
+                blocks: Vec::new(),
+                description: "",
+            },
+            min_items,
+            max_items,
+            description: "",
+            force_new: false,
+        }
+    }
+
+    #[test]
+    fn item_bounds_are_as_terraform_wants_them_for_each_nesting() {
+        for (b, (min, max)) in [
+            // A single block: both bounds 0 when it is optional, both 1 when it is required.
+            (nested(Nesting::Single, 0, 1), (0, 0)),
+            (nested(Nesting::Single, 1, 1), (1, 1)),
+            // Lists and sets keep their bounds.
+            (nested(Nesting::List, 0, 0), (0, 0)),
+            (nested(Nesting::List, 1, 3), (1, 3)),
+            (nested(Nesting::Set, 2, 5), (2, 5)),
+        ] {
+            let proto = block(&Block {
+                attributes: Vec::new(),
+                blocks: vec![b.clone()],
+                description: "",
+            });
+            let got = &proto.block_types[0];
+            assert_eq!((got.min_items, got.max_items), (min, max), "{b:?}");
+        }
+    }
 }

@@ -1,6 +1,6 @@
 //! The plugin-protocol schema, produced from the model's schema (nothing restated here).
 
-use model::schema::{Block, Kind, Nesting, Presence, TypeSchema};
+use model::schema::{Block, Nesting, Presence, TypeSchema};
 
 use crate::codec::cty_type;
 use crate::proto::tfplugin6 as pb;
@@ -54,11 +54,6 @@ fn block(block: &Block) -> pb::schema::Block {
         description_kind: pb::StringKind::Markdown as i32,
         deprecated: false,
     }
-}
-
-/// `true` when the schema describes a resource (as opposed to a data source or a provider).
-pub fn is_resource(schema: &TypeSchema) -> bool {
-    schema.kind == Kind::Resource
 }
 
 #[cfg(test)]

@@ -289,6 +289,27 @@ impl Config {
     }
 }
 
+/// The tokens a create whose answer was lost may have made: listed after it (`after`) but not
+/// before it (`before`, the ids), with the create's description, and not being deleted.
+///
+/// One such token is the create's, unless another client made a token with the same
+/// description for the same user at the same time: the caller deletes a lone candidate and
+/// names several.
+pub fn made_by_lost_create<'a>(
+    before: &[String],
+    after: &'a [ServerAuthToken],
+    description: &str,
+) -> Vec<&'a ServerAuthToken> {
+    after
+        .iter()
+        .filter(|t| {
+            !before.contains(&t.id)
+                && t.description == description
+                && !matches!(t.lifecycle_state.as_str(), "DELETING" | "DELETED")
+        })
+        .collect()
+}
+
 /// An auth token as the server shows it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ServerAuthToken {
@@ -543,6 +564,33 @@ mod tests {
         map.insert("description".into(), Value::string(description));
         map.insert("user_id".into(), Value::string(user));
         Value::Object(map)
+    }
+
+    #[test]
+    fn a_lost_create_made_the_new_token_with_its_description_that_is_not_going() {
+        let token = |id: &str, description: &str, state: &str| ServerAuthToken {
+            id: id.into(),
+            description: description.into(),
+            lifecycle_state: state.into(),
+            ..created()
+        };
+        let after = vec![
+            token("old", "d1", "ACTIVE"),
+            token("new", "d1", "CREATING"),
+            token("other", "d2", "ACTIVE"),
+            token("going", "d1", "DELETING"),
+            token("gone", "d1", "DELETED"),
+        ];
+        let ids = |found: Vec<&ServerAuthToken>| -> Vec<String> {
+            found.into_iter().map(|t| t.id.clone()).collect()
+        };
+        let before = vec!["old".to_owned()];
+        assert_eq!(ids(made_by_lost_create(&before, &after, "d1")), ["new"]);
+        assert_eq!(ids(made_by_lost_create(&before, &after, "d2")), ["other"]);
+        assert!(made_by_lost_create(&before, &after, "d3").is_empty());
+        // Nothing listed before: every token of the description that is not going is a candidate.
+        assert_eq!(ids(made_by_lost_create(&[], &after, "d1")), ["old", "new"]);
+        assert!(made_by_lost_create(&before, &[], "d1").is_empty());
     }
 
     fn created() -> ServerAuthToken {

@@ -27,6 +27,7 @@ pub async fn open(client: &Client, config: Value) -> Opened {
         Ok(c) => c,
         Err(d) => return Opened::failed(vec![d]),
     };
+    let before = super::ids_before_create(client, &config.user_id).await;
     let created = match client
         .create_auth_token(&config.user_id, &config.description)
         .await
@@ -38,10 +39,23 @@ pub async fn open(client: &Client, config: Value) -> Opened {
             return Opened::failed(vec![diag]);
         }
         Err(err) => {
-            return Opened::failed(vec![client_error(
+            let mut diags = vec![client_error(
                 "Could not create the ephemeral auth token",
                 &err,
-            )]);
+            )];
+            if super::create_may_have_acted(&err) {
+                // Terraform will not call Close for a failed Open: nothing may be left behind.
+                diags.extend(
+                    super::undo_lost_create(
+                        client,
+                        &config.user_id,
+                        &config.description,
+                        before.as_deref(),
+                    )
+                    .await,
+                );
+            }
+            return Opened::failed(diags);
         }
     };
     let private = Private {

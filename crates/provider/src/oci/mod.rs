@@ -48,6 +48,85 @@ fn not_configured() -> Vec<Diagnostic> {
     )]
 }
 
+/// Whether OCI may have made a token although the create failed: its answer was lost (the
+/// connection broke or the request timed out) or the service failed while acting (5xx).
+pub fn create_may_have_acted(err: &oci_client::Error) -> bool {
+    match err {
+        oci_client::Error::RetriesExhausted { last, .. } => create_may_have_acted(last),
+        oci_client::Error::Connect { .. } | oci_client::Error::Timeout { .. } => true,
+        oci_client::Error::Service { status, .. } => *status >= 500,
+        _ => false,
+    }
+}
+
+/// The ids of the user's tokens before a create, so that a create whose answer is lost can
+/// find the token it made; `None` when they cannot be listed.
+pub async fn ids_before_create(client: &Client, user_id: &str) -> Option<Vec<String>> {
+    let tokens = client.list_auth_tokens(user_id).await.ok()?;
+    Some(tokens.into_iter().map(|t| t.id).collect())
+}
+
+/// After a create for `user_id` with `description` that failed where OCI may have acted:
+/// deletes the token it made (listed now, not in `before`, with the description), so that
+/// nothing Terraform does not know of is left behind. Tokens it cannot tell apart, or cannot
+/// delete, are named with the command that deletes them.
+pub async fn undo_lost_create(
+    client: &Client,
+    user_id: &str,
+    description: &str,
+    before: Option<&[String]>,
+) -> Vec<Diagnostic> {
+    let unsure = |why: String| {
+        vec![Diagnostic::warning(
+            AttrPath::default(),
+            "The create may have made an auth token",
+            format!(
+                "OCI may have made an auth token for user {user_id} with description {description:?} before the create failed, and {why}. List that user's auth tokens (`oci iam auth-token list --user-id {user_id}`) and delete it if so: auth tokens never expire and a user may hold only two."
+            ),
+        )]
+    };
+    let Some(before) = before else {
+        return unsure("its tokens could not be listed before the create".to_owned());
+    };
+    let after = match client.list_auth_tokens(user_id).await {
+        Ok(tokens) => tokens,
+        Err(err) => return unsure(format!("they could not be listed after it: {err}")),
+    };
+    let after: Vec<_> = after.iter().map(server_token).collect();
+    match model::oci_identity_auth_token::made_by_lost_create(before, &after, description)[..] {
+        [] => Vec::new(),
+        [made] => match client.delete_auth_token(user_id, &made.id, None).await {
+            Ok(()) => vec![Diagnostic::warning(
+                AttrPath::default(),
+                "The auth token of the failed create was deleted",
+                format!(
+                    "The create's answer was lost, but OCI had made auth token {} for user {user_id}; it was deleted.",
+                    made.id
+                ),
+            )],
+            Err(err) => vec![Diagnostic::error(
+                AttrPath::default(),
+                "Could not delete the auth token of the failed create",
+                format!(
+                    "The create's answer was lost, but OCI had made auth token {} for user {user_id}, and it could not be deleted: {err}. Delete it with `oci iam auth-token delete --user-id {user_id} --auth-token-id {}`.",
+                    made.id, made.id
+                ),
+            )],
+        },
+        ref several => {
+            let ids: Vec<&str> = several.iter().map(|t| t.id.as_str()).collect();
+            vec![Diagnostic::error(
+                AttrPath::default(),
+                "The failed create may have made one of several auth tokens",
+                format!(
+                    "The create's answer was lost, and user {user_id} now holds several new auth tokens with description {description:?}: {}. One may be the create's, the others another client's; delete the create's with `oci iam auth-token delete --user-id {user_id} --auth-token-id ID`.",
+                    ids.join(", ")
+                ),
+            )]
+        }
+    }
+}
+
 /// An error of the OCI client as a diagnostic (client errors never carry secrets), on the
 /// attribute it is about when it is about an id.
 pub fn client_error(summary: &str, err: &oci_client::Error) -> Diagnostic {

@@ -32,6 +32,7 @@ Use it whenever nothing outside the run needs the token, for example as a write-
 * When the run no longer needs the token, the provider deletes it, with the same retries as the managed resource; a token that is already gone counts as deleted.
 * OCI auth tokens never expire, and each user may hold at most two.
   If a deletion fails, the run fails with an error that names the token's OCID and its user, so that the token can be deleted by hand (`oci iam auth-token delete`).
+* If OCI's answer to the create is lost after OCI made the token, the provider finds the token by listing the user's tokens before and after the create, and deletes it; when it cannot tell which token is the create's, or cannot delete it, the error names what to delete by hand.
 * Values not known until apply in the configuration make Terraform open the resource during apply only.
 ";
 

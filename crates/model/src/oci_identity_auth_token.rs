@@ -31,6 +31,10 @@ tenancy can use this operation to create an auth token for any user, including t
 
 The provider waits for the new token's `state` to become `ACTIVE`, within the `create` timeout.
 
+If OCI's answer to the create is lost (the connection breaks, the request times out, the service fails) after OCI made the token, Terraform records nothing, and the token's secret is gone with the answer.
+The provider lists the user's tokens before each create; after such a failure it lists them again, deletes the one new token with the create's description, and says so in a warning beside the error.
+When it cannot tell (several new tokens with that description, or no list before the create) or cannot delete, the error or warning names what to delete by hand.
+
 ### The limit of two tokens per user
 OCI allows each user two auth tokens at a time.
 When a plan creates a token, the provider lists the user's tokens and reports the limit before apply:

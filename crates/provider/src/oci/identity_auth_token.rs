@@ -35,6 +35,7 @@ async fn create(client: &Client, planned: &Value) -> Outcome {
         Ok(c) => c,
         Err(d) => return invalid(d),
     };
+    let before = super::ids_before_create(client, &config.user_id).await;
     let created = match settle(client.create_auth_token(&config.user_id, &config.description)).await
     {
         Ok(Ok(t)) => t,
@@ -45,10 +46,20 @@ async fn create(client: &Client, planned: &Value) -> Outcome {
             );
         }
         Ok(Err(err)) => {
-            return (
-                None,
-                vec![client_error("Could not create the auth token", &err)],
-            );
+            let mut diags = vec![client_error("Could not create the auth token", &err)];
+            if super::create_may_have_acted(&err) {
+                // Terraform records no state for a failed create: nothing may be left behind.
+                diags.extend(
+                    super::undo_lost_create(
+                        client,
+                        &config.user_id,
+                        &config.description,
+                        before.as_deref(),
+                    )
+                    .await,
+                );
+            }
+            return (None, diags);
         }
         Err(_) => {
             let detail = format!(

@@ -640,3 +640,114 @@ async fn a_409_on_create_is_the_limit_only_when_the_user_is_full() {
         assert_eq!(diags[0].2.contains(&first.id), full, "{diags:?}");
     }
 }
+
+/// A create whose answer is lost after OCI made the token (the connection breaks after every
+/// create, and retries with the same retry token get the same token) ends in an error with no
+/// state, and the token OCI made is deleted: nothing Terraform does not know of is left. A
+/// token of the same description made before the create is not touched; a 4xx refusal, which
+/// makes nothing, leads to no listing.
+#[tokio::test]
+async fn a_create_whose_answer_is_lost_leaves_no_token_behind() {
+    use fake_oci::faults::{Action, ResetWhen, Rule};
+    let fake = fake_oci::FakeOci::start(fake_oci::Config {
+        clock: fake_oci::ClockMode::System,
+        ..fake_oci::Config::for_testing()
+    })
+    .await
+    .unwrap();
+    let id = fake.test_identity();
+    let provider = Arc::new(OciProvider::default());
+    let service = Service::new(provider.clone());
+    let Value::Object(mut config) = provider_config(Value::Number(1.0), &fake.endpoint()) else {
+        unreachable!("a block is an object")
+    };
+    config.insert("tenancy_ocid".into(), Value::string(&id.tenancy));
+    config.insert("user_ocid".into(), Value::string(&id.user));
+    let diags = configure(&service, &Value::Object(config)).await;
+    assert!(diags.is_empty(), "{diags:?}");
+    let client = provider.client().unwrap();
+    let earlier = client.create_auth_token(&id.user, "lost").await.unwrap();
+
+    let schema = model::oci_identity_auth_token::schema();
+    let Value::Object(mut planned) = Value::null_block(&schema.block) else {
+        unreachable!("a block is an object")
+    };
+    planned.insert("description".into(), Value::string("lost"));
+    planned.insert("user_id".into(), Value::string(&id.user));
+    let create = || pb::apply_resource_change::Request {
+        type_name: model::oci_identity_auth_token::NAME.into(),
+        prior_state: dynamic(&Value::Null),
+        planned_state: dynamic(&Value::Object(planned.clone())),
+        config: dynamic(&Value::Object(planned.clone())),
+        ..Default::default()
+    };
+    let tokens = || async {
+        let listed = client.list_auth_tokens(&id.user).await.unwrap();
+        listed
+            .into_iter()
+            .filter(|t| t.lifecycle_state != "DELETED" && t.lifecycle_state != "DELETING")
+            .map(|t| t.id)
+            .collect::<Vec<_>>()
+    };
+    fake.control().add_fault(Rule {
+        method: "POST".into(),
+        path: "/20160918/users/*/authTokens".into(),
+        times: None,
+        action: Action::Reset {
+            reset: ResetWhen::After,
+        },
+    });
+    let reply = service
+        .apply_resource_change(tonic::Request::new(create()))
+        .await
+        .expect("an answer")
+        .into_inner();
+    let diags = shown(reply.diagnostics);
+    let no_state = reply
+        .new_state
+        .as_ref()
+        .is_none_or(|d| d.msgpack == codec::encode(&Value::Null));
+    assert!(no_state, "{diags:?}");
+    assert_eq!(diags[0].0, ERROR, "{diags:?}");
+    assert!(
+        diags[0].2.starts_with("Could not create the auth token"),
+        "{diags:?}"
+    );
+    assert_eq!(diags[1].0, WARNING, "{diags:?}");
+    assert!(diags[1].2.contains("was deleted"), "{diags:?}");
+    assert_eq!(
+        tokens().await,
+        std::slice::from_ref(&earlier.id),
+        "{diags:?}"
+    );
+
+    // A refusal makes nothing: no listing after it, and no second diagnostic.
+    fake.control().clear_faults();
+    fake.control().add_fault(Rule {
+        method: "POST".into(),
+        path: "/20160918/users/*/authTokens".into(),
+        times: None,
+        action: Action::Status {
+            status: 400,
+            body: Some(serde_json::json!({"code": "InvalidParameter", "message": "refused"})),
+            headers: None,
+        },
+    });
+    let gets = || {
+        fake.control()
+            .requests()
+            .iter()
+            .filter(|r| r.method == "GET")
+            .count()
+    };
+    let gets_before = gets();
+    let reply = service
+        .apply_resource_change(tonic::Request::new(create()))
+        .await
+        .expect("an answer")
+        .into_inner();
+    let diags = shown(reply.diagnostics);
+    assert_eq!(diags.len(), 1, "{diags:?}");
+    assert_eq!(gets() - gets_before, 1, "only the list before the create");
+    assert_eq!(tokens().await, [earlier.id], "{diags:?}");
+}

@@ -9,6 +9,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for file in files {
         println!("cargo:rerun-if-changed={file}");
     }
+    // The release link orders the binaries' startup functions by this list (xtask's
+    // startup_order.rs): a new list builds the binaries again.
+    println!("cargo:rerun-if-changed=startup.order");
     let fds = protox::compile(files, ["proto"])?;
     tonic_prost_build::configure()
         .build_client(true)

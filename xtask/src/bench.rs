@@ -37,7 +37,8 @@ struct Rss {
     file: u64,
 }
 
-fn client_cert(dir: &Path) -> Result<String> {
+/// A P-521 client certificate as Terraform makes one for AutoMTLS, its PEM.
+pub(crate) fn client_cert(dir: &Path) -> Result<String> {
     let key = dir.join("client.key");
     let crt = dir.join("client.crt");
     run(Command::new("openssl")
@@ -81,11 +82,7 @@ fn rss(pid: u32) -> Rss {
 fn sample(binary: &Path, cert: &str) -> Result<Sample> {
     let start = Instant::now();
     let mut child = Command::new(binary)
-        .env("TF_PLUGIN_MAGIC_COOKIE", COOKIE)
-        .env("PLUGIN_PROTOCOL_VERSIONS", "5,6")
-        .env("PLUGIN_MIN_PORT", "10000")
-        .env("PLUGIN_MAX_PORT", "25000")
-        .env("PLUGIN_CLIENT_CERT", cert)
+        .envs(plugin_env(cert))
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -101,6 +98,17 @@ fn sample(binary: &Path, cert: &str) -> Result<Sample> {
     let _ = child.kill();
     let _ = child.wait();
     Ok(Sample { handshake, rss })
+}
+
+/// The environment Terraform starts a plugin with (AutoMTLS with `cert`).
+pub(crate) fn plugin_env(cert: &str) -> [(&'static str, &str); 5] {
+    [
+        ("TF_PLUGIN_MAGIC_COOKIE", COOKIE),
+        ("PLUGIN_PROTOCOL_VERSIONS", "5,6"),
+        ("PLUGIN_MIN_PORT", "10000"),
+        ("PLUGIN_MAX_PORT", "25000"),
+        ("PLUGIN_CLIENT_CERT", cert),
+    ]
 }
 
 fn median<T: Copy + Ord>(mut values: Vec<T>) -> T {

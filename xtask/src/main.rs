@@ -13,6 +13,7 @@ mod fakes;
 mod install;
 mod mutants;
 mod release;
+mod startup_order;
 mod tidy;
 mod tools;
 
@@ -57,10 +58,16 @@ Commands:
   release [--dir DIR] [--gpg-key ID]
                       the Terraform Registry's release files: zips, SHA256SUMS (signed with the
                       GnuPG key ID when given) and manifest (default DIR: target/dist/VERSION)
+  startup-order       list again the functions the release binaries run up to their handshake line
+                      (valgrind's callgrind), which the release link places first and together
   tools               install the external tools the tests use and print their locations
 ";
 
 fn main() -> Result<()> {
+    if env::var_os(startup_order::LINKER_ENV).is_some() {
+        // The release build links through xtask (see startup_order.rs).
+        std::process::exit(startup_order::link(env::args_os().skip(1).collect())?);
+    }
     let args: Vec<String> = env::args().skip(1).collect();
     let root = project_root();
     // Paths on the command line are relative to where the user ran the command.
@@ -80,6 +87,7 @@ fn main() -> Result<()> {
         "conformance" => conformance::run_conformance(&root, rest),
         "bench" => bench::run_bench(&root, rest),
         "mutants" => mutants::run_mutants(&root, rest),
+        "startup-order" => startup_order::run_generate(&root),
         "docs" => docs::run(&root, rest.iter().any(|a| a == "--check")),
         "tools" => {
             let tools = tools::ensure(&root)?;

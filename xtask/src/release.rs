@@ -148,6 +148,12 @@ pub fn build(root: &Path) -> Result<PathBuf> {
             flags.push('\x1f');
             flags.push_str(flag);
         }
+        // rustc links with lld on this target: the startup functions go first and together.
+        for flag in crate::startup_order::rustc_flags(root)? {
+            flags.push('\x1f');
+            flags.push_str(&flag);
+        }
+        cmd.env(crate::startup_order::LINKER_ENV, "1");
         target.join(&host).join("release")
     } else {
         target.join("release")
@@ -163,6 +169,16 @@ pub fn build(root: &Path) -> Result<PathBuf> {
             let elf = std::fs::read(&bin).with_context(|| format!("reading {}", bin.display()))?;
             if !is_static_executable(&elf) {
                 bail!("{} is not a static executable", bin.display());
+            }
+            let name = format!("terraform-provider-{name}");
+            match crate::startup_order::last_report(&target, &name) {
+                Some((placed, listed)) if placed * 2 >= listed => {}
+                Some((placed, listed)) => eprintln!(
+                    "warning: {name}: only {placed} of the {listed} functions in {} exist; \
+                     run `cargo xtask startup-order` to list them again",
+                    crate::startup_order::LIST
+                ),
+                None => {}
             }
         }
     }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use model::value::Value;
 use proptest::prelude::*;
 
-use super::OciProvider;
+use super::{OciProvider, create_may_have_acted};
 use crate::codec;
 use crate::core::Service;
 use crate::proto::tfplugin6 as pb;
@@ -750,4 +750,110 @@ async fn a_create_whose_answer_is_lost_leaves_no_token_behind() {
     assert_eq!(diags.len(), 1, "{diags:?}");
     assert_eq!(gets() - gets_before, 1, "only the list before the create");
     assert_eq!(tokens().await, [earlier.id], "{diags:?}");
+}
+
+#[test]
+fn a_create_may_have_acted_when_its_answer_was_lost_or_the_service_failed() {
+    let service = |status: u16| oci_client::Error::Service {
+        status,
+        code: "Code".into(),
+        message: String::new(),
+        request_id: String::new(),
+    };
+    let timeout = || oci_client::Error::Timeout {
+        endpoint: "https://identity".into(),
+    };
+    assert!(create_may_have_acted(&timeout()));
+    assert!(create_may_have_acted(&oci_client::Error::Connect {
+        endpoint: "https://identity".into(),
+        message: "reset".into(),
+    }));
+    assert!(create_may_have_acted(&service(500)));
+    assert!(create_may_have_acted(&service(503)));
+    assert!(
+        !create_may_have_acted(&service(409)),
+        "a refusal made nothing"
+    );
+    assert!(!create_may_have_acted(&service(400)));
+    assert!(create_may_have_acted(
+        &oci_client::Error::RetriesExhausted {
+            attempts: 3,
+            elapsed: std::time::Duration::from_secs(1),
+            last: Box::new(service(502)),
+        }
+    ));
+    assert!(!create_may_have_acted(
+        &oci_client::Error::RetriesExhausted {
+            attempts: 3,
+            elapsed: std::time::Duration::from_secs(1),
+            last: Box::new(service(429)),
+        }
+    ));
+}
+
+/// An ephemeral Open refused with 409 is checked against the limit as a managed create is: it
+/// names the user's tokens when the user holds two, and is the service's refusal otherwise;
+/// neither leaves a token behind.
+#[tokio::test]
+async fn an_ephemeral_open_at_the_limit_names_the_users_tokens() {
+    use fake_oci::faults::{Action, Rule};
+    let fake = fake_oci::FakeOci::start(fake_oci::Config {
+        clock: fake_oci::ClockMode::System,
+        ..fake_oci::Config::for_testing()
+    })
+    .await
+    .unwrap();
+    let id = fake.test_identity();
+    let provider = Arc::new(OciProvider::default());
+    let service = Service::new(provider.clone());
+    let Value::Object(mut config) = provider_config(Value::Null, &fake.endpoint()) else {
+        unreachable!("a block is an object")
+    };
+    config.insert("tenancy_ocid".into(), Value::string(&id.tenancy));
+    config.insert("user_ocid".into(), Value::string(&id.user));
+    let diags = configure(&service, &Value::Object(config)).await;
+    assert!(diags.is_empty(), "{diags:?}");
+    let client = provider.client().unwrap();
+    let first = client.create_auth_token(&id.user, "one").await.unwrap();
+
+    let schema = model::ephemeral_oci_identity_auth_token::schema();
+    let Value::Object(mut open) = Value::null_block(&schema.block) else {
+        unreachable!("a block is an object")
+    };
+    open.insert("description".into(), Value::string("new"));
+    open.insert("user_id".into(), Value::string(&id.user));
+    for (full, summary) in [
+        (false, "Could not create the auth token: OCI answered 409"),
+        (true, "Auth token limit reached"),
+    ] {
+        if full {
+            client.create_auth_token(&id.user, "two").await.unwrap();
+        }
+        fake.control().add_fault(Rule {
+            method: "POST".into(),
+            path: "/20160918/users/*/authTokens".into(),
+            times: Some(1),
+            action: Action::Status {
+                status: 409,
+                body: Some(serde_json::json!({"code": "Conflict", "message": "refused"})),
+                headers: None,
+            },
+        });
+        let reply = service
+            .open_ephemeral_resource(tonic::Request::new(pb::open_ephemeral_resource::Request {
+                type_name: model::ephemeral_oci_identity_auth_token::NAME.into(),
+                config: dynamic(&Value::Object(open.clone())),
+                client_capabilities: None,
+            }))
+            .await
+            .expect("an answer")
+            .into_inner();
+        let diags = shown(reply.diagnostics);
+        assert_eq!(diags.len(), 1, "{diags:?}");
+        assert!(diags[0].2.starts_with(summary), "{diags:?}");
+        assert_eq!(diags[0].2.contains(&first.id), full, "{diags:?}");
+        assert!(reply.result.is_none() && reply.private.is_none());
+        let held = client.list_auth_tokens(&id.user).await.unwrap();
+        assert_eq!(held.len(), if full { 2 } else { 1 }, "{held:?}");
+    }
 }

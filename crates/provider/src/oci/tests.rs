@@ -857,3 +857,343 @@ async fn an_ephemeral_open_at_the_limit_names_the_users_tokens() {
         assert_eq!(held.len(), if full { 2 } else { 1 }, "{held:?}");
     }
 }
+
+/// A fake OCI (system clock) and a provider configured against it as its test user, with the
+/// provider attributes `extra` set; returns the provider too, for its client.
+async fn configured_against(
+    extra: &[(&str, Value)],
+) -> (fake_oci::FakeOci, Arc<OciProvider>, Service<OciProvider>) {
+    let fake = fake_oci::FakeOci::start(fake_oci::Config {
+        clock: fake_oci::ClockMode::System,
+        ..fake_oci::Config::for_testing()
+    })
+    .await
+    .unwrap();
+    let id = fake.test_identity();
+    let provider = Arc::new(OciProvider::default());
+    let service = Service::new(provider.clone());
+    let Value::Object(mut config) = provider_config(Value::Null, &fake.endpoint()) else {
+        unreachable!("a block is an object")
+    };
+    config.insert("tenancy_ocid".into(), Value::string(&id.tenancy));
+    config.insert("user_ocid".into(), Value::string(&id.user));
+    for (name, value) in extra {
+        config.insert((*name).to_owned(), value.clone());
+    }
+    let diags = configure(&service, &Value::Object(config)).await;
+    assert!(diags.is_empty(), "{diags:?}");
+    (fake, provider, service)
+}
+
+/// An `oci_identity_auth_token` state (or configuration) of `user_id` with description `d`.
+fn token_state(user_id: &str, id: Option<&str>) -> Value {
+    let Value::Object(mut state) =
+        Value::null_block(&model::oci_identity_auth_token::schema().block)
+    else {
+        unreachable!("a block is an object")
+    };
+    state.insert("description".into(), Value::string("d"));
+    state.insert("user_id".into(), Value::string(user_id));
+    if let Some(id) = id {
+        state.insert("id".into(), Value::string(id));
+    }
+    Value::Object(state)
+}
+
+/// A provider whose configuration failed says so on every call that needs OCI, rather than
+/// answering as if nothing were wrong.
+#[tokio::test]
+async fn an_unconfigured_provider_is_an_error_on_every_call() {
+    let service = service();
+    let state = token_state("ocid1.user.oc1..u", Some("ocid1.credential.oc1..t"));
+    let read = service
+        .read_resource(tonic::Request::new(pb::read_resource::Request {
+            type_name: model::oci_identity_auth_token::NAME.into(),
+            current_state: dynamic(&state),
+            ..Default::default()
+        }))
+        .await
+        .expect("an answer")
+        .into_inner();
+    let create = service
+        .apply_resource_change(tonic::Request::new(pb::apply_resource_change::Request {
+            type_name: model::oci_identity_auth_token::NAME.into(),
+            prior_state: dynamic(&Value::Null),
+            planned_state: dynamic(&token_state("ocid1.user.oc1..u", None)),
+            config: dynamic(&token_state("ocid1.user.oc1..u", None)),
+            ..Default::default()
+        }))
+        .await
+        .expect("an answer")
+        .into_inner();
+    let Value::Object(mut data) =
+        Value::null_block(&model::oci_identity_auth_tokens::schema().block)
+    else {
+        unreachable!("a block is an object")
+    };
+    data.insert("user_id".into(), Value::string("ocid1.user.oc1..u"));
+    let list = service
+        .read_data_source(tonic::Request::new(pb::read_data_source::Request {
+            type_name: model::oci_identity_auth_tokens::NAME.into(),
+            config: dynamic(&Value::Object(data)),
+            ..Default::default()
+        }))
+        .await
+        .expect("an answer")
+        .into_inner();
+    for (call, diags) in [
+        ("read", read.diagnostics),
+        ("create", create.diagnostics),
+        ("data source", list.diagnostics),
+    ] {
+        let diags = shown(diags);
+        assert_eq!(diags.len(), 1, "{call}: {diags:?}");
+        assert_eq!(diags[0].0, ERROR, "{call}");
+        assert!(
+            diags[0].2.starts_with("Provider not configured"),
+            "{call}: {diags:?}"
+        );
+    }
+}
+
+/// A token state whose user id was tampered with is refused before any request, with the
+/// error on `user_id` (nothing listens at the endpoint anyway); the state is kept.
+#[tokio::test]
+async fn a_tampered_user_id_in_token_state_is_an_error_on_user_id() {
+    let service = service();
+    let diags = configure(
+        &service,
+        &provider_config(Value::Null, "http://127.0.0.1:9"),
+    )
+    .await;
+    assert!(diags.is_empty(), "{diags:?}");
+    for tampered in ["..", "ocid1.user.oc1..u/../../x"] {
+        let state = token_state(tampered, Some("ocid1.credential.oc1..t"));
+        let reply = service
+            .read_resource(tonic::Request::new(pb::read_resource::Request {
+                type_name: model::oci_identity_auth_token::NAME.into(),
+                current_state: dynamic(&state),
+                ..Default::default()
+            }))
+            .await
+            .expect("an answer")
+            .into_inner();
+        let diags = shown(reply.diagnostics);
+        assert_eq!(diags.len(), 1, "{tampered}: {diags:?}");
+        assert_eq!(diags[0].0, ERROR);
+        assert_eq!(diags[0].1, "user_id", "{diags:?}");
+        assert!(diags[0].2.contains("not an OCID"), "{diags:?}");
+        assert_eq!(
+            reply.new_state.expect("the state is kept").msgpack,
+            codec::encode(&state)
+        );
+    }
+}
+
+/// With `disable_auto_retries = true`, a request the service fails is reported at once, not
+/// tried again; by default (or `false`) the provider retries.
+#[tokio::test]
+async fn disabled_auto_retries_report_the_first_failure() {
+    use fake_oci::faults::{Action, Rule};
+    let (fake, _provider, service) =
+        configured_against(&[("disable_auto_retries", Value::Bool(true))]).await;
+    let id = fake.test_identity();
+    fake.control().add_fault(Rule {
+        method: "GET".into(),
+        path: "/20160918/users/*/authTokens".into(),
+        times: Some(1),
+        action: Action::Status {
+            status: 503,
+            body: Some(serde_json::json!({"code": "ServiceUnavailable", "message": "busy"})),
+            headers: None,
+        },
+    });
+    let Value::Object(mut data) =
+        Value::null_block(&model::oci_identity_auth_tokens::schema().block)
+    else {
+        unreachable!("a block is an object")
+    };
+    data.insert("user_id".into(), Value::string(&id.user));
+    let reply = service
+        .read_data_source(tonic::Request::new(pb::read_data_source::Request {
+            type_name: model::oci_identity_auth_tokens::NAME.into(),
+            config: dynamic(&Value::Object(data)),
+            ..Default::default()
+        }))
+        .await
+        .expect("an answer")
+        .into_inner();
+    let diags = shown(reply.diagnostics);
+    assert_eq!(diags.len(), 1, "{diags:?}");
+    assert_eq!(diags[0].0, ERROR);
+    assert!(diags[0].2.contains("503"), "{diags:?}");
+    let lists = fake
+        .control()
+        .requests()
+        .iter()
+        .filter(|r| r.method == "GET")
+        .count();
+    assert_eq!(lists, 1, "no retry");
+
+    for (setting, disabled) in [
+        (Value::Null, false),
+        (Value::Bool(false), false),
+        (Value::Bool(true), true),
+    ] {
+        let Value::Object(mut config) = provider_config(Value::Null, "http://127.0.0.1:9") else {
+            unreachable!("a block is an object")
+        };
+        config.insert("disable_auto_retries".into(), setting.clone());
+        let policy = OciProvider::retry_policy(&Value::Object(config)).expect("a policy");
+        assert_eq!(policy.disabled, disabled, "{setting:?}");
+    }
+}
+
+/// An `oci_identity_user` configuration is checked: a compartment that is not an OCID is an
+/// error on `compartment_id`.
+#[tokio::test]
+async fn an_identity_user_with_a_bad_compartment_is_an_error_on_compartment_id() {
+    let service = service();
+    let Value::Object(mut config) = Value::null_block(&model::oci_identity_user::schema().block)
+    else {
+        unreachable!("a block is an object")
+    };
+    config.insert("name".into(), Value::string("alice"));
+    config.insert("description".into(), Value::string("d"));
+    for (compartment, errors) in [("not-an-ocid", 1), ("ocid1.tenancy.oc1..t", 0)] {
+        config.insert("compartment_id".into(), Value::string(compartment));
+        let diags = validate_resource(
+            &service,
+            model::oci_identity_user::NAME,
+            &Value::Object(config.clone()),
+        )
+        .await;
+        assert_eq!(diags.len(), errors, "{compartment}: {diags:?}");
+        if errors > 0 {
+            assert_eq!(diags[0].0, ERROR);
+            assert_eq!(diags[0].1, "compartment_id", "{diags:?}");
+        }
+    }
+}
+
+/// An `auth` the provider does not support is an error on `auth`.
+#[tokio::test]
+async fn an_unsupported_auth_is_an_error_on_auth() {
+    let Value::Object(mut config) = provider_config(Value::Null, "http://127.0.0.1:9") else {
+        unreachable!("a block is an object")
+    };
+    config.insert("auth".into(), Value::string("InstancePrincipal"));
+    let diags = configure(&service(), &Value::Object(config)).await;
+    assert_eq!(diags.len(), 1, "{diags:?}");
+    assert_eq!(diags[0].0, ERROR);
+    assert_eq!(diags[0].1, "auth", "{diags:?}");
+    assert!(diags[0].2.contains("InstancePrincipal"), "{diags:?}");
+}
+
+/// A plan that creates an auth token for a user who already holds two (OCI's limit) says so
+/// on `user_id`, naming both; a user with a free slot plans without a word.
+#[tokio::test]
+async fn a_plan_past_the_token_limit_names_the_users_tokens() {
+    let (fake, provider, service) = configured_against(&[]).await;
+    let id = fake.test_identity();
+    let client = provider.client().unwrap();
+    let first = client.create_auth_token(&id.user, "one").await.unwrap();
+    let config = token_state(&id.user, None);
+    let plan = || pb::plan_resource_change::Request {
+        type_name: model::oci_identity_auth_token::NAME.into(),
+        prior_state: dynamic(&Value::Null),
+        proposed_new_state: dynamic(&config),
+        config: dynamic(&config),
+        ..Default::default()
+    };
+    let reply = service
+        .plan_resource_change(tonic::Request::new(plan()))
+        .await
+        .expect("an answer")
+        .into_inner();
+    let diags = shown(reply.diagnostics);
+    assert!(diags.is_empty(), "one slot is free: {diags:?}");
+
+    let second = client.create_auth_token(&id.user, "two").await.unwrap();
+    let reply = service
+        .plan_resource_change(tonic::Request::new(plan()))
+        .await
+        .expect("an answer")
+        .into_inner();
+    let diags = shown(reply.diagnostics);
+    assert_eq!(diags.len(), 1, "{diags:?}");
+    assert_eq!(diags[0].1, "user_id", "{diags:?}");
+    assert!(diags[0].2.starts_with("Auth token limit"), "{diags:?}");
+    assert!(
+        diags[0].2.contains(&first.id) && diags[0].2.contains(&second.id),
+        "{diags:?}"
+    );
+}
+
+/// A user is imported by its OCID; an id that is not a user's OCID is refused.
+#[tokio::test]
+async fn a_user_is_imported_by_its_ocid() {
+    let service = service();
+    for (id, ok) in [("ocid1.user.oc1..aaaa", true), ("alice", false)] {
+        let reply = service
+            .import_resource_state(tonic::Request::new(pb::import_resource_state::Request {
+                type_name: model::oci_identity_user::NAME.into(),
+                id: id.into(),
+                ..Default::default()
+            }))
+            .await
+            .expect("an answer")
+            .into_inner();
+        let diags = shown(reply.diagnostics);
+        assert_eq!(diags.is_empty(), ok, "{id}: {diags:?}");
+        assert_eq!(reply.imported_resources.len(), usize::from(ok), "{id}");
+        if ok {
+            let state = codec::decode_block(
+                &model::oci_identity_user::schema().block,
+                &reply.imported_resources[0]
+                    .state
+                    .as_ref()
+                    .expect("a state")
+                    .msgpack,
+            )
+            .expect("a state the schema reads");
+            assert_eq!(state.get("id").as_str(), Some(id));
+        } else {
+            assert!(diags[0].2.contains("Invalid import id"), "{diags:?}");
+        }
+    }
+}
+
+/// An ephemeral Open of a token OCI makes in state CREATING waits until it is ACTIVE, so
+/// that the token it hands out can be used at once.
+#[tokio::test]
+async fn an_ephemeral_open_waits_until_the_token_is_active() {
+    let (fake, _provider, service) = configured_against(&[]).await;
+    let id = fake.test_identity();
+    // A new token turns ACTIVE on the first list that shows it.
+    fake.control()
+        .set_lifecycle(fake_oci::Delay::Reads(1), fake_oci::Delay::Immediate);
+    let schema = model::ephemeral_oci_identity_auth_token::schema();
+    let Value::Object(mut open) = Value::null_block(&schema.block) else {
+        unreachable!("a block is an object")
+    };
+    open.insert("description".into(), Value::string("session"));
+    open.insert("user_id".into(), Value::string(&id.user));
+    let reply = service
+        .open_ephemeral_resource(tonic::Request::new(pb::open_ephemeral_resource::Request {
+            type_name: model::ephemeral_oci_identity_auth_token::NAME.into(),
+            config: dynamic(&Value::Object(open)),
+            client_capabilities: None,
+        }))
+        .await
+        .expect("an answer")
+        .into_inner();
+    let diags = shown(reply.diagnostics);
+    assert!(diags.is_empty(), "{diags:?}");
+    let result = codec::decode_block(
+        &schema.block,
+        &reply.result.as_ref().expect("a result").msgpack,
+    )
+    .expect("a result the schema reads");
+    assert_eq!(result.get("state").as_str(), Some("ACTIVE"));
+}

@@ -418,6 +418,12 @@ async fn exchange(
                 }
             }
         })?;
+    // hyper-util puts an HTTP/1 connection back into the pool from a task of its own, once
+    // the connection is ready for its next request, which is after the body above ended. A
+    // request sent before that task ran would find the pool empty and open a second
+    // connection (over HTTPS, a TLS handshake on both sides) that nothing then uses. One
+    // yield lets it run first on a one-thread runtime, the provider's.
+    tokio::task::yield_now().await;
     Ok(Reply {
         status,
         location,

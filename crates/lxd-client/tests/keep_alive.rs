@@ -100,3 +100,35 @@ async fn a_connection_the_server_closed_is_replaced() {
     assert!(client.list_certificates().await.unwrap().is_empty());
     assert_eq!(accepted.load(Ordering::SeqCst), 2);
 }
+
+/// Requests sent one after the other from a task, each as soon as the answer before it was
+/// read, on a one-thread runtime (the provider's: each gRPC call is such a task), to a server
+/// in its own threads. The connection must be back in the pool by then, or the pool opens
+/// another that nothing uses: over HTTPS, a TLS handshake on both sides for nothing.
+#[test]
+fn a_task_sending_requests_back_to_back_keeps_one_connection() {
+    let server = tokio::runtime::Runtime::new().unwrap();
+    let fake = server
+        .block_on(FakeLxd::start(Config::for_testing()))
+        .unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let control = fake.control();
+    let client = Arc::new(Client::new(
+        Target::Unix(fake.unix_socket().to_owned()),
+        fast(),
+    ));
+    let before = control.connections();
+    let task = client.clone();
+    let work = runtime.spawn(async move {
+        for name in ["a", "b", "c"] {
+            task.named_now(name).await.unwrap();
+            task.server_kind().await.unwrap();
+            task.create_token(name, &[]).await.unwrap();
+        }
+    });
+    runtime.block_on(work).unwrap();
+    assert_eq!(control.connections() - before, 1);
+}

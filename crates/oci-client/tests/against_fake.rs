@@ -338,3 +338,43 @@ fn refuse_once(fake: &FakeOci, method: &str) {
         },
     });
 }
+
+/// Requests sent one after the other from a task, each as soon as the answer before it was
+/// read, on a one-thread runtime (the provider's: each gRPC call is such a task), to a server
+/// in its own threads: they share one connection. A second one would be opened and never used
+/// (against OCI, a TLS handshake for nothing).
+#[test]
+fn a_task_sending_requests_back_to_back_keeps_one_connection() {
+    let server = tokio::runtime::Runtime::new().unwrap();
+    let fake = server
+        .block_on(FakeOci::start(Config::for_testing()))
+        .unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = Client::new(
+        &credentials(&fake),
+        fast_retries(),
+        Arc::new(FixedClock(TEST_EPOCH)),
+    )
+    .unwrap();
+    let user = fake.test_identity().user;
+    let control = fake.control();
+    let before = control.connections();
+    let work = runtime.spawn(async move {
+        for round in 0..3 {
+            let token = client
+                .create_auth_token(&user, &format!("round {round}"))
+                .await
+                .unwrap();
+            assert_eq!(client.list_auth_tokens(&user).await.unwrap().len(), 1);
+            client
+                .delete_auth_token(&user, &token.id, None)
+                .await
+                .unwrap();
+        }
+    });
+    runtime.block_on(work).unwrap();
+    assert_eq!(control.connections() - before, 1);
+}

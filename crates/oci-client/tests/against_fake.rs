@@ -24,14 +24,19 @@ fn credentials(fake: &FakeOci) -> Credentials {
     common::credentials(fake, &fake.test_identity().user)
 }
 
-async fn setup() -> (FakeOci, Client, String) {
-    let fake = FakeOci::start(Config::for_testing()).await.unwrap();
-    let client = Client::new(
-        &credentials(&fake),
+/// A client of `fake` signing as its test user, with fast retries and a fixed clock.
+fn client(fake: &FakeOci) -> Client {
+    Client::new(
+        &credentials(fake),
         fast_retries(),
         Arc::new(FixedClock(TEST_EPOCH)),
     )
-    .unwrap();
+    .unwrap()
+}
+
+async fn setup() -> (FakeOci, Client, String) {
+    let fake = FakeOci::start(Config::for_testing()).await.unwrap();
+    let client = client(&fake);
     let user = fake.test_identity().user;
     (fake, client, user)
 }
@@ -353,12 +358,7 @@ fn a_task_sending_requests_back_to_back_keeps_one_connection() {
         .enable_all()
         .build()
         .unwrap();
-    let client = Client::new(
-        &credentials(&fake),
-        fast_retries(),
-        Arc::new(FixedClock(TEST_EPOCH)),
-    )
-    .unwrap();
+    let client = client(&fake);
     let user = fake.test_identity().user;
     let control = fake.control();
     let before = control.connections();

@@ -818,20 +818,39 @@ pub fn parse_http_date(text: &str) -> Option<OffsetDateTime> {
         .map(|t| t.assume_utc())
 }
 
+/// The server's time when its answer was read, from the answer's `Date` and this machine's
+/// clock before the request (`sent`) and after the answer (`read`).
+///
+/// `Date` has whole seconds, and the server wrote it somewhere between `sent` and `read`.
+/// When that second overlaps the request, the two clocks agree and this machine's `read` says
+/// the same time more precisely (a token made this second may already have expired). Checking
+/// only that `read` falls in the `Date`'s second put the server up to a second behind whenever
+/// the second turned while the answer was on its way.
+fn server_now(
+    date: Option<OffsetDateTime>,
+    sent: OffsetDateTime,
+    read: OffsetDateTime,
+) -> OffsetDateTime {
+    let Some(date) = date else {
+        return read;
+    };
+    let agrees = date <= read && sent < date + time::Duration::SECOND;
+    if agrees { read } else { date }
+}
+
 impl Client {
     /// The server's clock: the `Date` of its answer to `GET /1.0`, or this machine's clock
     /// when it sends none.
     pub async fn server_time(&self) -> Result<OffsetDateTime, Error> {
+        let sent = OffsetDateTime::now_utc();
         let reply = self.once("GET", "/1.0", None).await?;
         metadata(&reply)?;
-        let local = OffsetDateTime::now_utc();
-        let Some(date) = reply.date.as_deref().and_then(parse_http_date) else {
-            return Ok(local);
-        };
-        // `Date` has whole seconds: when this machine's clock falls in that second, it says
-        // the same time more precisely (a token made this second may already have expired).
-        let same_second = local >= date && local - date < time::Duration::SECOND;
-        Ok(if same_second { local } else { date })
+        let read = OffsetDateTime::now_utc();
+        Ok(server_now(
+            reply.date.as_deref().and_then(parse_http_date),
+            sent,
+            read,
+        ))
     }
 
     /// Which server software and version this is.
@@ -1090,6 +1109,25 @@ fn operation_path(id: &str) -> Result<String, Error> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_server_time_is_read_when_its_date_overlaps_the_request() {
+        use time::macros::datetime;
+        let date = datetime!(2026-12-03 10:05:49 UTC);
+        let at = |ms: i64| date + time::Duration::milliseconds(ms);
+        // Read in the `Date`'s second.
+        assert_eq!(super::server_now(Some(date), at(100), at(300)), at(300));
+        // Sent in that second, read in the next: the second turned on the way back.
+        assert_eq!(super::server_now(Some(date), at(900), at(1_100)), at(1_100));
+        // Sent before that second: the server wrote it while the request was on its way.
+        assert_eq!(super::server_now(Some(date), at(-200), at(50)), at(50));
+        // Sent a second later or more: the server's clock is behind this one.
+        assert_eq!(super::server_now(Some(date), at(1_000), at(1_200)), date);
+        // Read before that second: the server's clock is ahead.
+        assert_eq!(super::server_now(Some(date), at(-900), at(-1)), date);
+        // No `Date`: this machine's clock.
+        assert_eq!(super::server_now(None, at(0), at(5)), at(5));
+    }
+
     use super::*;
 
     #[test]

@@ -1109,26 +1109,26 @@ fn operation_path(id: &str) -> Result<String, Error> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn the_server_time_is_read_when_its_date_overlaps_the_request() {
         use time::macros::datetime;
         let date = datetime!(2026-12-03 10:05:49 UTC);
         let at = |ms: i64| date + time::Duration::milliseconds(ms);
         // Read in the `Date`'s second.
-        assert_eq!(super::server_now(Some(date), at(100), at(300)), at(300));
+        assert_eq!(server_now(Some(date), at(100), at(300)), at(300));
         // Sent in that second, read in the next: the second turned on the way back.
-        assert_eq!(super::server_now(Some(date), at(900), at(1_100)), at(1_100));
+        assert_eq!(server_now(Some(date), at(900), at(1_100)), at(1_100));
         // Sent before that second: the server wrote it while the request was on its way.
-        assert_eq!(super::server_now(Some(date), at(-200), at(50)), at(50));
+        assert_eq!(server_now(Some(date), at(-200), at(50)), at(50));
         // Sent a second later or more: the server's clock is behind this one.
-        assert_eq!(super::server_now(Some(date), at(1_000), at(1_200)), date);
+        assert_eq!(server_now(Some(date), at(1_000), at(1_200)), date);
         // Read before that second: the server's clock is ahead.
-        assert_eq!(super::server_now(Some(date), at(-900), at(-1)), date);
+        assert_eq!(server_now(Some(date), at(-900), at(-1)), date);
         // No `Date`: this machine's clock.
-        assert_eq!(super::server_now(None, at(0), at(5)), at(5));
+        assert_eq!(server_now(None, at(0), at(5)), at(5));
     }
-
-    use super::*;
 
     #[test]
     fn operation_paths_take_uuids_only() {

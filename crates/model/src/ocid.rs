@@ -72,6 +72,9 @@ mod tests {
             "ocid1.tenancy.oc1..aaaaaaaaba3pv6wkcr4jqae5f15p2b2m2yt2j6rx32uzr4h25vqstifsfdsq",
             "ocid1.user.oc1.phx.abc",
             "ocid1.user.oc1..u1",
+            // A region such as `us-ashburn-1` and unique ids carry `-` and `_`.
+            "ocid1.user.oc1.us-ashburn-1.abc",
+            "ocid1.user.oc1..ab_cd",
         ] {
             assert_eq!(problem(good, &[]), None, "{good}");
         }

@@ -640,3 +640,42 @@ fn values_conform_to_their_types_and_blocks_only() {
         &with_inner(Value::Bool(true), inner)
     ));
 }
+
+/// A default the description does not already state is written after it, in HCL's spelling:
+/// a quoted string, a bare boolean, `[]` for an empty list.
+#[test]
+fn a_page_states_each_default_the_description_leaves_out() {
+    use model::schema::{self, Default, Kind, TypeSchema};
+    let with_default = |name, ty, default| Attribute {
+        default: Some(default),
+        ..schema::attr(name, ty, Presence::Optional, "What it is.")
+    };
+    let schema = TypeSchema {
+        name: "x_thing",
+        kind: Kind::Resource,
+        version: 0,
+        block: Block {
+            attributes: vec![
+                with_default("mode", AttrType::String, Default::String("fast")),
+                with_default("on", AttrType::Bool, Default::Bool(true)),
+                with_default(
+                    "tags",
+                    AttrType::List(Box::new(AttrType::String)),
+                    Default::EmptyList,
+                ),
+            ],
+            blocks: vec![],
+            description: "A thing.",
+        },
+        importable: false,
+        import_id_format: None,
+    };
+    let page = model::docs::render(&schema, "", "", None);
+    for line in [
+        "* `mode` - *Optional* - What it is. Defaults to `\"fast\"`.",
+        "* `on` - *Optional* - What it is. Defaults to `true`.",
+        "* `tags` - *Optional* - What it is. Defaults to `[]`.",
+    ] {
+        assert!(page.lines().any(|l| l == line), "{line:?} not in:\n{page}");
+    }
+}

@@ -144,6 +144,10 @@ pub struct Client {
     /// What each running operation seen is: a pending token's name, or `None` when it is
     /// something else (`pending_tokens`).
     known: std::sync::Mutex<HashMap<String, Option<String>>>,
+    /// The token operations this client made (`remember`): a reconciliation never adopts one
+    /// of them, whatever baseline it compares with. Never pruned (a listing may predate a
+    /// token just made): an id per create, for a client that lives one Terraform command.
+    mine: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 /// The trust store, then the pending tokens, listed one after the other.
@@ -252,6 +256,7 @@ impl Client {
             creates: std::sync::Mutex::new(HashMap::new()),
             listing: tokio::sync::Mutex::new(None),
             known: std::sync::Mutex::new(HashMap::new()),
+            mine: std::sync::Mutex::new(std::collections::HashSet::new()),
         }
     }
 
@@ -461,6 +466,31 @@ impl Client {
         name: &str,
         projects: &[String],
     ) -> Result<PendingToken, Error> {
+        self.create(name, projects, None).await
+    }
+
+    /// As [`Client::create_token`], with the pending tokens of that name that `named` (from
+    /// [`Client::named_now`], before this call) lists as those that were there before the
+    /// request, so that the create lists nothing itself: an apply of N tokens then lists the
+    /// server once per token, not twice. A token of that name made by another client between
+    /// that listing and the request may be taken for this create's own when its answer is
+    /// lost, as one made while the answer was on its way may be in any case; this client's
+    /// own tokens never are.
+    pub async fn create_token_beside(
+        &self,
+        name: &str,
+        projects: &[String],
+        named: &Named,
+    ) -> Result<PendingToken, Error> {
+        self.create(name, projects, Some(&named.tokens)).await
+    }
+
+    async fn create(
+        &self,
+        name: &str,
+        projects: &[String],
+        known_before: Option<&BTreeSet<String>>,
+    ) -> Result<PendingToken, Error> {
         let lock = {
             let mut locks = self.creates.lock().unwrap_or_else(|e| e.into_inner());
             // Locks nobody holds or waits for are dropped, so the map stays small.
@@ -494,7 +524,12 @@ impl Client {
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let before = self.operation_ids().await?;
+            // A create that was not sent made nothing, so a baseline stays true for the next
+            // attempt.
+            let before = match known_before {
+                Some(tokens) => tokens.clone(),
+                None => self.operation_ids().await?,
+            };
             let result = match self
                 .once("POST", "/1.0/certificates?project=default", Some(&body))
                 .await
@@ -559,6 +594,7 @@ impl Client {
                 .into_iter()
                 .filter(|t| {
                     !create.before.contains(&t.operation_id)
+                        && !self.made_here(&t.operation_id)
                         && t.name == create.name
                         && t.projects == create.projects
                         && t.restricted == create.restricted
@@ -689,6 +725,18 @@ impl Client {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(token.operation_id.clone(), Some(token.name.clone()));
+        self.mine
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(token.operation_id.clone());
+    }
+
+    /// Whether this client made the token operation `id`.
+    fn made_here(&self, id: &str) -> bool {
+        self.mine
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(id)
     }
 
     pub async fn list_certificates(&self) -> Result<Vec<Certificate>, Error> {
@@ -853,8 +901,14 @@ impl Client {
         ))
     }
 
-    /// Which server software and version this is.
+    /// Which server software and version this is: from the cached `GET /1.0` when it shows
+    /// them (a trusted client's), so that a plan or apply of many tokens asks once, not once
+    /// per token; read again when it does not (an untrusted client sees no environment).
     pub async fn server_kind(&self) -> Result<ServerKind, Error> {
+        let info = self.server_info().await?;
+        if let (Some(server), Some(version)) = (info.server, info.server_version) {
+            return Ok(ServerKind { server, version });
+        }
         let meta = self.read("/1.0").await?;
         let field = |name: &str| {
             meta["environment"][name]

@@ -16,7 +16,7 @@ pub mod secret;
 pub mod token;
 pub mod transport;
 
-pub use client::{Certificate, Client, Generation, PendingToken, RetryPolicy, ServerInfo};
+pub use client::{Certificate, Client, Generation, Named, PendingToken, RetryPolicy, ServerInfo};
 pub use error::Error;
 pub use secret::{ExposeSecret, SecretString};
 pub use transport::{ClientIdentity, ServerTrust, Target};

@@ -698,3 +698,107 @@ async fn a_revoke_stops_at_a_refusal_and_at_the_deadline() {
         "nothing was cancelled"
     );
 }
+
+/// A plan or apply of many tokens asks the server's kind once per client: a trusted client's
+/// cached `GET /1.0` shows it, on every profile.
+#[tokio::test]
+async fn the_server_kind_is_read_once_per_client() {
+    for (profile, server) in [
+        (Profile::V5_0, "lxd"),
+        (Profile::V6, "lxd"),
+        (Profile::Incus6_0, "incus"),
+    ] {
+        let fake = fake(profile).await;
+        let client = unix(&fake);
+        for name in ["a", "b", "c"] {
+            assert_eq!(client.server_kind().await.unwrap().server, server);
+            client.create_token(name, &[]).await.unwrap();
+        }
+        let reads = fake
+            .control()
+            .requests()
+            .iter()
+            .filter(|r| r.method == "GET" && r.path == "/1.0")
+            .count();
+        assert_eq!(reads, 1, "{profile:?}");
+    }
+}
+
+/// A create beside a listing sends its request and nothing else: the listing's pending tokens
+/// of that name are what was there before it.
+#[tokio::test]
+async fn a_create_beside_a_listing_lists_nothing_itself() {
+    let fake = fake(Profile::V5_0).await;
+    let client = unix(&fake);
+    client.create_token("older", &[]).await.unwrap();
+    let named = client.named_now("t").await.unwrap();
+    let before = fake.control().requests().len();
+    let token = client.create_token_beside("t", &[], &named).await.unwrap();
+    let sent: Vec<(String, String)> = fake.control().requests()[before..]
+        .iter()
+        .map(|r| (r.method.clone(), r.path.clone()))
+        .collect();
+    assert_eq!(sent, [("POST".to_owned(), "/1.0/certificates".to_owned())]);
+    assert!(
+        fake.control()
+            .pending_tokens()
+            .iter()
+            .any(|(id, _)| *id == token.operation_id)
+    );
+}
+
+/// A create whose answer is lost, beside a listing taken before this client made another token
+/// of that name: that token is this client's own, so only the new one is a candidate and it is
+/// adopted; a token of that name another client made since the listing would be taken too.
+#[tokio::test]
+async fn a_lost_answer_beside_an_older_listing_never_adopts_the_clients_own_token() {
+    let fake = fake(Profile::V5_0).await;
+    let control = fake.control();
+    // The lost answers are watched for one request timeout: a short one.
+    let client = Client::new(
+        Target::Unix(fake.unix_socket().to_owned()),
+        RetryPolicy {
+            request_timeout: Duration::from_millis(200),
+            ..fast()
+        },
+    );
+    let named = client.named_now("t").await.unwrap();
+    let own = client.create_token("t", &[]).await.unwrap();
+    control.add_fault(Rule {
+        method: "POST".into(),
+        path: "/1.0/certificates".into(),
+        times: Some(1),
+        action: Action::Reset {
+            reset: ResetWhen::After,
+        },
+    });
+    let adopted = client.create_token_beside("t", &[], &named).await.unwrap();
+    assert_ne!(adopted.operation_id, own.operation_id);
+    let mut pending: Vec<String> = control.pending_tokens().into_iter().map(|t| t.0).collect();
+    let mut expected = vec![own.operation_id.clone(), adopted.operation_id.clone()];
+    pending.sort();
+    expected.sort();
+    assert_eq!(pending, expected, "one new token, adopted");
+    // Another client's token of that name made after the listing is not told apart.
+    let other = unix(&fake);
+    let theirs = other.create_token("t", &[]).await.unwrap();
+    control.add_fault(Rule {
+        method: "POST".into(),
+        path: "/1.0/certificates".into(),
+        times: Some(1),
+        action: Action::Reset {
+            reset: ResetWhen::After,
+        },
+    });
+    let err = client
+        .create_token_beside("t", &[], &named)
+        .await
+        .unwrap_err();
+    match &err {
+        Error::AmbiguousCreate { candidates, .. } => {
+            assert!(candidates.contains(&theirs.operation_id), "{err}");
+            assert_eq!(candidates.len(), 2, "{err}");
+        }
+        other => panic!("{other}"),
+    }
+}

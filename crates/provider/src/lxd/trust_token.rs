@@ -44,11 +44,12 @@ fn observation(look: TokenLook) -> Observation {
 
 /// Checks what a new token needs from the server before it is made: projects that exist, and
 /// on servers with unique identity names, a name no identity holds. Returns the record of the
-/// trust store and of the pending tokens of that name, taken before the token exists.
+/// trust store and of the pending tokens of that name, taken before the token exists, and the
+/// listing it came from, which the create compares with when its answer is lost.
 async fn preflight(
     client: &lxd_client::Client,
     config: &Config,
-) -> Result<Baseline, Vec<Diagnostic>> {
+) -> Result<(Baseline, lxd_client::Named), Vec<Diagnostic>> {
     if !config.projects.is_empty() {
         let known = client
             .project_names()
@@ -61,7 +62,8 @@ async fn preflight(
     }
     // One listing of the trust store and the pending tokens, shared with the creates and looks
     // waiting at the same time (Terraform applies ten at once), so that an apply lists the
-    // server about once per wave of creates rather than twice per create.
+    // server about once per wave of creates rather than twice per create. The create takes
+    // its pending tokens as those that were there before it, so it lists nothing itself.
     let named = client
         .named_now(&config.name)
         .await
@@ -75,15 +77,16 @@ async fn preflight(
     {
         return Err(vec![m::name_taken(&config.name, &taken.fingerprint)]);
     }
-    Ok(Baseline {
+    let baseline = Baseline {
         named: named
             .identities
-            .into_iter()
-            .map(|c| c.fingerprint)
+            .iter()
+            .map(|c| c.fingerprint.clone())
             .collect(),
-        rivals: named.tokens,
+        rivals: named.tokens.clone(),
         expires_at: None,
-    })
+    };
+    Ok((baseline, named))
 }
 
 /// How long a plan waits for the server to answer its name check before it goes on without.
@@ -155,11 +158,11 @@ async fn create(provider: &LxdProvider, planned: &Value) -> (Outcome, Vec<u8>) {
         Ok(c) => c,
         Err(d) => return ((None, d), Vec::new()),
     };
-    let record = match preflight(&client, &config).await {
+    let (record, named) = match preflight(&client, &config).await {
         Ok(r) => r,
         Err(d) => return ((None, d), Vec::new()),
     };
-    match settle(client.create_token(&config.name, &config.projects)).await {
+    match settle(client.create_token_beside(&config.name, &config.projects, &named)).await {
         Err(_) => {
             let detail = format!(
                 "Terraform was interrupted before the create of trust token {:?} finished, so LXD may hold a pending token of that name that Terraform does not know of. List the pending tokens (`lxc config trust list-tokens`) and revoke it if so.",

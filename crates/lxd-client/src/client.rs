@@ -307,12 +307,27 @@ impl Client {
     /// A read whose metadata is kept as sent (`None` when it is absent or null), retried on
     /// transient failures until the deadline.
     async fn read_raw(&self, path: &str) -> Result<Option<Box<RawValue>>, Error> {
+        Ok(self.read_timed(path).await?.0)
+    }
+
+    /// As [`Client::read_raw`], with the server's clock when it answered (as
+    /// [`Client::server_time`] reads it, from this answer's `Date`), so that a look learns the
+    /// time from the read it makes anyway rather than from one more `GET /1.0`.
+    async fn read_timed(
+        &self,
+        path: &str,
+    ) -> Result<(Option<Box<RawValue>>, OffsetDateTime), Error> {
         let start = Instant::now();
         let mut attempts = 0;
         loop {
             attempts += 1;
+            let sent = OffsetDateTime::now_utc();
             let result = match self.once("GET", path, None).await {
-                Ok(reply) => raw_metadata(&reply),
+                Ok(reply) => raw_metadata(&reply).map(|raw| {
+                    let read = OffsetDateTime::now_utc();
+                    let date = reply.date.as_deref().and_then(parse_http_date);
+                    (raw, server_now(date, sent, read))
+                }),
                 Err(e) => Err(e),
             };
             match result {
@@ -926,20 +941,26 @@ impl Client {
     /// trust-store entries of that name and the other pending tokens of that name.
     pub async fn look_at_token(&self, id: &str, name: &str) -> Result<TokenLook, Error> {
         let typed = self.server_info().await?.typed_tokens();
-        let server_time = self.server_time().await?;
-        let operation = match self.read(&operation_path(id)?).await {
-            Ok(meta) => {
+        let path = operation_path(id)?;
+        // The server's clock from the operation's own answer; a 404 carries none through
+        // the error, so a gone token costs one more `GET /1.0`.
+        let (operation, server_time) = match self.read_timed(&path).await {
+            Ok((raw, server_time)) => {
                 let op: OperationWire =
-                    serde_json::from_value(meta).map_err(|e| malformed(200, "the operation", e))?;
+                    serde_json::from_str(raw.as_deref().map_or("null", RawValue::get))
+                        .map_err(|e| malformed(200, "the operation", e))?;
                 if op.id != id {
                     return Err(malformed(200, "the operation", "another operation's id"));
                 }
-                match self.pending(op, typed) {
+                let operation = match self.pending(op, typed) {
                     Some(token) => TokenOperation::Running(token),
                     None => TokenOperation::Finished,
-                }
+                };
+                (operation, server_time)
             }
-            Err(Error::Api { status: 404, .. }) => TokenOperation::Gone,
+            Err(Error::Api { status: 404, .. }) => {
+                (TokenOperation::Gone, self.server_time().await?)
+            }
             Err(e) => return Err(e),
         };
         let listing = self.listing_since(Instant::now()).await?;

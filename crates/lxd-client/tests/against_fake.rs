@@ -802,3 +802,39 @@ async fn a_lost_answer_beside_an_older_listing_never_adopts_the_clients_own_toke
         other => panic!("{other}"),
     }
 }
+
+/// A look learns the server's clock from the operation's answer: no `GET /1.0` for a token
+/// that is still listed, one for a token that is gone (a 404 brings no clock through).
+#[tokio::test]
+async fn a_look_takes_the_servers_clock_from_the_operations_answer() {
+    let fake = fake(Profile::V5_0).await;
+    let client = unix(&fake);
+    let token = client.create_token("t", &[]).await.unwrap();
+    let clock_reads = || {
+        fake.control()
+            .requests()
+            .iter()
+            .filter(|r| r.method == "GET" && r.path == "/1.0")
+            .count()
+    };
+    let before = clock_reads();
+    let running = client
+        .look_at_token(&token.operation_id, "t")
+        .await
+        .unwrap();
+    assert!(matches!(
+        running.operation,
+        lxd_client::client::TokenOperation::Running(_)
+    ));
+    assert_eq!(clock_reads(), before, "the operation's Date was enough");
+    fake.control().restart();
+    let look = client
+        .look_at_token(&token.operation_id, "t")
+        .await
+        .unwrap();
+    assert_eq!(look.operation, lxd_client::client::TokenOperation::Gone);
+    assert_eq!(clock_reads(), before + 1);
+    // The fake's clock stands still and is far from this machine's: both looks read it.
+    assert_eq!(look.server_time, running.server_time);
+    assert!((running.server_time - time::OffsetDateTime::now_utc()).abs() > time::Duration::DAY);
+}

@@ -319,6 +319,35 @@ fn print_table(r: &Results, real_lxd: bool) {
             // token's state can reach: Terraform's cost per resource grows with the state.
             goal: Goal::AtMost(1.2),
         });
+        // Terraform alone on 100 resources with a token's state (its built-in terraform_data,
+        // no plugin), and with our fixed cost of running a plugin at all added (our time for
+        // one resource minus terraform_data's): no provider with this state goes below that.
+        let (builtin_100, builtin_1) = (
+            get("terraform_data_sized", 100),
+            get("terraform_data_sized", 1),
+        );
+        rows.push(Row {
+            what: format!(
+                "{title}, 100 terraform_data with a token's state (Terraform alone, no plugin) vs 100 Go null_resource"
+            ),
+            ours: builtin_100.map(ms_spread),
+            theirs: null_100.map(ms_spread),
+            figure: ratio(builtin_100.map(|e| e.median), null_100.map(|e| e.median)),
+            goal: Goal::None,
+        });
+        let floor = builtin_100
+            .zip(builtin_1)
+            .zip(ours_1)
+            .map(|((b100, b1), o1)| b100.median + (o1.median - b1.median));
+        rows.push(Row {
+            what: format!(
+                "{title}, a plugin's floor: that plus our plugin's fixed cost (t1 - terraform_data's t1) vs 100 null_resource"
+            ),
+            ours: floor.map(ms),
+            theirs: null_100.map(ms_spread),
+            figure: ratio(floor, null_100.map(|e| e.median)),
+            goal: Goal::None,
+        });
         rows.push(Row {
             what: format!("{title}, 1 resource each (Terraform and a plugin's start)"),
             ours: ours_1.map(ms_spread),

@@ -12,6 +12,9 @@
 //!   first: Terraform's own cost per resource grows with the size of the state it holds (at
 //!   1000 an apply of padded ones takes about twice as long as of plain ones), so the
 //!   `lxd_trust_token` scale is compared with these as well.
+//! - `{apply,plan_refresh}/terraform_data_sized/N` (N = 1 and 100): Terraform's built-in
+//!   `terraform_data`, its input padded so that its state is as large as a token's: Terraform's
+//!   own work on such a state with no plugin at all, the floor under any provider's figure.
 //! - `first_token/{unix,https}`: `terraform apply` of one `lxd_trust_token` over the unix socket
 //!   and over HTTPS with a client certificate: the provider's start, its first connection, and
 //!   the first token created, on a fake that holds no other token. Both name their remote in
@@ -56,12 +59,15 @@ fn test_mode() -> bool {
 fn counts(kind: Kind) -> Vec<usize> {
     match (test_mode(), kind) {
         (true, _) => vec![1, 2],
+        (false, Kind::BuiltinSized) => vec![1, 100],
         (false, _) => vec![1, 10, 100, 1000],
     }
 }
 
 /// How many characters `Kind::NullSized` pads its triggers with: set once by [`state_pad`].
 static PAD: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+/// How many characters `Kind::BuiltinSized` pads its input with: set once by [`state_pad`].
+static BUILTIN_PAD: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -71,6 +77,9 @@ enum Kind {
     /// `lxd_trust_token`'s (its token, fingerprint, ids and private record): Terraform's own
     /// cost per resource grows with the size of the state, whichever provider wrote it.
     NullSized,
+    /// Terraform's built-in `terraform_data`, padded likewise: Terraform's own work on N
+    /// resources with a token's state, without any plugin (the floor no provider goes below).
+    BuiltinSized,
     /// `oci_identity_auth_token`, two to a user.
     Oci,
     /// The `oci_identity_auth_tokens` data source, one to a user.
@@ -83,6 +92,7 @@ impl Kind {
             Kind::Lxd => "lxd_trust_token",
             Kind::Null => "null_resource",
             Kind::NullSized => "null_resource_sized",
+            Kind::BuiltinSized => "terraform_data_sized",
             Kind::Oci => "oci_identity_auth_token",
             Kind::OciData => "oci_identity_auth_tokens",
         }
@@ -98,7 +108,7 @@ impl Kind {
         let (tag, users) = match self {
             Kind::Oci => ("r", count.div_ceil(fake_oci::state::TOKENS_PER_USER)),
             Kind::OciData => ("d", count),
-            Kind::Lxd | Kind::Null | Kind::NullSized => return Vec::new(),
+            Kind::Lxd | Kind::Null | Kind::NullSized | Kind::BuiltinSized => return Vec::new(),
         };
         (0..users)
             .map(|i| format!("ocid1.user.oc1..aaaabench{tag}{count}x{i}"))
@@ -124,6 +134,11 @@ impl Kind {
             Kind::NullSized => format!(
                 "resource \"null_resource\" \"t\" {{\n  count    = {count}\n  triggers = {{ name = \"bench-${{count.index}}\", pad = \"{}\" }}\n}}\n",
                 "x".repeat(PAD.get().copied().unwrap_or(0))
+            ),
+            // The input is stored twice (as `input` and `output`).
+            Kind::BuiltinSized => format!(
+                "resource \"terraform_data\" \"t\" {{\n  count = {count}\n  input = \"bench-${{count.index}}{}\"\n}}\n",
+                "x".repeat(BUILTIN_PAD.get().copied().unwrap_or(0))
             ),
             Kind::Oci => format!(
                 "{}resource \"oci_identity_auth_token\" \"t\" {{\n  count       = {count}\n  user_id     = local.users[floor(count.index / {})]\n  description = \"bench-${{count.index}}\"\n}}\n",
@@ -329,10 +344,10 @@ fn workspace(
     ws
 }
 
-/// The padding that makes a `null_resource` instance's state (compact JSON, private state
-/// included) as large as an `lxd_trust_token`'s: one of each is applied and their state
-/// compared.
-fn state_pad(terraform: &Path, null_dir: &Path, rt: &tokio::runtime::Runtime) -> usize {
+/// The paddings that make a `null_resource` instance's state and a `terraform_data`'s (compact
+/// JSON, private state included) as large as an `lxd_trust_token`'s: one of each is applied
+/// and their state compared.
+fn state_pad(terraform: &Path, null_dir: &Path, rt: &tokio::runtime::Runtime) -> (usize, usize) {
     let fake = Fake::start(rt);
     let size = |kind: Kind| {
         let ws = Workspace::new(terraform, &kind.main_tf(1), null_dir, fake.dir.path());
@@ -340,13 +355,21 @@ fn state_pad(terraform: &Path, null_dir: &Path, rt: &tokio::runtime::Runtime) ->
         let instance = ws.state()["resources"][0]["instances"][0].clone();
         serde_json::to_string(&instance).expect("JSON").len()
     };
-    let (lxd, null) = (size(Kind::Lxd), size(Kind::NullSized));
+    let (lxd, null, builtin) = (
+        size(Kind::Lxd),
+        size(Kind::NullSized),
+        size(Kind::BuiltinSized),
+    );
     let pad = lxd.saturating_sub(null);
     assert!(
         pad > 0,
         "a token's state ({lxd} bytes) is larger than null_resource's ({null})"
     );
-    pad
+    assert!(
+        lxd > builtin,
+        "a token's state ({lxd} bytes) is larger than terraform_data's ({builtin})"
+    );
+    (pad, (lxd - builtin) / 2)
 }
 
 /// A fake-lxd on its unix socket, in the directory `LXD_DIR` names.
@@ -424,11 +447,14 @@ fn benches(c: &mut Criterion) {
     let plans_oci = start_oci(&rt);
     let mut group = c.benchmark_group("plan_refresh");
     group.sampling_mode(SamplingMode::Flat);
-    PAD.get_or_init(|| state_pad(&terraform, &null_dir, &rt));
+    let (pad, builtin_pad) = state_pad(&terraform, &null_dir, &rt);
+    PAD.get_or_init(|| pad);
+    BUILTIN_PAD.get_or_init(|| builtin_pad);
     for kind in [
         Kind::Lxd,
         Kind::Null,
         Kind::NullSized,
+        Kind::BuiltinSized,
         Kind::Oci,
         Kind::OciData,
     ] {
@@ -475,7 +501,13 @@ fn benches(c: &mut Criterion) {
     };
     let mut group = c.benchmark_group("apply");
     group.sampling_mode(SamplingMode::Flat);
-    for kind in [Kind::Lxd, Kind::Null, Kind::NullSized, Kind::Oci] {
+    for kind in [
+        Kind::Lxd,
+        Kind::Null,
+        Kind::NullSized,
+        Kind::BuiltinSized,
+        Kind::Oci,
+    ] {
         for count in counts(kind) {
             let mut ws: Option<Workspace> = None;
             group.bench_function(BenchmarkId::new(kind.resource(), count), |b| {
@@ -507,7 +539,7 @@ fn benches(c: &mut Criterion) {
                                 assert_eq!(applies.fake.control().pending_tokens().len(), count);
                             }
                             Kind::Oci => assert_eq!(oci_tokens(&applies_oci), count),
-                            Kind::Null | Kind::NullSized | Kind::OciData => {}
+                            Kind::Null | Kind::NullSized | Kind::BuiltinSized | Kind::OciData => {}
                         }
                     }
                     total

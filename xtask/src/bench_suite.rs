@@ -529,6 +529,10 @@ fn print_rpcs(r: &Results) {
     for (run, kinds) in counts.as_object().into_iter().flatten() {
         for (kind, by_count) in kinds.as_object().into_iter().flatten() {
             let one = calls(&by_count["1"]);
+            // Terraform's built-in terraform_data runs no plugin: it has no calls to show.
+            if one.is_empty() {
+                continue;
+            }
             let Some((n, at_n)) = by_count
                 .as_object()
                 .into_iter()

@@ -134,7 +134,7 @@ pub struct Client {
     pool: transport::Pool,
     retry: RetryPolicy,
     /// `GET /1.0`, kept until the client's trust changes.
-    info: tokio::sync::Mutex<Option<ServerInfo>>,
+    info: tokio::sync::Mutex<Option<Arc<ServerInfo>>>,
     /// One lock per token name: creates of the same name through this client run one at a
     /// time, so that a reconciliation never sees a token its neighbour is making.
     creates: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
@@ -347,13 +347,15 @@ impl Client {
         }
     }
 
-    pub async fn server_info(&self) -> Result<ServerInfo, Error> {
+    /// What `GET /1.0` says, read once and kept until the client's trust changes. Shared, not
+    /// copied: every look and create asks, and a server lists hundreds of API extensions.
+    pub async fn server_info(&self) -> Result<Arc<ServerInfo>, Error> {
         let mut cached = self.info.lock().await;
         if let Some(info) = cached.as_ref() {
             return Ok(info.clone());
         }
         let meta = self.read("/1.0").await?;
-        let info = ServerInfo::from_metadata(&meta);
+        let info = Arc::new(ServerInfo::from_metadata(&meta));
         *cached = Some(info.clone());
         Ok(info)
     }
@@ -921,8 +923,11 @@ impl Client {
     /// per token; read again when it does not (an untrusted client sees no environment).
     pub async fn server_kind(&self) -> Result<ServerKind, Error> {
         let info = self.server_info().await?;
-        if let (Some(server), Some(version)) = (info.server, info.server_version) {
-            return Ok(ServerKind { server, version });
+        if let (Some(server), Some(version)) = (&info.server, &info.server_version) {
+            return Ok(ServerKind {
+                server: server.clone(),
+                version: version.clone(),
+            });
         }
         let meta = self.read("/1.0").await?;
         let field = |name: &str| {

@@ -371,49 +371,46 @@ fn print_table(r: &Results, real_lxd: bool) {
             .filter(|(r, _)| *r == run)
             .flat_map(|(_, k)| *k);
         let terraform = scale(r, run, "null_resource");
+        // Terraform's own cost per resource grows with the size of the state it holds: at
+        // 1000, a null_resource padded to a token's state takes about twice as long as a plain
+        // one. Beside a reference of the same state size, what remains is the provider's and
+        // the fake's.
+        let sized = scale(r, run, "null_resource_sized");
+        let shown = |s: &Option<(Vec<(f64, f64)>, f64)>| {
+            s.as_ref()
+                .map(|(points, g)| format!("{:.2} ms/res {g:.2}x", slope(points) * 1000.0))
+        };
         for kind in kinds {
             let growth = scale(r, run, kind);
-            let shown = |s: &Option<(Vec<(f64, f64)>, f64)>| {
-                s.as_ref()
-                    .map(|(points, g)| format!("{:.2} ms/res {g:.2}x", slope(points) * 1000.0))
-            };
-            rows.push(Row {
-                what: format!(
-                    "{title}, {} vs null_resource 10/100/1000: growth of the per-resource cost",
-                    label(kind)
-                ),
+            // Terraform's own cost per resource grows with the count (its graph and state are
+            // walked per resource); what a provider adds is the growth beyond its reference's.
+            let beside = |reference: &Option<(Vec<(f64, f64)>, f64)>, what: String| Row {
+                what,
                 ours: shown(&growth),
-                theirs: shown(&terraform),
-                // Terraform's own cost per resource grows with the count (its graph and state
-                // are walked per resource); what a provider adds is the growth beyond it.
+                theirs: shown(reference),
                 figure: growth
                     .as_ref()
-                    .zip(terraform.as_ref())
+                    .zip(reference.as_ref())
                     .map(|((_, ours), (_, theirs))| ours / theirs),
                 // Flat is 1; a cost that grows with the square of the count gives about 10.
                 goal: Goal::AtMost(1.5),
-            });
-            if *kind != "lxd_trust_token" {
-                continue;
-            }
-            // Terraform's own cost per resource grows with the size of the state it holds:
-            // at 1000, a null_resource padded to a token's state takes about twice as long
-            // as a plain one. Beside a reference of the same state size, what remains is
-            // the provider's and the fake's.
-            let sized = scale(r, run, "null_resource_sized");
-            rows.push(Row {
-                what: format!(
-                    "{title}, {} vs null_resource with as large a state 10/100/1000: growth (proposed)",
+            };
+            rows.push(beside(
+                &terraform,
+                format!(
+                    "{title}, {} vs null_resource 10/100/1000: growth of the per-resource cost",
                     label(kind)
                 ),
-                ours: shown(&growth),
-                theirs: shown(&sized),
-                figure: growth
-                    .as_ref()
-                    .zip(sized.as_ref())
-                    .map(|((_, ours), (_, theirs))| ours / theirs),
-                goal: Goal::AtMost(1.5),
-            });
+            ));
+            if *kind == "lxd_trust_token" {
+                rows.push(beside(
+                    &sized,
+                    format!(
+                        "{title}, {} vs null_resource with as large a state 10/100/1000: growth (proposed)",
+                        label(kind)
+                    ),
+                ));
+            }
         }
     }
     let https = r.estimate("first_token/https");

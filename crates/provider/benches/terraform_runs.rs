@@ -64,10 +64,9 @@ fn counts(kind: Kind) -> Vec<usize> {
     }
 }
 
-/// How many characters `Kind::NullSized` pads its triggers with: set once by [`state_pad`].
-static PAD: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-/// How many characters `Kind::BuiltinSized` pads its input with: set once by [`state_pad`].
-static BUILTIN_PAD: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+/// How many characters `Kind::NullSized` pads its triggers with and `Kind::BuiltinSized` its
+/// input: set once by [`state_pad`] (both 0 until then).
+static PADS: std::sync::OnceLock<(usize, usize)> = std::sync::OnceLock::new();
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -133,12 +132,12 @@ impl Kind {
             ),
             Kind::NullSized => format!(
                 "resource \"null_resource\" \"t\" {{\n  count    = {count}\n  triggers = {{ name = \"bench-${{count.index}}\", pad = \"{}\" }}\n}}\n",
-                "x".repeat(PAD.get().copied().unwrap_or(0))
+                "x".repeat(PADS.get().map_or(0, |p| p.0))
             ),
             // The input is stored twice (as `input` and `output`).
             Kind::BuiltinSized => format!(
                 "resource \"terraform_data\" \"t\" {{\n  count = {count}\n  input = \"bench-${{count.index}}{}\"\n}}\n",
-                "x".repeat(BUILTIN_PAD.get().copied().unwrap_or(0))
+                "x".repeat(PADS.get().map_or(0, |p| p.1))
             ),
             Kind::Oci => format!(
                 "{}resource \"oci_identity_auth_token\" \"t\" {{\n  count       = {count}\n  user_id     = local.users[floor(count.index / {})]\n  description = \"bench-${{count.index}}\"\n}}\n",
@@ -447,9 +446,7 @@ fn benches(c: &mut Criterion) {
     let plans_oci = start_oci(&rt);
     let mut group = c.benchmark_group("plan_refresh");
     group.sampling_mode(SamplingMode::Flat);
-    let (pad, builtin_pad) = state_pad(&terraform, &null_dir, &rt);
-    PAD.get_or_init(|| pad);
-    BUILTIN_PAD.get_or_init(|| builtin_pad);
+    PADS.get_or_init(|| state_pad(&terraform, &null_dir, &rt));
     for kind in [
         Kind::Lxd,
         Kind::Null,

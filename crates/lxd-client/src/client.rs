@@ -944,9 +944,17 @@ impl Client {
 
     /// What the server shows of the token operation `id` named `name`: the operation, the
     /// trust-store entries of that name and the other pending tokens of that name.
+    ///
+    /// The listing comes first. A token still running when its operation is read had made
+    /// nothing in the trust store when the listing read it (a token is never pending again
+    /// once used), so the listing is a sound record of what was there before the token. A
+    /// token no longer running is shown with a listing that began after its operation was
+    /// read: that one holds whatever its use made. So a look at a running token (every
+    /// refresh of a pending one) reads its operation once.
     pub async fn look_at_token(&self, id: &str, name: &str) -> Result<TokenLook, Error> {
         let typed = self.server_info().await?.typed_tokens();
         let path = operation_path(id)?;
+        let before = self.listing_since(Instant::now()).await?;
         // The server's clock from the operation's own answer; a 404 carries none through
         // the error, so a gone token costs one more `GET /1.0`.
         let (operation, server_time) = match self.read_timed(&path).await {
@@ -968,7 +976,12 @@ impl Client {
             }
             Err(e) => return Err(e),
         };
-        let listing = self.listing_since(Instant::now()).await?;
+        let listing = match operation {
+            TokenOperation::Running(_) => before,
+            TokenOperation::Finished | TokenOperation::Gone => {
+                self.listing_since(Instant::now()).await?
+            }
+        };
         let named = listing
             .certificates
             .iter()

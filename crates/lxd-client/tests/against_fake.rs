@@ -838,3 +838,49 @@ async fn a_look_takes_the_servers_clock_from_the_operations_answer() {
     assert_eq!(look.server_time, running.server_time);
     assert!((running.server_time - time::OffsetDateTime::now_utc()).abs() > time::Duration::DAY);
 }
+
+/// A look lists the trust store before it reads a running token's operation, once; a token
+/// no longer running is shown with a listing made after its operation was read, which holds
+/// the identity its use made.
+#[tokio::test]
+async fn a_look_lists_before_a_running_token_and_after_a_used_one() {
+    let fake = fake(Profile::V5_0).await;
+    let client = unix(&fake);
+    let token = client.create_token("t", &[]).await.unwrap();
+    let op = format!("/1.0/operations/{}", token.operation_id);
+    let reads = || -> Vec<String> {
+        fake.control()
+            .requests()
+            .iter()
+            .filter(|r| r.method == "GET" && (r.path == op || r.path == "/1.0/certificates"))
+            .map(|r| r.path.clone())
+            .collect()
+    };
+    let before = reads().len();
+    let running = client
+        .look_at_token(&token.operation_id, "t")
+        .await
+        .unwrap();
+    assert!(matches!(
+        running.operation,
+        lxd_client::client::TokenOperation::Running(_)
+    ));
+    assert!(running.named.is_empty());
+    assert_eq!(reads()[before..], ["/1.0/certificates", op.as_str()]);
+    let cert = ClientCert::generate("t");
+    let (status, error, _) = fake
+        .control()
+        .consume(token.token.expose_secret(), Some(&cert));
+    assert_eq!(status, 201, "{error:?}");
+    let before = reads().len();
+    let used = client
+        .look_at_token(&token.operation_id, "t")
+        .await
+        .unwrap();
+    assert_eq!(used.operation, lxd_client::client::TokenOperation::Finished);
+    assert_eq!(
+        reads()[before..],
+        ["/1.0/certificates", op.as_str(), "/1.0/certificates"]
+    );
+    assert_eq!(used.named.len(), 1, "the identity the token made");
+}

@@ -373,10 +373,10 @@ async fn bad_input(terraform: std::path::PathBuf) {
     .unwrap();
 }
 
-/// A client joins between the refresh's read of the token operation (still running) and its
-/// read of the trust store (the fake holds that reply back): the refresh must not take the new
-/// certificate into the record of what existed before, which would leave the consumption
-/// unprovable; it reads `consumed` by that client.
+/// A client joins between the refresh's read of the trust store and its read of the token
+/// operation (the fake holds that reply back): the refresh must not take the new certificate
+/// for one that existed before, which would leave the consumption unprovable; it reads
+/// `consumed` by that client.
 async fn joined_during_the_refresh(terraform: std::path::PathBuf) {
     let (fake, lxd_dir) = fake(Profile::V5_0).await;
     let ws = workspace(&terraform, lxd_dir.path());
@@ -384,36 +384,28 @@ async fn joined_during_the_refresh(terraform: std::path::PathBuf) {
         ws.ok(&APPLY);
         let id = id_of(&ws);
         let token = token_of(&ws);
-        let op_path = format!("/1.0/operations/{id}");
-        let reads_before = fake
-            .control()
-            .requests()
-            .iter()
-            .filter(|r| r.method == "GET" && r.path == op_path)
-            .count();
+        let listings = || {
+            fake.control()
+                .requests()
+                .iter()
+                .filter(|r| r.method == "GET" && r.path == "/1.0/certificates")
+                .count()
+        };
+        let listings_before = listings();
         fake.control().add_fault(Rule {
             method: "GET".into(),
-            path: "/1.0/certificates".into(),
+            path: format!("/1.0/operations/{id}"),
             times: Some(1),
             action: Action::Delay { delay_ms: 3000 },
         });
         std::thread::scope(|scope| {
             let refresh = scope.spawn(|| ws.ok(&REFRESH));
-            // The operation was read (running), the trust store is being held back: join now.
+            // The trust store was read, the operation is being held back: join now.
             let deadline = std::time::Instant::now() + Duration::from_secs(60);
-            loop {
-                let reads = fake
-                    .control()
-                    .requests()
-                    .iter()
-                    .filter(|r| r.method == "GET" && r.path == op_path)
-                    .count();
-                if reads > reads_before {
-                    break;
-                }
+            while listings() == listings_before {
                 assert!(
                     std::time::Instant::now() < deadline,
-                    "the refresh never read the operation"
+                    "the refresh never read the trust store"
                 );
                 std::thread::sleep(Duration::from_millis(20));
             }

@@ -246,8 +246,9 @@ async fn a_plan_for_a_taken_name_or_a_missing_project_is_rejected() {
 }
 
 /// A client that joins with the token while a refresh looks at it (after the refresh read the
-/// operation as running, before it read the trust store) is seen as the token's consumer by
-/// that refresh, not taken for an identity that was there before.
+/// trust store, before it read the operation) is seen as the token's consumer by that refresh,
+/// not taken for an identity that was there before. A refresh of a token still pending reads
+/// its operation once.
 #[tokio::test]
 async fn a_join_during_a_refresh_is_seen_as_the_consumption() {
     let (fake, provider, _dir) = configured(fake_lxd::Profile::V5_0).await;
@@ -272,15 +273,28 @@ async fn a_join_during_a_refresh_is_seen_as_the_consumption() {
             .filter(|r| r.method == "GET" && r.path == path && r.status.is_some())
             .count()
     };
+    let reads = answered(&operation);
+    let (pending, _) = provider
+        .read_private(model::lxd_trust_token::NAME, state.clone(), private.clone())
+        .await;
+    assert_eq!(
+        pending.0.expect("a token").get("status").as_str(),
+        Some("pending")
+    );
+    assert_eq!(
+        answered(&operation),
+        reads + 1,
+        "one read of a pending token"
+    );
     let before = answered(&operation);
     let listings = answered("/1.0/certificates");
     let join = async {
         // The fake logs a request once it has answered it: the refresh has just read the
-        // operation as running, and has not listed the trust store yet.
-        while answered(&operation) == before {
+        // trust store, and has not read the operation yet.
+        while answered("/1.0/certificates") == listings {
             tokio::task::yield_now().await;
         }
-        assert_eq!(answered("/1.0/certificates"), listings);
+        assert_eq!(answered(&operation), before);
         fake.control().consume(&token, None)
     };
     let (((refreshed, diags), _), (status, _, cert)) = tokio::join!(

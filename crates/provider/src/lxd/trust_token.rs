@@ -274,26 +274,6 @@ pub async fn apply(
     }
 }
 
-/// A look at the token whose trust store was read while the token was still running, when it
-/// shows it running. `look_at_token` reads the operation before the trust store, so a client
-/// that joins between the two reads would otherwise be taken into the record as a certificate
-/// that existed before the token was used, and the consumption never proven: the operation is
-/// read again after the trust store, and a token no longer running is looked at anew.
-async fn settled_look(
-    client: &lxd_client::Client,
-    id: &str,
-    name: &str,
-) -> Result<TokenLook, lxd_client::Error> {
-    let look = client.look_at_token(id, name).await?;
-    if !matches!(look.operation, TokenOperation::Running(_)) {
-        return Ok(look);
-    }
-    match client.get_token(id).await? {
-        Some(_) => Ok(look),
-        None => client.look_at_token(id, name).await,
-    }
-}
-
 pub async fn read(provider: &LxdProvider, current: Value, private: Vec<u8>) -> (Outcome, Vec<u8>) {
     let prior = match State::from_value(&current) {
         Ok(s) => s,
@@ -307,7 +287,10 @@ pub async fn read(provider: &LxdProvider, current: Value, private: Vec<u8>) -> (
         Ok(c) => c,
         Err(d) => return ((Some(current), d), private),
     };
-    let look = match settled_look(&client, &prior.operation_id, &prior.config.name).await {
+    let look = match client
+        .look_at_token(&prior.operation_id, &prior.config.name)
+        .await
+    {
         Ok(look) => look,
         Err(err) => {
             return (
@@ -356,7 +339,7 @@ pub async fn import(provider: &LxdProvider, id: &str) -> (Outcome, Vec<u8>) {
     };
     // While the token is pending, nothing in the trust store stems from it: the record, from
     // a look that found it still running after reading the trust store.
-    let look = match settled_look(&client, &id, &name).await {
+    let look = match client.look_at_token(&id, &name).await {
         Ok(look) => look,
         Err(err) => {
             return (

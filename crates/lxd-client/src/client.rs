@@ -138,8 +138,8 @@ pub struct Client {
     /// One lock per token name: creates of the same name through this client run one at a
     /// time, so that a reconciliation never sees a token its neighbour is making.
     creates: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
-    /// The last listing of the trust store and the pending tokens, shared by the looks at
-    /// tokens that asked for one before it began (`listing_since`).
+    /// The last listing of the trust store and the pending tokens, shared by the callers
+    /// that asked for one recent enough (`Client::listing`).
     listing: tokio::sync::Mutex<Option<Arc<Listing>>>,
     /// What each running operation seen is: a pending token's name, or `None` when it is
     /// something else (`pending_tokens`).
@@ -162,10 +162,20 @@ pub struct Named {
 
 struct Listing {
     started: Instant,
+    ended: Instant,
     certificates: Vec<Certificate>,
     /// The pending tokens, by name and operation id only: looks and baselines need no more,
     /// so no token string is built for a listing.
     tokens: Vec<Listed>,
+}
+
+/// How recent a listing a caller can use (`Client::listing`).
+#[derive(Debug, Clone, Copy)]
+enum Recent {
+    /// One that began at or after this instant: it shows the server as it was after then.
+    BeganAfter(Instant),
+    /// One that ended at or after this instant: it may have begun before, while it ran.
+    EndedAfter(Instant),
 }
 
 /// A pending token as a listing records it.
@@ -954,7 +964,9 @@ impl Client {
     pub async fn look_at_token(&self, id: &str, name: &str) -> Result<TokenLook, Error> {
         let typed = self.server_info().await?.typed_tokens();
         let path = operation_path(id)?;
-        let before = self.listing_since(Instant::now()).await?;
+        // A listing that ended after this look began: one running when it asked will do,
+        // since the operation is read after it ended.
+        let before = self.listing(Recent::EndedAfter(Instant::now())).await?;
         // The server's clock from the operation's own answer; a 404 carries none through
         // the error, so a gone token costs one more `GET /1.0`.
         let (operation, server_time) = match self.read_timed(&path).await {
@@ -979,7 +991,7 @@ impl Client {
         let listing = match operation {
             TokenOperation::Running(_) => before,
             TokenOperation::Finished | TokenOperation::Gone => {
-                self.listing_since(Instant::now()).await?
+                self.listing(Recent::BeganAfter(Instant::now())).await?
             }
         };
         let named = listing
@@ -1007,7 +1019,7 @@ impl Client {
     /// must be told apart from later. Calls and looks that wait while a listing runs share the
     /// next one, so N creates at once list the server about once per wave, not once each.
     pub async fn named_now(&self, name: &str) -> Result<Named, Error> {
-        let listing = self.listing_since(Instant::now()).await?;
+        let listing = self.listing(Recent::BeganAfter(Instant::now())).await?;
         Ok(Named {
             identities: listing
                 .certificates
@@ -1024,18 +1036,20 @@ impl Client {
         })
     }
 
-    /// The trust store, then the pending tokens, as listed by a listing that began at or after
-    /// `since`: the one that began last when it did, else a new one.
+    /// The trust store, then the pending tokens, as listed by a listing as recent as `recent`
+    /// asks: the last one when it is, else a new one.
     ///
-    /// Each look at a token needs both whole lists, since LXD filters neither by name. Looks
-    /// that wait here while a listing runs share the next one, so Terraform's refresh of N
-    /// tokens (ten at a time) lists the server about once per wave of looks rather than once
-    /// per token. A listing never serves a look that asked before it began, so no look sees
-    /// the server as it was before its own operation was read.
-    async fn listing_since(&self, since: Instant) -> Result<Arc<Listing>, Error> {
+    /// Each look at a token needs both whole lists, since LXD filters neither by name. Callers
+    /// that wait here while a listing runs share it (`Recent::EndedAfter`) or the next one
+    /// (`Recent::BeganAfter`), so Terraform's refresh of N tokens (ten at a time) lists the
+    /// server about once per wave of looks rather than once per token.
+    async fn listing(&self, recent: Recent) -> Result<Arc<Listing>, Error> {
         let mut slot = self.listing.lock().await;
         if let Some(listing) = slot.as_ref()
-            && listing.started >= since
+            && match recent {
+                Recent::BeganAfter(at) => listing.started >= at,
+                Recent::EndedAfter(at) => listing.ended >= at,
+            }
         {
             return Ok(listing.clone());
         }
@@ -1044,6 +1058,7 @@ impl Client {
         let tokens = self.pending_tokens().await?;
         let listing = Arc::new(Listing {
             started,
+            ended: Instant::now(),
             certificates,
             tokens,
         });

@@ -549,9 +549,11 @@ async fn looks_at_many_tokens_at_once_share_their_listings() {
     let together =
         futures::future::join_all(ids.iter().map(|(id, name)| client.look_at_token(id, name)))
             .await;
+    // All twenty ask while the first listing runs, and share it: each reads its operation
+    // after that listing ended, so the listing is sound for a token that is still running.
     let listings = operation_listings(&fake) - before;
-    assert!(
-        listings < ids.len() / 2,
+    assert_eq!(
+        listings, 1,
         "20 looks at once listed the tokens {listings} times"
     );
     for ((look, alone), (id, name)) in together.into_iter().zip(&alone).zip(&ids) {

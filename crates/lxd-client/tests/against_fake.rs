@@ -30,7 +30,12 @@ async fn fake(profile: Profile) -> FakeLxd {
 }
 
 fn unix(fake: &FakeLxd) -> Client {
-    Client::new(Target::Unix(fake.unix_socket().to_owned()), fast())
+    unix_with(fake, fast())
+}
+
+/// A client of `fake` over its unix socket, retrying by `policy`.
+fn unix_with(fake: &FakeLxd, policy: RetryPolicy) -> Client {
+    Client::new(Target::Unix(fake.unix_socket().to_owned()), policy)
 }
 
 fn identity(cert: &ClientCert) -> ClientIdentity {
@@ -234,8 +239,8 @@ async fn an_ambiguous_create_is_reconciled_not_repeated() {
     let fake = fake(Profile::V5_0).await;
     let control = fake.control();
     // A short deadline: the failures below are watched until it passes.
-    let client = Client::new(
-        Target::Unix(fake.unix_socket().to_owned()),
+    let client = unix_with(
+        &fake,
         RetryPolicy {
             deadline: Duration::from_millis(300),
             ..fast()
@@ -757,8 +762,8 @@ async fn a_lost_answer_beside_an_older_listing_never_adopts_the_clients_own_toke
     let fake = fake(Profile::V5_0).await;
     let control = fake.control();
     // The lost answers are watched for one request timeout: a short one.
-    let client = Client::new(
-        Target::Unix(fake.unix_socket().to_owned()),
+    let client = unix_with(
+        &fake,
         RetryPolicy {
             request_timeout: Duration::from_millis(200),
             ..fast()

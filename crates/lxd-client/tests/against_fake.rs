@@ -411,13 +411,18 @@ fn a_fixture_lxc_config_directory() {
     assert!(config.target("images", &|_| None, true).is_ok());
 }
 
-/// The `GET /1.0/operations` listings the fake has answered so far.
-fn operation_listings(fake: &FakeLxd) -> usize {
+/// The `GET`s of `path` (any query) the fake has answered so far.
+fn gets(fake: &FakeLxd, path: &str) -> usize {
     fake.control()
         .requests()
         .iter()
-        .filter(|r| r.method == "GET" && r.path == "/1.0/operations")
+        .filter(|r| r.method == "GET" && r.path == path)
         .count()
+}
+
+/// The `GET /1.0/operations` listings the fake has answered so far.
+fn operation_listings(fake: &FakeLxd) -> usize {
+    gets(fake, "/1.0/operations")
 }
 
 async fn look(client: &Client, id: &str) -> lxd_client::client::TokenLook {
@@ -721,13 +726,7 @@ async fn the_server_kind_is_read_once_per_client() {
             assert_eq!(client.server_kind().await.unwrap().server, server);
             client.create_token(name, &[]).await.unwrap();
         }
-        let reads = fake
-            .control()
-            .requests()
-            .iter()
-            .filter(|r| r.method == "GET" && r.path == "/1.0")
-            .count();
-        assert_eq!(reads, 1, "{profile:?}");
+        assert_eq!(gets(&fake, "/1.0"), 1, "{profile:?}");
     }
 }
 
@@ -817,13 +816,7 @@ async fn a_look_takes_the_servers_clock_from_the_operations_answer() {
     let fake = fake(Profile::V5_0).await;
     let client = unix(&fake);
     let token = client.create_token("t", &[]).await.unwrap();
-    let clock_reads = || {
-        fake.control()
-            .requests()
-            .iter()
-            .filter(|r| r.method == "GET" && r.path == "/1.0")
-            .count()
-    };
+    let clock_reads = || gets(&fake, "/1.0");
     let before = clock_reads();
     let running = client
         .look_at_token(&token.operation_id, "t")

@@ -141,9 +141,9 @@ pub struct Client {
     /// The last listing of the trust store and the pending tokens, shared by the callers
     /// that asked for one recent enough (`Client::listing`).
     listing: tokio::sync::Mutex<Option<Arc<Listing>>>,
-    /// What each running operation seen is: a pending token's name, or `None` when it is
-    /// something else (`pending_tokens`).
-    known: std::sync::Mutex<HashMap<String, Option<String>>>,
+    /// What each running operation seen is: a pending token, or `None` when it is something
+    /// else (`pending_tokens`). A token's content never changes while it runs.
+    known: std::sync::Mutex<HashMap<String, Option<Arc<PendingToken>>>>,
     /// The token operations this client made (`remember`): a reconciliation never adopts one
     /// of them, whatever baseline it compares with. Never pruned (a listing may predate a
     /// token just made): an id per create, for a client that lives one Terraform command.
@@ -162,11 +162,13 @@ pub struct Named {
 
 struct Listing {
     started: Instant,
-    ended: Instant,
+    /// When the operations were asked for: after the trust store was read.
+    operations_asked: Instant,
+    /// The server's clock when it listed the operations.
+    server_time: OffsetDateTime,
     certificates: Vec<Certificate>,
-    /// The pending tokens, by name and operation id only: looks and baselines need no more,
-    /// so no token string is built for a listing.
-    tokens: Vec<Listed>,
+    /// The pending tokens, each as first seen (whole, or made by this client).
+    tokens: Vec<Arc<PendingToken>>,
 }
 
 /// How recent a listing a caller can use (`Client::listing`).
@@ -174,14 +176,9 @@ struct Listing {
 enum Recent {
     /// One that began at or after this instant: it shows the server as it was after then.
     BeganAfter(Instant),
-    /// One that ended at or after this instant: it may have begun before, while it ran.
-    EndedAfter(Instant),
-}
-
-/// A pending token as a listing records it.
-struct Listed {
-    name: String,
-    operation_id: String,
+    /// One that asked for the operations at or after this instant: a token it lists was
+    /// pending then, and so had made nothing in the trust store it had read before.
+    OperationsAfter(Instant),
 }
 
 impl std::fmt::Debug for Client {
@@ -672,6 +669,7 @@ impl Client {
         Ok(self
             .operation_buckets()
             .await?
+            .0
             .into_iter()
             .flat_map(|(_, ids)| ids)
             .collect())
@@ -679,8 +677,10 @@ impl Client {
 
     /// The ids of the server's operations by bucket (`running`, `success`, …), from a listing
     /// without recursion.
-    async fn operation_buckets(&self) -> Result<Vec<(String, Vec<String>)>, Error> {
-        let raw = self.read_raw("/1.0/operations?project=default").await?;
+    async fn operation_buckets(
+        &self,
+    ) -> Result<(Vec<(String, Vec<String>)>, OffsetDateTime), Error> {
+        let (raw, server_time) = self.read_timed("/1.0/operations?project=default").await?;
         let mut out = Vec::new();
         for (bucket, urls) in buckets(raw.as_deref(), "not a list")? {
             let mut ids = Vec::with_capacity(urls.len());
@@ -694,7 +694,7 @@ impl Client {
             }
             out.push((bucket, ids));
         }
-        Ok(out)
+        Ok((out, server_time))
     }
 
     /// The pending tokens by name and operation id. The running operations are listed by id
@@ -702,10 +702,9 @@ impl Client {
     /// or as this client's own token) are they listed whole, so that a listing costs about the
     /// same with a thousand tokens pending as with ten, when the new ones are this client's.
     /// What an operation is never changes, so what is known of an id stays true while it runs.
-    async fn pending_tokens(&self) -> Result<Vec<Listed>, Error> {
-        let running: Vec<String> = self
-            .operation_buckets()
-            .await?
+    async fn pending_tokens(&self) -> Result<(Vec<Arc<PendingToken>>, OffsetDateTime), Error> {
+        let (buckets, server_time) = self.operation_buckets().await?;
+        let running: Vec<String> = buckets
             .into_iter()
             .filter(|(bucket, _)| bucket == "running")
             .flat_map(|(_, ids)| ids)
@@ -715,11 +714,15 @@ impl Client {
             running.iter().any(|id| !known.contains_key(id))
         };
         let whole = if unknown {
+            let typed = self.server_info().await?.typed_tokens();
             let ops = self.token_operations().await?;
             Some(
                 ops.into_iter()
-                    .filter_map(|op| Some((op.id, op.metadata?.request?.name)))
-                    .collect::<HashMap<String, String>>(),
+                    .filter_map(|op| {
+                        let id = op.id.clone();
+                        Some((id, Arc::new(self.pending(op, typed)?)))
+                    })
+                    .collect::<HashMap<String, Arc<PendingToken>>>(),
             )
         } else {
             None
@@ -735,15 +738,11 @@ impl Client {
         // Only what still runs is kept, so the record never outgrows the server's listing.
         let running_now: std::collections::HashSet<&String> = running.iter().collect();
         known.retain(|id, _| running_now.contains(id));
-        Ok(running
+        let tokens = running
             .iter()
-            .filter_map(|id| {
-                Some(Listed {
-                    name: known.get(id)?.clone()?,
-                    operation_id: id.clone(),
-                })
-            })
-            .collect())
+            .filter_map(|id| known.get(id)?.clone())
+            .collect();
+        Ok((tokens, server_time))
     }
 
     /// Records a token this client made, so that listings need not read it whole.
@@ -751,7 +750,7 @@ impl Client {
         self.known
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(token.operation_id.clone(), Some(token.name.clone()));
+            .insert(token.operation_id.clone(), Some(Arc::new(token.clone())));
         self.mine
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -955,44 +954,28 @@ impl Client {
     /// What the server shows of the token operation `id` named `name`: the operation, the
     /// trust-store entries of that name and the other pending tokens of that name.
     ///
-    /// The listing comes first. A token still running when its operation is read had made
-    /// nothing in the trust store when the listing read it (a token is never pending again
-    /// once used), so the listing is a sound record of what was there before the token. A
-    /// token no longer running is shown with a listing that began after its operation was
-    /// read: that one holds whatever its use made. So a look at a running token (every
-    /// refresh of a pending one) reads its operation once.
+    /// The listing comes first: the trust store, then the running operations, asked for after
+    /// this look began. A token still running then had made nothing in the trust store the
+    /// listing read before (a token is never pending again once used), so the listing is a
+    /// sound record of what was there before the token, and the token is as the client first
+    /// saw it whole (its content never changes while it runs). So a look at a running token
+    /// (every refresh of a pending one) reads nothing of its own, and looks at once share
+    /// their listing. A token the listing does not show running has its operation read, and
+    /// is shown with a listing that began after that read: one that holds whatever its use
+    /// made.
     pub async fn look_at_token(&self, id: &str, name: &str) -> Result<TokenLook, Error> {
-        let typed = self.server_info().await?.typed_tokens();
         let path = operation_path(id)?;
-        // A listing that ended after this look began: one running when it asked will do,
-        // since the operation is read after it ended.
-        let before = self.listing(Recent::EndedAfter(Instant::now())).await?;
-        // The server's clock from the operation's own answer; a 404 carries none through
-        // the error, so a gone token costs one more `GET /1.0`.
-        let (operation, server_time) = match self.read_timed(&path).await {
-            Ok((raw, server_time)) => {
-                let op: OperationWire =
-                    serde_json::from_str(raw.as_deref().map_or("null", RawValue::get))
-                        .map_err(|e| malformed(200, "the operation", e))?;
-                if op.id != id {
-                    return Err(malformed(200, "the operation", "another operation's id"));
-                }
-                let operation = match self.pending(op, typed) {
-                    Some(token) => TokenOperation::Running(token),
-                    None => TokenOperation::Finished,
-                };
-                (operation, server_time)
-            }
-            Err(Error::Api { status: 404, .. }) => {
-                (TokenOperation::Gone, self.server_time().await?)
-            }
-            Err(e) => return Err(e),
-        };
-        let listing = match operation {
-            TokenOperation::Running(_) => before,
-            TokenOperation::Finished | TokenOperation::Gone => {
-                self.listing(Recent::BeganAfter(Instant::now())).await?
-            }
+        let before = self
+            .listing(Recent::OperationsAfter(Instant::now()))
+            .await?;
+        let listed = before.tokens.iter().find(|t| t.operation_id == id);
+        let (operation, server_time, listing) = match listed {
+            Some(token) => (
+                TokenOperation::Running(PendingToken::clone(token)),
+                before.server_time,
+                before,
+            ),
+            None => self.read_token_operation(id, &path, before).await?,
         };
         let named = listing
             .certificates
@@ -1012,6 +995,46 @@ impl Client {
             named,
             rivals,
         })
+    }
+
+    /// A look at a token its listing (`before`) did not show running: its operation as read
+    /// now, the server's clock then, and the listing that records the trust store for it.
+    async fn read_token_operation(
+        &self,
+        id: &str,
+        path: &str,
+        before: Arc<Listing>,
+    ) -> Result<(TokenOperation, OffsetDateTime, Arc<Listing>), Error> {
+        let typed = self.server_info().await?.typed_tokens();
+        // The server's clock from the operation's own answer; a 404 carries none through
+        // the error, so a gone token costs one more `GET /1.0`.
+        let (operation, server_time) = match self.read_timed(path).await {
+            Ok((raw, server_time)) => {
+                let op: OperationWire =
+                    serde_json::from_str(raw.as_deref().map_or("null", RawValue::get))
+                        .map_err(|e| malformed(200, "the operation", e))?;
+                if op.id != id {
+                    return Err(malformed(200, "the operation", "another operation's id"));
+                }
+                let operation = match self.pending(op, typed) {
+                    Some(token) => TokenOperation::Running(token),
+                    None => TokenOperation::Finished,
+                };
+                (operation, server_time)
+            }
+            Err(Error::Api { status: 404, .. }) => {
+                (TokenOperation::Gone, self.server_time().await?)
+            }
+            Err(e) => return Err(e),
+        };
+        let listing = match operation {
+            // Running when read after the listing: the listing is still a sound record.
+            TokenOperation::Running(_) => before,
+            TokenOperation::Finished | TokenOperation::Gone => {
+                self.listing(Recent::BeganAfter(Instant::now())).await?
+            }
+        };
+        Ok((operation, server_time, listing))
     }
 
     /// The identities named `name` in the trust store and the pending tokens of that name, from
@@ -1040,25 +1063,28 @@ impl Client {
     /// asks: the last one when it is, else a new one.
     ///
     /// Each look at a token needs both whole lists, since LXD filters neither by name. Callers
-    /// that wait here while a listing runs share it (`Recent::EndedAfter`) or the next one
-    /// (`Recent::BeganAfter`), so Terraform's refresh of N tokens (ten at a time) lists the
-    /// server about once per wave of looks rather than once per token.
+    /// that wait here while a listing reads the trust store share it
+    /// (`Recent::OperationsAfter`), or the next one (`Recent::BeganAfter`), so Terraform's
+    /// refresh of N tokens (ten at a time) lists the server about once per wave of looks rather
+    /// than once per token.
     async fn listing(&self, recent: Recent) -> Result<Arc<Listing>, Error> {
         let mut slot = self.listing.lock().await;
         if let Some(listing) = slot.as_ref()
             && match recent {
                 Recent::BeganAfter(at) => listing.started >= at,
-                Recent::EndedAfter(at) => listing.ended >= at,
+                Recent::OperationsAfter(at) => listing.operations_asked >= at,
             }
         {
             return Ok(listing.clone());
         }
         let started = Instant::now();
         let certificates = self.list_certificates().await?;
-        let tokens = self.pending_tokens().await?;
+        let operations_asked = Instant::now();
+        let (tokens, server_time) = self.pending_tokens().await?;
         let listing = Arc::new(Listing {
             started,
-            ended: Instant::now(),
+            operations_asked,
+            server_time,
             certificates,
             tokens,
         });

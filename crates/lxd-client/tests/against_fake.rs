@@ -559,8 +559,8 @@ async fn looks_at_many_tokens_at_once_share_their_listings() {
     let together =
         futures::future::join_all(ids.iter().map(|(id, name)| client.look_at_token(id, name)))
             .await;
-    // All twenty ask while the first listing runs, and share it: each reads its operation
-    // after that listing ended, so the listing is sound for a token that is still running.
+    // All twenty ask before the first listing asks for the operations, and share it: it
+    // shows each token running after its look began, so it is sound for each.
     let listings = operation_listings(&fake) - before;
     assert_eq!(
         listings, 1,
@@ -809,8 +809,9 @@ async fn a_lost_answer_beside_an_older_listing_never_adopts_the_clients_own_toke
     }
 }
 
-/// A look learns the server's clock from the operation's answer: no `GET /1.0` for a token
-/// that is still listed, one for a token that is gone (a 404 brings no clock through).
+/// A look learns the server's clock from an answer it gets anyway: the operations listing's
+/// for a token still running, the operation's for one that is not; no `GET /1.0` but for a
+/// token that is gone (a 404 brings no clock through).
 #[tokio::test]
 async fn a_look_takes_the_servers_clock_from_the_operations_answer() {
     let fake = fake(Profile::V5_0).await;
@@ -826,7 +827,7 @@ async fn a_look_takes_the_servers_clock_from_the_operations_answer() {
         running.operation,
         lxd_client::client::TokenOperation::Running(_)
     ));
-    assert_eq!(clock_reads(), before, "the operation's Date was enough");
+    assert_eq!(clock_reads(), before, "the listing's Date was enough");
     fake.control().restart();
     let look = client
         .look_at_token(&token.operation_id, "t")
@@ -839,9 +840,10 @@ async fn a_look_takes_the_servers_clock_from_the_operations_answer() {
     assert!((running.server_time - time::OffsetDateTime::now_utc()).abs() > time::Duration::DAY);
 }
 
-/// A look lists the trust store before it reads a running token's operation, once; a token
-/// no longer running is shown with a listing made after its operation was read, which holds
-/// the identity its use made.
+/// A look lists the trust store, then the running operations: a token still running then is
+/// shown as it was made, with no read of its own; a token no longer running has its operation
+/// read, and is shown with a listing made after that read, which holds the identity its use
+/// made.
 #[tokio::test]
 async fn a_look_lists_before_a_running_token_and_after_a_used_one() {
     let fake = fake(Profile::V5_0).await;
@@ -852,7 +854,12 @@ async fn a_look_lists_before_a_running_token_and_after_a_used_one() {
         fake.control()
             .requests()
             .iter()
-            .filter(|r| r.method == "GET" && (r.path == op || r.path == "/1.0/certificates"))
+            .filter(|r| {
+                r.method == "GET"
+                    && (r.path == op
+                        || r.path == "/1.0/certificates"
+                        || r.path == "/1.0/operations")
+            })
             .map(|r| r.path.clone())
             .collect()
     };
@@ -861,12 +868,12 @@ async fn a_look_lists_before_a_running_token_and_after_a_used_one() {
         .look_at_token(&token.operation_id, "t")
         .await
         .unwrap();
-    assert!(matches!(
+    assert_eq!(
         running.operation,
-        lxd_client::client::TokenOperation::Running(_)
-    ));
+        lxd_client::client::TokenOperation::Running(token.clone())
+    );
     assert!(running.named.is_empty());
-    assert_eq!(reads()[before..], ["/1.0/certificates", op.as_str()]);
+    assert_eq!(reads()[before..], ["/1.0/certificates", "/1.0/operations"]);
     let cert = ClientCert::generate("t");
     let (status, error, _) = fake
         .control()
@@ -880,7 +887,55 @@ async fn a_look_lists_before_a_running_token_and_after_a_used_one() {
     assert_eq!(used.operation, lxd_client::client::TokenOperation::Finished);
     assert_eq!(
         reads()[before..],
-        ["/1.0/certificates", op.as_str(), "/1.0/certificates"]
+        [
+            "/1.0/certificates",
+            "/1.0/operations",
+            op.as_str(),
+            "/1.0/certificates",
+            "/1.0/operations"
+        ]
     );
     assert_eq!(used.named.len(), 1, "the identity the token made");
+}
+
+/// A client that did not make a token learns it whole from its first listing, on each server
+/// generation, and a look at it then reads no operation: the token it shows is the one that
+/// was made, token string and expiry included.
+#[tokio::test]
+async fn a_look_from_another_client_shows_the_token_as_made() {
+    for profile in [Profile::V5_0, Profile::V6, Profile::Incus6_0] {
+        let fake = fake(profile).await;
+        let maker = unix(&fake);
+        let token = maker.create_token("t", &[]).await.unwrap();
+        let looker = unix(&fake);
+        let op = format!("/1.0/operations/{}", token.operation_id);
+        let look = looker
+            .look_at_token(&token.operation_id, "t")
+            .await
+            .unwrap();
+        assert_eq!(
+            look.operation,
+            lxd_client::client::TokenOperation::Running(token.clone()),
+            "{profile:?}"
+        );
+        assert_eq!(gets(&fake, &op), 0, "{profile:?}: no read of the operation");
+        // Once used, the next look reads the operation and finds it finished.
+        let (status, error, _) = fake.control().consume(token.token.expose_secret(), None);
+        assert_eq!(status, 201, "{profile:?}: {error:?}");
+        let used = looker
+            .look_at_token(&token.operation_id, "t")
+            .await
+            .unwrap();
+        assert_eq!(
+            used.operation,
+            lxd_client::client::TokenOperation::Finished,
+            "{profile:?}"
+        );
+        assert_eq!(gets(&fake, &op), 1, "{profile:?}");
+        assert_eq!(
+            used.named.len(),
+            1,
+            "{profile:?}: the identity the token made"
+        );
+    }
 }

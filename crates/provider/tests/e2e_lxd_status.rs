@@ -392,15 +392,23 @@ async fn joined_during_the_refresh(terraform: std::path::PathBuf) {
                 .count()
         };
         let listings_before = listings();
+        let operation_reads = || {
+            fake.control()
+                .requests()
+                .iter()
+                .filter(|r| r.method == "GET" && r.path == format!("/1.0/operations/{id}"))
+                .count()
+        };
+        let reads_before = operation_reads();
         fake.control().add_fault(Rule {
             method: "GET".into(),
-            path: format!("/1.0/operations/{id}"),
+            path: "/1.0/operations".into(),
             times: Some(1),
             action: Action::Delay { delay_ms: 3000 },
         });
         std::thread::scope(|scope| {
             let refresh = scope.spawn(|| ws.ok(&REFRESH));
-            // The trust store was read, the operation is being held back: join now.
+            // The trust store was read, the operations listing is being held back: join now.
             let deadline = std::time::Instant::now() + Duration::from_secs(60);
             while listings() == listings_before {
                 assert!(
@@ -412,6 +420,8 @@ async fn joined_during_the_refresh(terraform: std::path::PathBuf) {
             let (status, _, client) = fake.control().consume(&token, None);
             assert_eq!(status, 201);
             refresh.join().unwrap();
+            // The listing no longer showed the token running: its operation was read.
+            assert_eq!(operation_reads(), reads_before + 1);
             let attrs = token_attrs(&ws);
             assert_eq!(attrs["status"], "consumed", "{attrs}");
             assert_eq!(attrs["consumed_by"], client.fingerprint.as_str());
@@ -459,13 +469,13 @@ async fn bad_replies(terraform: std::path::PathBuf) {
 
         ws.ok(&APPLY);
         let before = token_attrs(&ws);
-        // The token's operation answers with an error envelope on HTTP 200.
+        // The operations listing answers with an error envelope on HTTP 200.
         fake.control()
-            .add_fault(fault("GET", "/1.0/operations/*", 200, "not an operation"));
+            .add_fault(fault("GET", "/1.0/operations", 200, "not a listing"));
         failed_with(
             &ws,
             &REFRESH,
-            &["Failed to read the trust token", "not an operation"],
+            &["Failed to read the trust token", "not a listing"],
         );
         assert_eq!(token_attrs(&ws), before, "a failed read changes nothing");
         fake.control().clear_faults();

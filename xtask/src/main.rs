@@ -105,8 +105,16 @@ fn main() -> Result<()> {
 }
 
 /// The workspace root: the parent of this crate's manifest directory.
+///
+/// Cargo's run-time `CARGO_MANIFEST_DIR` comes first: clones that share one target directory
+/// (as CI's do, see [`target_dir`]) share one `target/debug/xtask`, and cargo does not put
+/// back a clone's own build that it finds up to date, so the path built in may be another
+/// clone's, or one since deleted.
 pub fn project_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .filter(|dir| dir.join("Cargo.toml").is_file())
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
         .parent()
         .expect("xtask lives one level below the workspace root")
         .to_path_buf()

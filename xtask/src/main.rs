@@ -111,8 +111,13 @@ fn main() -> Result<()> {
 /// back a clone's own build that it finds up to date, so the path built in may be another
 /// clone's, or one since deleted.
 pub fn project_root() -> PathBuf {
-    env::var_os("CARGO_MANIFEST_DIR")
-        .map(PathBuf::from)
+    root_from(env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from))
+}
+
+/// The workspace root above `manifest_dir` (cargo's run-time `CARGO_MANIFEST_DIR`) when that
+/// holds a manifest, else above the directory this binary was built in.
+fn root_from(manifest_dir: Option<PathBuf>) -> PathBuf {
+    manifest_dir
         .filter(|dir| dir.join("Cargo.toml").is_file())
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
         .parent()
@@ -218,4 +223,22 @@ fn test(root: &Path, long: bool) -> Result<()> {
     run(cargo().args(["fmt", "--all", "--check"]))?;
     eprintln!("xtask: all checks passed");
     Ok(())
+}
+
+#[cfg(test)]
+mod root_tests {
+    use super::*;
+
+    #[test]
+    fn the_run_time_manifest_dir_wins_when_it_holds_a_manifest() {
+        let clone = tempfile::tempdir().unwrap();
+        let xtask = clone.path().join("xtask");
+        std::fs::create_dir(&xtask).unwrap();
+        let built_in = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        // A directory without a manifest (a clone since deleted, say) is not taken.
+        assert_eq!(root_from(Some(xtask.clone())), built_in);
+        assert_eq!(root_from(None), built_in);
+        std::fs::write(xtask.join("Cargo.toml"), "[package]\n").unwrap();
+        assert_eq!(root_from(Some(xtask)), clone.path());
+    }
 }

@@ -697,11 +697,12 @@ impl Client {
         Ok((out, server_time))
     }
 
-    /// The pending tokens by name and operation id. The running operations are listed by id
-    /// (a few dozen bytes each); only when one of them is not yet known (by an earlier listing
-    /// or as this client's own token) are they listed whole, so that a listing costs about the
-    /// same with a thousand tokens pending as with ten, when the new ones are this client's.
-    /// What an operation is never changes, so what is known of an id stays true while it runs.
+    /// The pending tokens, with the server's clock when it listed them. The running operations
+    /// are listed by id (a few dozen bytes each); only when one of them is not yet known (by an
+    /// earlier listing or as this client's own token) are they listed whole, so that a listing
+    /// costs about the same with a thousand tokens pending as with ten, when the new ones are
+    /// this client's. What an operation is never changes, so what is known of an id stays true
+    /// while it runs.
     async fn pending_tokens(&self) -> Result<(Vec<Arc<PendingToken>>, OffsetDateTime), Error> {
         let (buckets, server_time) = self.operation_buckets().await?;
         let running: Vec<String> = buckets

@@ -717,22 +717,22 @@ impl Client {
         let whole = if unknown {
             let typed = self.server_info().await?.typed_tokens();
             let ops = self.token_operations().await?;
-            Some(
+            Some((
+                typed,
                 ops.into_iter()
-                    .filter_map(|op| {
-                        let id = op.id.clone();
-                        Some((id, Arc::new(self.pending(op, typed)?)))
-                    })
-                    .collect::<HashMap<String, Arc<PendingToken>>>(),
-            )
+                    .map(|op| (op.id.clone(), op))
+                    .collect::<HashMap<String, OperationWire>>(),
+            ))
         } else {
             None
         };
         let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(mut whole) = whole {
+        if let Some((typed, mut whole)) = whole {
+            // Only the ids new to this client become tokens: a token string is built once.
             for id in &running {
                 if !known.contains_key(id) {
-                    known.insert(id.clone(), whole.remove(id));
+                    let token = whole.remove(id).and_then(|op| self.pending(op, typed));
+                    known.insert(id.clone(), token.map(Arc::new));
                 }
             }
         }

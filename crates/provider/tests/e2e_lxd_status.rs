@@ -384,21 +384,18 @@ async fn joined_during_the_refresh(terraform: std::path::PathBuf) {
         ws.ok(&APPLY);
         let id = id_of(&ws);
         let token = token_of(&ws);
-        let listings = || {
+        // The GETs of `path` the fake has answered so far.
+        let gets = |path: &str| {
             fake.control()
                 .requests()
                 .iter()
-                .filter(|r| r.method == "GET" && r.path == "/1.0/certificates")
+                .filter(|r| r.method == "GET" && r.path == path)
                 .count()
         };
+        let listings = || gets("/1.0/certificates");
+        let operation = format!("/1.0/operations/{id}");
+        let operation_reads = || gets(&operation);
         let listings_before = listings();
-        let operation_reads = || {
-            fake.control()
-                .requests()
-                .iter()
-                .filter(|r| r.method == "GET" && r.path == format!("/1.0/operations/{id}"))
-                .count()
-        };
         let reads_before = operation_reads();
         fake.control().add_fault(Rule {
             method: "GET".into(),
